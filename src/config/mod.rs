@@ -1,0 +1,367 @@
+//! Gateway configuration: read the TOML file (or a `conf.d/` directory), check it whole, and
+//! produce the typed [`Config`] the rest of the gateway uses.
+
+mod raw;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use miroir_plugins::PluginConfig;
+
+use raw::{RawConfig, RawNode};
+
+/// The environment variable holding the master key, unless `server.master_key_env` says otherwise.
+pub const DEFAULT_MASTER_KEY_ENV: &str = "MIROIR_MASTER_KEY";
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub timeouts: Timeouts,
+    pub health: HealthSettings,
+    pub cluster: ClusterSpec,
+    pub nodes: Vec<NodeSpec>,
+    pub plugins: Vec<PluginConfig>,
+}
+
+/// Process-level settings; they take effect at start (a reload logs a change, then ignores it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub master_key_env: String,
+    /// The key the gateway uses for its own calls to nodes; never logged.
+    pub master_key: Option<String>,
+    pub max_body_bytes: usize,
+    pub threads: usize,
+    pub grace_period_seconds: u64,
+    pub graceful_shutdown_timeout_seconds: u64,
+    pub pid_file: String,
+    pub upgrade_sock: String,
+    pub log_level: String,
+}
+
+/// Timeouts of every call from the gateway to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub write: Duration,
+    pub idle: Duration,
+}
+
+/// Background health checks of nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthSettings {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub failures_before_down: usize,
+    pub successes_before_up: usize,
+}
+
+/// How documents are spread: `shards` slots, each owned by `replication_factor` nodes of
+/// every replica group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterSpec {
+    pub shards: u32,
+    pub replication_factor: usize,
+}
+
+/// One Meilisearch node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub id: String,
+    /// The URL as written, normalized without a trailing slash.
+    pub url: String,
+    /// `host:port` for the `Host` header of requests to the node.
+    pub authority: String,
+    pub addr: SocketAddr,
+    pub group: String,
+}
+
+/// Every problem found in a configuration, one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and validates `path`: a TOML file, or a directory whose `*.toml` files are read
+    /// in name order and merged. The master key is read from the environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with an explicit environment, for tests.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let raw = read_raw(path)?;
+        validate(raw, env)
+    }
+
+    /// Parses one TOML document (used by tests and `check-config` on stdin).
+    pub fn from_toml_str(
+        text: &str,
+        name: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let raw = parse_raw(text, name).map_err(|e| ConfigErrors(vec![e]))?;
+        validate(raw, env)
+    }
+}
+
+fn parse_raw(text: &str, name: &str) -> Result<RawConfig, String> {
+    toml::from_str(text).map_err(|e| format!("{name}: {}", e.to_string().trim_end()))
+}
+
+fn read_raw(path: &Path) -> Result<RawConfig, ConfigErrors> {
+    let fail = |msg: String| ConfigErrors(vec![msg]);
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let files: Vec<PathBuf> = if meta.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| fail(format!("{}: {e}", path.display())))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(fail(format!("{}: no *.toml file in this directory", path.display())));
+        }
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut merged = RawConfig::default();
+    let mut merged_names = String::new();
+    let mut errors = Vec::new();
+    for file in &files {
+        let name = file.display().to_string();
+        let parsed = std::fs::read_to_string(file)
+            .map_err(|e| format!("{name}: {e}"))
+            .and_then(|text| parse_raw(&text, &name));
+        match parsed {
+            Ok(raw) => {
+                if let Err(e) = raw::merge(&mut merged, raw, &merged_names, &name) {
+                    errors.push(e);
+                }
+                merged_names = name;
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(merged)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let server_raw = raw.server.unwrap_or_default();
+    let addr = |errors: &mut Vec<String>, key: &str, value: Option<String>, default: &str| {
+        let text = value.unwrap_or_else(|| default.to_string());
+        text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errors.push(format!("`server.{key}`: `{text}` is not an `ip:port` address"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    };
+    let listen = addr(&mut errors, "listen", server_raw.listen, "127.0.0.1:7700");
+    let metrics_listen = addr(&mut errors, "metrics_listen", server_raw.metrics_listen, "127.0.0.1:7710");
+    if listen == metrics_listen {
+        errors.push("`server.listen` and `server.metrics_listen` must differ".into());
+    }
+    let master_key_env = server_raw
+        .master_key_env
+        .unwrap_or_else(|| DEFAULT_MASTER_KEY_ENV.to_string());
+    let master_key = env(&master_key_env).filter(|k| !k.is_empty());
+    let positive = |errors: &mut Vec<String>, key: &str, v: Option<u64>, default: u64| -> u64 {
+        let v = v.unwrap_or(default);
+        if v == 0 {
+            errors.push(format!("`{key}` must be greater than 0"));
+        }
+        v
+    };
+    let max_body_bytes = positive(&mut errors, "server.max_body_bytes", server_raw.max_body_bytes, 104_857_600) as usize;
+    let default_threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let threads = positive(&mut errors, "server.threads", server_raw.threads, default_threads) as usize;
+    let log_level = server_raw.log_level.unwrap_or_else(|| "info".into());
+    if !["error", "warn", "info", "debug", "trace", "off"].contains(&log_level.as_str()) {
+        errors.push(format!(
+            "`server.log_level`: `{log_level}` is not one of error, warn, info, debug, trace, off"
+        ));
+    }
+    let server = ServerSettings {
+        listen,
+        metrics_listen,
+        data_dir: PathBuf::from(server_raw.data_dir.unwrap_or_else(|| "/var/lib/miroir".into())),
+        master_key_env,
+        master_key,
+        max_body_bytes,
+        threads,
+        grace_period_seconds: server_raw.grace_period_seconds.unwrap_or(5),
+        graceful_shutdown_timeout_seconds: server_raw.graceful_shutdown_timeout_seconds.unwrap_or(10),
+        pid_file: server_raw.pid_file.unwrap_or_else(|| "/tmp/miroir.pid".into()),
+        upgrade_sock: server_raw.upgrade_sock.unwrap_or_else(|| "/tmp/miroir_upgrade.sock".into()),
+        log_level,
+    };
+
+    let t = raw.timeouts.unwrap_or_default();
+    let ms = |errors: &mut Vec<String>, key: &str, v: Option<u64>, default: u64| {
+        Duration::from_millis(positive(errors, key, v, default))
+    };
+    let timeouts = Timeouts {
+        connect: ms(&mut errors, "timeouts.connect_ms", t.connect_ms, 1_000),
+        read: ms(&mut errors, "timeouts.read_ms", t.read_ms, 30_000),
+        write: ms(&mut errors, "timeouts.write_ms", t.write_ms, 30_000),
+        idle: ms(&mut errors, "timeouts.idle_ms", t.idle_ms, 60_000),
+    };
+    let h = raw.health.unwrap_or_default();
+    let health = HealthSettings {
+        interval: ms(&mut errors, "health.interval_ms", h.interval_ms, 1_000),
+        timeout: ms(&mut errors, "health.timeout_ms", h.timeout_ms, 1_000),
+        failures_before_down: positive(&mut errors, "health.failures_before_down", h.failures_before_down, 2) as usize,
+        successes_before_up: positive(&mut errors, "health.successes_before_up", h.successes_before_up, 1) as usize,
+    };
+
+    let c = raw.cluster.unwrap_or_default();
+    let shards = c.shards.unwrap_or(64);
+    if !(1..=65_536).contains(&shards) {
+        errors.push(format!("`cluster.shards` must be between 1 and 65536, not {shards}"));
+    }
+    let replication_factor = positive(&mut errors, "cluster.replication_factor", c.replication_factor, 1) as usize;
+    let cluster = ClusterSpec {
+        shards: shards.clamp(1, 65_536) as u32,
+        replication_factor,
+    };
+
+    let nodes = validate_nodes(&raw.nodes, &mut errors);
+    let mut groups: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &nodes {
+        *groups.entry(n.group.as_str()).or_default() += 1;
+    }
+    for (group, size) in &groups {
+        if replication_factor > *size {
+            errors.push(format!(
+                "`cluster.replication_factor` is {replication_factor} but group `{group}` has only {size} node(s)"
+            ));
+        }
+    }
+
+    let plugins = raw.plugins.unwrap_or_else(PluginConfig::defaults);
+    for (i, p) in plugins.iter().enumerate() {
+        if let Err(e) = p.build() {
+            errors.push(format!("`plugins[{i}]`: {e}"));
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Config {
+            server,
+            timeouts,
+            health,
+            cluster,
+            nodes,
+            plugins,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn validate_nodes(raw: &[RawNode], errors: &mut Vec<String>) -> Vec<NodeSpec> {
+    if raw.is_empty() {
+        errors.push("no `[[nodes]]`: at least one Meilisearch node is needed".into());
+    }
+    let mut ids = HashSet::new();
+    let mut addrs = HashSet::new();
+    let mut nodes = Vec::with_capacity(raw.len());
+    for (i, n) in raw.iter().enumerate() {
+        let at = format!("`nodes[{i}]` (id `{}`)", n.id);
+        let id_ok = !n.id.is_empty()
+            && n.id.len() <= 64
+            && n.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !id_ok {
+            errors.push(format!(
+                "{at}: a node id is 1 to 64 characters among a-z A-Z 0-9 - _ ."
+            ));
+        }
+        if !ids.insert(n.id.as_str()) {
+            errors.push(format!("{at}: the id `{}` is used by another node", n.id));
+        }
+        let group = n.group.clone().unwrap_or_else(|| "default".into());
+        if group.is_empty() {
+            errors.push(format!("{at}: `group` is empty"));
+        }
+        match parse_node_url(&n.url) {
+            Ok((url, authority, addr)) => {
+                if !addrs.insert(addr) {
+                    errors.push(format!("{at}: `{}` is the address of another node", n.url));
+                }
+                nodes.push(NodeSpec {
+                    id: n.id.clone(),
+                    url,
+                    authority,
+                    addr,
+                    group,
+                });
+            }
+            Err(e) => errors.push(format!("{at}: url `{}`: {e}", n.url)),
+        }
+    }
+    nodes
+}
+
+/// Parses `http://host:port[/]` into the normalized URL, the authority and a socket address.
+fn parse_node_url(url: &str) -> Result<(String, String, SocketAddr), String> {
+    let rest = if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if url.starts_with("https://") {
+        return Err("TLS to nodes is not supported; use http:// on a trusted network".into());
+    } else {
+        return Err("expected `http://host:port`".into());
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err("expected `http://host:port` with no path, query or credentials".into());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() => (h, p),
+        _ => return Err("the port is missing (Meilisearch listens on 7700 by default)".into()),
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("`{port}` is not a port number"))?;
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = match bare_host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => (bare_host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve `{bare_host}`: {e}"))?
+            .next()
+            .ok_or_else(|| format!("`{bare_host}` resolves to no address"))?,
+    };
+    Ok((format!("http://{authority}"), authority.to_string(), addr))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+//! Meilisearch-shaped errors (`message`, `code`, `type`, `link`) for answers the gateway writes.
+
+use serde::Serialize;
+
+/// Meilisearch's error `type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    InvalidRequest,
+    Internal,
+    Auth,
+    System,
+}
+
+/// An error answer, serialized exactly as a Meilisearch node serializes its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeiliError {
+    pub status: u16,
+    pub code: &'static str,
+    pub kind: ErrorType,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    code: &'a str,
+    #[serde(rename = "type")]
+    kind: ErrorType,
+    link: String,
+}
+
+impl MeiliError {
+    pub fn new(status: u16, code: &'static str, kind: ErrorType, message: impl Into<String>) -> Self {
+        MeiliError {
+            status,
+            code,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The JSON body, field order as Meilisearch writes it.
+    pub fn to_json(&self) -> Vec<u8> {
+        let body = Body {
+            message: &self.message,
+            code: self.code,
+            kind: self.kind,
+            link: format!("https://docs.meilisearch.com/errors#{}", self.code),
+        };
+        // Serializing a struct of strings cannot fail.
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// A route this gateway version does not serve yet.
+    pub fn not_implemented(method: &str, path: &str) -> Self {
+        MeiliError::new(
+            501,
+            "miroir_not_implemented",
+            ErrorType::System,
+            format!("Miroir does not serve `{method} {path}` yet."),
+        )
+    }
+
+    /// Meilisearch's answer to a body over the size limit.
+    pub fn payload_too_large(limit: usize) -> Self {
+        MeiliError::new(
+            413,
+            "payload_too_large",
+            ErrorType::InvalidRequest,
+            format!(
+                "The provided payload reached the size limit. The maximum accepted payload size is {}.",
+                human_bytes(limit)
+            ),
+        )
+    }
+
+    /// No node can take a request that any single node could answer.
+    pub fn no_node_available() -> Self {
+        MeiliError::new(
+            503,
+            "miroir_no_node_available",
+            ErrorType::System,
+            "No Meilisearch node is reachable to serve this request.",
+        )
+    }
+
+    /// A node failed while a request was being forwarded to it.
+    pub fn node_failed(node: &str, detail: &str) -> Self {
+        MeiliError::new(
+            502,
+            "miroir_node_error",
+            ErrorType::System,
+            format!("Node `{node}` failed to answer: {detail}."),
+        )
+    }
+
+    /// Something in the gateway itself went wrong.
+    pub fn internal(message: impl Into<String>) -> Self {
+        MeiliError::new(500, "internal", ErrorType::Internal, message)
+    }
+}
+
+/// Formats a byte count the way Meilisearch's payload-size message does (`byte-unit`, SI).
+pub fn human_bytes(n: usize) -> String {
+    const UNITS: [(&str, f64); 4] = [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)];
+    for (unit, size) in UNITS {
+        let v = n as f64 / size;
+        if v >= 1.0 {
+            let s = format!("{v:.2}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            return format!("{s} {unit}");
+        }
+    }
+    format!("{n} B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_with_meilisearch_field_order() {
+        let e = MeiliError::new(404, "index_not_found", ErrorType::InvalidRequest, "Index `x` not found.");
+        assert_eq!(
+            String::from_utf8(e.to_json()).unwrap(),
+            r#"{"message":"Index `x` not found.","code":"index_not_found","type":"invalid_request","link":"https://docs.meilisearch.com/errors#index_not_found"}"#
+        );
+    }
+
+    #[test]
+    fn formats_sizes_like_meilisearch() {
+        assert_eq!(human_bytes(104_857_600), "104.86 MB");
+        assert_eq!(human_bytes(1_000), "1 KB");
+        assert_eq!(human_bytes(12), "12 B");
+    }
+}
