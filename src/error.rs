@@ -31,7 +31,12 @@ struct Body<'a> {
 }
 
 impl MeiliError {
-    pub fn new(status: u16, code: &'static str, kind: ErrorType, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: u16,
+        code: &'static str,
+        kind: ErrorType,
+        message: impl Into<String>,
+    ) -> Self {
         MeiliError {
             status,
             code,
@@ -101,18 +106,21 @@ impl MeiliError {
     }
 }
 
-/// Formats a byte count the way Meilisearch's payload-size message does (`byte-unit`, SI).
+/// Formats a byte count as Meilisearch's payload-size message does (`byte-unit`'s
+/// appropriate unit: binary units for multiples of 1024, decimal ones otherwise).
 pub fn human_bytes(n: usize) -> String {
-    const UNITS: [(&str, f64); 4] = [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)];
-    for (unit, size) in UNITS {
-        let v = n as f64 / size;
-        if v >= 1.0 {
-            let s = format!("{v:.2}");
-            let s = s.trim_end_matches('0').trim_end_matches('.');
-            return format!("{s} {unit}");
-        }
+    let (base, units): (f64, [&str; 6]) = if n % 1024 == 0 && n > 0 {
+        (1024.0, ["B", "KiB", "MiB", "GiB", "TiB", "PiB"])
+    } else {
+        (1000.0, ["B", "KB", "MB", "GB", "TB", "PB"])
+    };
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= base && unit + 1 < units.len() {
+        value /= base;
+        unit += 1;
     }
-    format!("{n} B")
+    format!("{value} {}", units[unit])
 }
 
 #[cfg(test)]
@@ -121,7 +129,12 @@ mod tests {
 
     #[test]
     fn serializes_with_meilisearch_field_order() {
-        let e = MeiliError::new(404, "index_not_found", ErrorType::InvalidRequest, "Index `x` not found.");
+        let e = MeiliError::new(
+            404,
+            "index_not_found",
+            ErrorType::InvalidRequest,
+            "Index `x` not found.",
+        );
         assert_eq!(
             String::from_utf8(e.to_json()).unwrap(),
             r#"{"message":"Index `x` not found.","code":"index_not_found","type":"invalid_request","link":"https://docs.meilisearch.com/errors#index_not_found"}"#
@@ -130,8 +143,13 @@ mod tests {
 
     #[test]
     fn formats_sizes_like_meilisearch() {
-        assert_eq!(human_bytes(104_857_600), "104.86 MB");
-        assert_eq!(human_bytes(1_000), "1 KB");
-        assert_eq!(human_bytes(12), "12 B");
+        // The cases Meilisearch's own tests and byte-unit 5.2 give.
+        assert_eq!(human_bytes(100_000_000), "100 MB");
+        assert_eq!(human_bytes(10_485_760), "10 MiB");
+        assert_eq!(human_bytes(3), "3 B");
+        assert_eq!(human_bytes(1_500_000), "1.5 MB");
+        assert_eq!(human_bytes(262_144), "256 KiB");
+        assert_eq!(human_bytes(123_456_789), "123.456789 MB");
+        assert_eq!(human_bytes(10_000), "10 KB");
     }
 }

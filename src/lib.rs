@@ -1,7 +1,20 @@
 //! Miroir: a Pingora gateway that makes a fleet of Meilisearch nodes look like one server.
+//!
+//! Meilisearch semantics (configuration, routing, route classes, errors) live in modules free
+//! of Pingora types; `proxy`, `server`, `health`, `reload` and `node_client` wire them into
+//! Pingora.
 
+pub mod auth;
 pub mod config;
+pub mod describe;
 pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod node_client;
+pub mod proxy;
+pub mod reload;
+pub mod respond;
 pub mod routes;
 pub mod routing;
+pub mod server;
 pub mod topology;

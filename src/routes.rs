@@ -122,7 +122,9 @@ pub struct Route {
 pub enum NoRoute {
     NotFound,
     /// The path exists but not with this method; `allow` lists the methods it takes.
-    MethodNotAllowed { allow: String },
+    MethodNotAllowed {
+        allow: String,
+    },
 }
 
 /// A path segment of a pattern: a literal, `{index_uid}` or another parameter.
@@ -141,7 +143,9 @@ struct Resource {
 }
 
 use Endpoint as E;
-use RouteClass::{Broadcast as B, ByKey as K, FanOut as F, Gateway as G, OneNode as O, Unsupported as U};
+use RouteClass::{
+    Broadcast as B, ByKey as K, FanOut as F, Gateway as G, OneNode as O, Unsupported as U,
+};
 
 macro_rules! res {
     ([$($seg:expr),*] => $( $m:ident $e:ident $c:ident $a:expr ),+ $(,)?) => {
@@ -153,16 +157,38 @@ macro_rules! res {
 }
 
 /// Setting sub-routes whose update verb is `PATCH`; the others use `PUT`.
-const PATCH_SETTINGS: &[&str] = &["typo-tolerance", "faceting", "pagination", "embedders", "chat"];
+const PATCH_SETTINGS: &[&str] = &[
+    "typo-tolerance",
+    "faceting",
+    "pagination",
+    "embedders",
+    "chat",
+];
 /// Every per-setting sub-route of Meilisearch v1.x.
 pub const SETTINGS: &[&str] = &[
-    "filterable-attributes", "sortable-attributes", "displayed-attributes", "typo-tolerance",
-    "searchable-attributes", "stop-words", "non-separator-tokens", "separator-tokens",
-    "dictionary", "synonyms", "distinct-attribute", "proximity-precision",
-    "localized-attributes", "ranking-rules", "faceting", "pagination", "embedders",
-    "search-cutoff-ms", "facet-search", "prefix-search", "chat", "foreign-keys",
+    "filterable-attributes",
+    "sortable-attributes",
+    "displayed-attributes",
+    "typo-tolerance",
+    "searchable-attributes",
+    "stop-words",
+    "non-separator-tokens",
+    "separator-tokens",
+    "dictionary",
+    "synonyms",
+    "distinct-attribute",
+    "proximity-precision",
+    "localized-attributes",
+    "ranking-rules",
+    "faceting",
+    "pagination",
+    "embedders",
+    "search-cutoff-ms",
+    "facet-search",
+    "prefix-search",
+    "chat",
+    "foreign-keys",
 ];
-
 
 /// The route table. Within one segment count, literal segments come before parameters so the
 /// first path match is the one Meilisearch's router picks.
@@ -254,7 +280,11 @@ pub fn classify(method: &Method, path: &str) -> Result<Route, NoRoute> {
         if !SETTINGS.contains(&name) {
             return Err(NoRoute::NotFound);
         }
-        let update = if PATCH_SETTINGS.contains(&name) { Method::PATCH } else { Method::PUT };
+        let update = if PATCH_SETTINGS.contains(&name) {
+            Method::PATCH
+        } else {
+            Method::PUT
+        };
         resource
             .methods
             .iter()

@@ -72,7 +72,11 @@ impl Topology {
         let mut owners = Vec::with_capacity(cluster.shards as usize * groups.len() * rf);
         for shard in 0..cluster.shards {
             for group in &groups {
-                let ids: Vec<&str> = group.members.iter().map(|&n| nodes[n].id.as_str()).collect();
+                let ids: Vec<&str> = group
+                    .members
+                    .iter()
+                    .map(|&n| nodes[n].id.as_str())
+                    .collect();
                 let picked = routing::owners(&ids, shard, rf);
                 owners.extend(picked.into_iter().map(|i| group.members[i]));
             }
@@ -169,7 +173,14 @@ mod tests {
             spec("b1", 4, "b"),
             spec("b2", 5, "b"),
         ];
-        let t = Topology::new(&ClusterSpec { shards: 64, replication_factor: 2 }, &specs, 1);
+        let t = Topology::new(
+            &ClusterSpec {
+                shards: 64,
+                replication_factor: 2,
+            },
+            &specs,
+            1,
+        );
         assert_eq!(t.groups.len(), 2);
         for s in 0..64 {
             let all = t.owners(s);
@@ -191,7 +202,14 @@ mod tests {
     #[test]
     fn unavailable_shards_need_every_owner_down() {
         let specs = [spec("a", 1, "g"), spec("b", 2, "g"), spec("c", 3, "g")];
-        let t = Topology::new(&ClusterSpec { shards: 16, replication_factor: 1 }, &specs, 1);
+        let t = Topology::new(
+            &ClusterSpec {
+                shards: 16,
+                replication_factor: 1,
+            },
+            &specs,
+            1,
+        );
         assert!(t.unavailable_shards(|_| true).is_empty());
         let down = t.node_by_id("b").unwrap();
         let lost = t.unavailable_shards(|n| n != down);
@@ -202,9 +220,23 @@ mod tests {
     #[test]
     fn a_snapshot_survives_a_swap() {
         let specs = [spec("a", 1, "g")];
-        let store = TopologyStore::new(Topology::new(&ClusterSpec { shards: 4, replication_factor: 1 }, &specs, 1));
+        let store = TopologyStore::new(Topology::new(
+            &ClusterSpec {
+                shards: 4,
+                replication_factor: 1,
+            },
+            &specs,
+            1,
+        ));
         let before = store.snapshot();
-        store.swap(Topology::new(&ClusterSpec { shards: 4, replication_factor: 1 }, &specs, 2));
+        store.swap(Topology::new(
+            &ClusterSpec {
+                shards: 4,
+                replication_factor: 1,
+            },
+            &specs,
+            2,
+        ));
         assert_eq!(before.generation, 1);
         assert_eq!(store.snapshot().generation, 2);
     }

@@ -119,7 +119,13 @@ mod tests {
         };
         let mut ex = Exchange::default();
         let out = run_chain(&chain, &req, &mut ex);
-        assert_eq!(out, Outcome::Respond(Reply { status: 403, body: b"{}".to_vec() }));
+        assert_eq!(
+            out,
+            Outcome::Respond(Reply {
+                status: 403,
+                body: b"{}".to_vec()
+            })
+        );
         // The request-id stage after it never ran.
         assert!(ex.request_id.is_none());
     }
@@ -130,10 +136,9 @@ mod tests {
         struct Doc {
             plugins: Vec<PluginConfig>,
         }
-        let doc: Doc = toml::from_str(
-            "[[plugins]]\nkind = \"request-id\"\nheader = \"x-trace-id\"\n",
-        )
-        .unwrap();
+        let doc: Doc =
+            toml::from_str("[[plugins]]\nkind = \"request-id\"\nheader = \"x-trace-id\"\n")
+                .unwrap();
         assert_eq!(
             doc.plugins,
             vec![PluginConfig::RequestId(RequestIdConfig {

@@ -73,9 +73,7 @@ impl RequestId {
 }
 
 fn acceptable(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_INCOMING_LEN
-        && id.bytes().all(|b| b.is_ascii_graphic())
+    !id.is_empty() && id.len() <= MAX_INCOMING_LEN && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl Plugin for RequestId {
@@ -142,7 +140,10 @@ mod tests {
         for id in [&a, &b] {
             assert_eq!(id.len(), 36, "{id}");
             assert_eq!(id.as_bytes()[14], b'4', "{id}");
-            assert!(matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{id}");
+            assert!(
+                matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'),
+                "{id}"
+            );
         }
     }
 
@@ -150,7 +151,10 @@ mod tests {
     fn replaces_an_unusable_incoming_id() {
         let stage = RequestId::new(&RequestIdConfig::default()).unwrap();
         let mut headers = HeaderMap::new();
-        headers.insert("x-request-id", HeaderValue::from_str(&"a".repeat(500)).unwrap());
+        headers.insert(
+            "x-request-id",
+            HeaderValue::from_str(&"a".repeat(500)).unwrap(),
+        );
         let ex = run(&stage, &headers);
         assert_eq!(ex.request_id.unwrap().len(), 36);
     }

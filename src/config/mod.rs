@@ -142,7 +142,10 @@ fn read_raw(path: &Path) -> Result<RawConfig, ConfigErrors> {
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(fail(format!("{}: no *.toml file in this directory", path.display())));
+            return Err(fail(format!(
+                "{}: no *.toml file in this directory",
+                path.display()
+            )));
         }
         files
     } else {
@@ -179,12 +182,19 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
     let addr = |errors: &mut Vec<String>, key: &str, value: Option<String>, default: &str| {
         let text = value.unwrap_or_else(|| default.to_string());
         text.parse::<SocketAddr>().unwrap_or_else(|_| {
-            errors.push(format!("`server.{key}`: `{text}` is not an `ip:port` address"));
+            errors.push(format!(
+                "`server.{key}`: `{text}` is not an `ip:port` address"
+            ));
             SocketAddr::from(([127, 0, 0, 1], 0))
         })
     };
     let listen = addr(&mut errors, "listen", server_raw.listen, "127.0.0.1:7700");
-    let metrics_listen = addr(&mut errors, "metrics_listen", server_raw.metrics_listen, "127.0.0.1:7710");
+    let metrics_listen = addr(
+        &mut errors,
+        "metrics_listen",
+        server_raw.metrics_listen,
+        "127.0.0.1:7710",
+    );
     if listen == metrics_listen {
         errors.push("`server.listen` and `server.metrics_listen` must differ".into());
     }
@@ -199,9 +209,19 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
         }
         v
     };
-    let max_body_bytes = positive(&mut errors, "server.max_body_bytes", server_raw.max_body_bytes, 104_857_600) as usize;
+    let max_body_bytes = positive(
+        &mut errors,
+        "server.max_body_bytes",
+        server_raw.max_body_bytes,
+        100_000_000,
+    ) as usize;
     let default_threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-    let threads = positive(&mut errors, "server.threads", server_raw.threads, default_threads) as usize;
+    let threads = positive(
+        &mut errors,
+        "server.threads",
+        server_raw.threads,
+        default_threads,
+    ) as usize;
     let log_level = server_raw.log_level.unwrap_or_else(|| "info".into());
     if !["error", "warn", "info", "debug", "trace", "off"].contains(&log_level.as_str()) {
         errors.push(format!(
@@ -211,15 +231,25 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
     let server = ServerSettings {
         listen,
         metrics_listen,
-        data_dir: PathBuf::from(server_raw.data_dir.unwrap_or_else(|| "/var/lib/miroir".into())),
+        data_dir: PathBuf::from(
+            server_raw
+                .data_dir
+                .unwrap_or_else(|| "/var/lib/miroir".into()),
+        ),
         master_key_env,
         master_key,
         max_body_bytes,
         threads,
         grace_period_seconds: server_raw.grace_period_seconds.unwrap_or(5),
-        graceful_shutdown_timeout_seconds: server_raw.graceful_shutdown_timeout_seconds.unwrap_or(10),
-        pid_file: server_raw.pid_file.unwrap_or_else(|| "/tmp/miroir.pid".into()),
-        upgrade_sock: server_raw.upgrade_sock.unwrap_or_else(|| "/tmp/miroir_upgrade.sock".into()),
+        graceful_shutdown_timeout_seconds: server_raw
+            .graceful_shutdown_timeout_seconds
+            .unwrap_or(10),
+        pid_file: server_raw
+            .pid_file
+            .unwrap_or_else(|| "/tmp/miroir.pid".into()),
+        upgrade_sock: server_raw
+            .upgrade_sock
+            .unwrap_or_else(|| "/tmp/miroir_upgrade.sock".into()),
         log_level,
     };
 
@@ -237,16 +267,33 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
     let health = HealthSettings {
         interval: ms(&mut errors, "health.interval_ms", h.interval_ms, 1_000),
         timeout: ms(&mut errors, "health.timeout_ms", h.timeout_ms, 1_000),
-        failures_before_down: positive(&mut errors, "health.failures_before_down", h.failures_before_down, 2) as usize,
-        successes_before_up: positive(&mut errors, "health.successes_before_up", h.successes_before_up, 1) as usize,
+        failures_before_down: positive(
+            &mut errors,
+            "health.failures_before_down",
+            h.failures_before_down,
+            2,
+        ) as usize,
+        successes_before_up: positive(
+            &mut errors,
+            "health.successes_before_up",
+            h.successes_before_up,
+            1,
+        ) as usize,
     };
 
     let c = raw.cluster.unwrap_or_default();
     let shards = c.shards.unwrap_or(64);
     if !(1..=65_536).contains(&shards) {
-        errors.push(format!("`cluster.shards` must be between 1 and 65536, not {shards}"));
+        errors.push(format!(
+            "`cluster.shards` must be between 1 and 65536, not {shards}"
+        ));
     }
-    let replication_factor = positive(&mut errors, "cluster.replication_factor", c.replication_factor, 1) as usize;
+    let replication_factor = positive(
+        &mut errors,
+        "cluster.replication_factor",
+        c.replication_factor,
+        1,
+    ) as usize;
     let cluster = ClusterSpec {
         shards: shards.clamp(1, 65_536) as u32,
         replication_factor,
@@ -297,7 +344,9 @@ fn validate_nodes(raw: &[RawNode], errors: &mut Vec<String>) -> Vec<NodeSpec> {
         let at = format!("`nodes[{i}]` (id `{}`)", n.id);
         let id_ok = !n.id.is_empty()
             && n.id.len() <= 64
-            && n.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            && n.id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !id_ok {
             errors.push(format!(
                 "{at}: a node id is 1 to 64 characters among a-z A-Z 0-9 - _ ."

@@ -90,10 +90,38 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
             }
         };
     }
-    merge_table!(server, "server", [listen, metrics_listen, data_dir, master_key_env, max_body_bytes,
-        threads, grace_period_seconds, graceful_shutdown_timeout_seconds, pid_file, upgrade_sock, log_level]);
-    merge_table!(timeouts, "timeouts", [connect_ms, read_ms, write_ms, idle_ms]);
-    merge_table!(health, "health", [interval_ms, timeout_ms, failures_before_down, successes_before_up]);
+    merge_table!(
+        server,
+        "server",
+        [
+            listen,
+            metrics_listen,
+            data_dir,
+            master_key_env,
+            max_body_bytes,
+            threads,
+            grace_period_seconds,
+            graceful_shutdown_timeout_seconds,
+            pid_file,
+            upgrade_sock,
+            log_level
+        ]
+    );
+    merge_table!(
+        timeouts,
+        "timeouts",
+        [connect_ms, read_ms, write_ms, idle_ms]
+    );
+    merge_table!(
+        health,
+        "health",
+        [
+            interval_ms,
+            timeout_ms,
+            failures_before_down,
+            successes_before_up
+        ]
+    );
     merge_table!(cluster, "cluster", [shards, replication_factor]);
     a.nodes.extend(b.nodes);
     if let Some(p) = b.plugins {

@@ -26,7 +26,9 @@ group = "a"
 "#;
 
 fn errors_of(text: &str) -> Vec<String> {
-    Config::from_toml_str(text, "test.toml", no_env).unwrap_err().0
+    Config::from_toml_str(text, "test.toml", no_env)
+        .unwrap_err()
+        .0
 }
 
 #[test]
@@ -40,14 +42,17 @@ fn a_good_file_validates_with_defaults_filled_in() {
     assert_eq!(c.nodes[1].url, "http://127.0.0.1:7702");
     assert_eq!(c.nodes[1].authority, "127.0.0.1:7702");
     assert_eq!(c.server.master_key.as_deref(), Some("secret"));
-    assert_eq!(c.server.max_body_bytes, 104_857_600);
+    assert_eq!(c.server.max_body_bytes, 100_000_000);
     assert_eq!(c.timeouts.connect, Duration::from_secs(1));
     assert_eq!(c.plugins, PluginConfig::defaults());
 }
 
 #[test]
 fn the_master_key_variable_can_be_renamed() {
-    let text = GOOD.replace("data_dir = \"data\"", "data_dir = \"data\"\nmaster_key_env = \"MK\"");
+    let text = GOOD.replace(
+        "data_dir = \"data\"",
+        "data_dir = \"data\"\nmaster_key_env = \"MK\"",
+    );
     let c = Config::from_toml_str(&text, "t", |k| (k == "MK").then(|| "k2".to_string())).unwrap();
     assert_eq!(c.server.master_key.as_deref(), Some("k2"));
 }
@@ -59,9 +64,16 @@ fn unknown_keys_are_named_with_their_line() {
     assert_eq!(errs.len(), 1);
     assert!(errs[0].contains("shard_count"), "{}", errs[0]);
     assert!(errs[0].contains("line 9"), "{}", errs[0]);
-    let text = GOOD.replace("group = \"a\"\n\n[[nodes]]", "group = \"a\"\nweight = 2\n\n[[nodes]]");
+    let text = GOOD.replace(
+        "group = \"a\"\n\n[[nodes]]",
+        "group = \"a\"\nweight = 2\n\n[[nodes]]",
+    );
     let errs = errors_of(&text);
-    assert!(errs[0].contains("weight") && errs[0].contains("line 15"), "{}", errs[0]);
+    assert!(
+        errs[0].contains("weight") && errs[0].contains("line 15"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -118,16 +130,34 @@ fn a_directory_merges_files_and_refuses_a_key_set_twice() {
     let dir = std::env::temp_dir().join(format!("miroir-conf-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("00-server.toml"), "[server]\nlisten = \"127.0.0.1:7700\"\n[cluster]\nshards = 16\n").unwrap();
-    std::fs::write(dir.join("10-nodes.toml"), "[[nodes]]\nid = \"a\"\nurl = \"http://127.0.0.1:7701\"\n").unwrap();
-    std::fs::write(dir.join("20-nodes.toml"), "[[nodes]]\nid = \"b\"\nurl = \"http://127.0.0.1:7702\"\n").unwrap();
+    std::fs::write(
+        dir.join("00-server.toml"),
+        "[server]\nlisten = \"127.0.0.1:7700\"\n[cluster]\nshards = 16\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("10-nodes.toml"),
+        "[[nodes]]\nid = \"a\"\nurl = \"http://127.0.0.1:7701\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("20-nodes.toml"),
+        "[[nodes]]\nid = \"b\"\nurl = \"http://127.0.0.1:7702\"\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("notes.txt"), "ignored").unwrap();
     let c = Config::load_with_env(&dir, no_env).unwrap();
     assert_eq!(c.cluster.shards, 16);
-    assert_eq!(c.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        c.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
     std::fs::write(dir.join("30-more.toml"), "[cluster]\nshards = 32\n").unwrap();
     let errs = Config::load_with_env(&dir, no_env).unwrap_err().0;
-    assert!(errs[0].contains("`cluster.shards` is set in both"), "{errs:?}");
+    assert!(
+        errs[0].contains("`cluster.shards` is set in both"),
+        "{errs:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -137,8 +167,17 @@ fn node_urls_are_parsed_strictly() {
         parse_node_url("http://[::1]:7700").unwrap().2,
         "[::1]:7700".parse().unwrap()
     );
-    assert_eq!(parse_node_url("http://localhost:7700").unwrap().1, "localhost:7700");
-    for bad in ["127.0.0.1:7700", "http://:7700", "http://h:0", "http://h:99999", "http://u@h:1"] {
+    assert_eq!(
+        parse_node_url("http://localhost:7700").unwrap().1,
+        "localhost:7700"
+    );
+    for bad in [
+        "127.0.0.1:7700",
+        "http://:7700",
+        "http://h:0",
+        "http://h:99999",
+        "http://u@h:1",
+    ] {
         assert!(parse_node_url(bad).is_err(), "{bad} should be refused");
     }
 }

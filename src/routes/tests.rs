@@ -35,7 +35,9 @@ fn task_and_batch_routes_belong_to_the_gateway() {
     // `cancel` is a literal, never a task uid.
     assert_eq!(
         classify(&Method::GET, "/tasks/cancel"),
-        Err(NoRoute::MethodNotAllowed { allow: "POST".into() })
+        Err(NoRoute::MethodNotAllowed {
+            allow: "POST".into()
+        })
     );
     assert_eq!(route(Method::GET, "/tasks").action, Some("tasks.get"));
 }
@@ -45,38 +47,110 @@ fn index_lifecycle_routes() {
     assert_eq!(class(Method::GET, "/indexes"), RouteClass::OneNode);
     assert_eq!(class(Method::POST, "/indexes"), RouteClass::Broadcast);
     let r = route(Method::GET, "/indexes/movies");
-    assert_eq!((r.endpoint, r.class, r.index.as_deref()), (Endpoint::IndexGet, RouteClass::OneNode, Some("movies")));
-    assert_eq!(class(Method::PATCH, "/indexes/movies"), RouteClass::Broadcast);
-    assert_eq!(class(Method::DELETE, "/indexes/movies"), RouteClass::Broadcast);
+    assert_eq!(
+        (r.endpoint, r.class, r.index.as_deref()),
+        (Endpoint::IndexGet, RouteClass::OneNode, Some("movies"))
+    );
+    assert_eq!(
+        class(Method::PATCH, "/indexes/movies"),
+        RouteClass::Broadcast
+    );
+    assert_eq!(
+        class(Method::DELETE, "/indexes/movies"),
+        RouteClass::Broadcast
+    );
     assert_eq!(class(Method::POST, "/swap-indexes"), RouteClass::Broadcast);
-    assert_eq!(class(Method::POST, "/indexes/movies/compact"), RouteClass::Broadcast);
-    assert_eq!(class(Method::GET, "/indexes/movies/stats"), RouteClass::FanOut);
+    assert_eq!(
+        class(Method::POST, "/indexes/movies/compact"),
+        RouteClass::Broadcast
+    );
+    assert_eq!(
+        class(Method::GET, "/indexes/movies/stats"),
+        RouteClass::FanOut
+    );
 }
 
 #[test]
 fn document_routes() {
     let cases = [
-        (Method::GET, "/indexes/m/documents", Endpoint::DocumentsBrowse, RouteClass::FanOut),
-        (Method::POST, "/indexes/m/documents/fetch", Endpoint::DocumentsFetch, RouteClass::FanOut),
-        (Method::POST, "/indexes/m/documents", Endpoint::DocumentsReplace, RouteClass::ByKey),
-        (Method::PUT, "/indexes/m/documents", Endpoint::DocumentsUpdate, RouteClass::ByKey),
-        (Method::DELETE, "/indexes/m/documents", Endpoint::DocumentsDeleteAll, RouteClass::Broadcast),
-        (Method::POST, "/indexes/m/documents/delete-batch", Endpoint::DocumentsDeleteBatch, RouteClass::ByKey),
-        (Method::POST, "/indexes/m/documents/delete", Endpoint::DocumentsDeleteByFilter, RouteClass::Broadcast),
-        (Method::POST, "/indexes/m/documents/edit", Endpoint::DocumentsEdit, RouteClass::Broadcast),
-        (Method::GET, "/indexes/m/documents/42", Endpoint::DocumentGet, RouteClass::ByKey),
-        (Method::DELETE, "/indexes/m/documents/42", Endpoint::DocumentDelete, RouteClass::ByKey),
+        (
+            Method::GET,
+            "/indexes/m/documents",
+            Endpoint::DocumentsBrowse,
+            RouteClass::FanOut,
+        ),
+        (
+            Method::POST,
+            "/indexes/m/documents/fetch",
+            Endpoint::DocumentsFetch,
+            RouteClass::FanOut,
+        ),
+        (
+            Method::POST,
+            "/indexes/m/documents",
+            Endpoint::DocumentsReplace,
+            RouteClass::ByKey,
+        ),
+        (
+            Method::PUT,
+            "/indexes/m/documents",
+            Endpoint::DocumentsUpdate,
+            RouteClass::ByKey,
+        ),
+        (
+            Method::DELETE,
+            "/indexes/m/documents",
+            Endpoint::DocumentsDeleteAll,
+            RouteClass::Broadcast,
+        ),
+        (
+            Method::POST,
+            "/indexes/m/documents/delete-batch",
+            Endpoint::DocumentsDeleteBatch,
+            RouteClass::ByKey,
+        ),
+        (
+            Method::POST,
+            "/indexes/m/documents/delete",
+            Endpoint::DocumentsDeleteByFilter,
+            RouteClass::Broadcast,
+        ),
+        (
+            Method::POST,
+            "/indexes/m/documents/edit",
+            Endpoint::DocumentsEdit,
+            RouteClass::Broadcast,
+        ),
+        (
+            Method::GET,
+            "/indexes/m/documents/42",
+            Endpoint::DocumentGet,
+            RouteClass::ByKey,
+        ),
+        (
+            Method::DELETE,
+            "/indexes/m/documents/42",
+            Endpoint::DocumentDelete,
+            RouteClass::ByKey,
+        ),
     ];
     for (m, p, e, c) in cases {
         let r = route(m.clone(), p);
         assert_eq!((r.endpoint, r.class), (e, c), "{m} {p}");
         assert_eq!(r.index.as_deref(), Some("m"));
     }
-    assert_eq!(route(Method::GET, "/indexes/m/documents/42").param.as_deref(), Some("42"));
+    assert_eq!(
+        route(Method::GET, "/indexes/m/documents/42")
+            .param
+            .as_deref(),
+        Some("42")
+    );
     // Static segments shadow the document id, as in Meilisearch's router.
     assert_eq!(
         classify(&Method::GET, "/indexes/m/documents/fetch"),
-        Err(NoRoute::MethodNotAllowed { allow: "POST".into() })
+        Err(NoRoute::MethodNotAllowed {
+            allow: "POST".into()
+        })
     );
 }
 
@@ -85,7 +159,11 @@ fn search_routes_fan_out() {
     for (m, p, e) in [
         (Method::GET, "/indexes/m/search", Endpoint::Search),
         (Method::POST, "/indexes/m/search", Endpoint::Search),
-        (Method::POST, "/indexes/m/facet-search", Endpoint::FacetSearch),
+        (
+            Method::POST,
+            "/indexes/m/facet-search",
+            Endpoint::FacetSearch,
+        ),
         (Method::POST, "/indexes/m/similar", Endpoint::Similar),
         (Method::POST, "/multi-search", Endpoint::MultiSearch),
         (Method::POST, "/indexes/m/fields", Endpoint::IndexFields),
@@ -93,28 +171,68 @@ fn search_routes_fan_out() {
         let r = route(m, p);
         assert_eq!((r.endpoint, r.class), (e, RouteClass::FanOut), "{p}");
     }
-    assert_eq!(route(Method::POST, "/indexes/m/search").action, Some("search"));
+    assert_eq!(
+        route(Method::POST, "/indexes/m/search").action,
+        Some("search")
+    );
 }
 
 #[test]
 fn settings_routes_with_their_own_verbs() {
-    assert_eq!(class(Method::GET, "/indexes/m/settings"), RouteClass::OneNode);
-    assert_eq!(class(Method::PATCH, "/indexes/m/settings"), RouteClass::Broadcast);
-    assert_eq!(class(Method::DELETE, "/indexes/m/settings"), RouteClass::Broadcast);
+    assert_eq!(
+        class(Method::GET, "/indexes/m/settings"),
+        RouteClass::OneNode
+    );
+    assert_eq!(
+        class(Method::PATCH, "/indexes/m/settings"),
+        RouteClass::Broadcast
+    );
+    assert_eq!(
+        class(Method::DELETE, "/indexes/m/settings"),
+        RouteClass::Broadcast
+    );
     for name in SETTINGS {
         let path = format!("/indexes/m/settings/{name}");
         let get = route(Method::GET, &path);
-        assert_eq!((get.endpoint, get.class), (Endpoint::SettingGet, RouteClass::OneNode));
+        assert_eq!(
+            (get.endpoint, get.class),
+            (Endpoint::SettingGet, RouteClass::OneNode)
+        );
         assert_eq!(get.param.as_deref(), Some(*name));
-        let verb = if PATCH_SETTINGS.contains(name) { Method::PATCH } else { Method::PUT };
-        let wrong = if verb == Method::PATCH { Method::PUT } else { Method::PATCH };
+        let verb = if PATCH_SETTINGS.contains(name) {
+            Method::PATCH
+        } else {
+            Method::PUT
+        };
+        let wrong = if verb == Method::PATCH {
+            Method::PUT
+        } else {
+            Method::PATCH
+        };
         assert_eq!(route(verb, &path).class, RouteClass::Broadcast, "{path}");
-        assert_eq!(route(Method::DELETE, &path).endpoint, Endpoint::SettingReset);
-        let allow = format!("GET, {}, DELETE", if PATCH_SETTINGS.contains(name) { "PATCH" } else { "PUT" });
-        assert_eq!(classify(&wrong, &path), Err(NoRoute::MethodNotAllowed { allow }), "{path}");
+        assert_eq!(
+            route(Method::DELETE, &path).endpoint,
+            Endpoint::SettingReset
+        );
+        let allow = format!(
+            "GET, {}, DELETE",
+            if PATCH_SETTINGS.contains(name) {
+                "PATCH"
+            } else {
+                "PUT"
+            }
+        );
+        assert_eq!(
+            classify(&wrong, &path),
+            Err(NoRoute::MethodNotAllowed { allow }),
+            "{path}"
+        );
     }
     assert_eq!(SETTINGS.len(), 22);
-    assert_eq!(classify(&Method::GET, "/indexes/m/settings/no-such-setting"), Err(NoRoute::NotFound));
+    assert_eq!(
+        classify(&Method::GET, "/indexes/m/settings/no-such-setting"),
+        Err(NoRoute::NotFound)
+    );
 }
 
 #[test]
@@ -129,14 +247,26 @@ fn key_routes() {
 
 #[test]
 fn administrative_routes() {
-    assert_eq!(class(Method::GET, "/experimental-features"), RouteClass::OneNode);
-    assert_eq!(class(Method::PATCH, "/experimental-features"), RouteClass::Broadcast);
+    assert_eq!(
+        class(Method::GET, "/experimental-features"),
+        RouteClass::OneNode
+    );
+    assert_eq!(
+        class(Method::PATCH, "/experimental-features"),
+        RouteClass::Broadcast
+    );
     assert_eq!(class(Method::POST, "/dumps"), RouteClass::Broadcast);
     assert_eq!(class(Method::POST, "/snapshots"), RouteClass::Broadcast);
     assert_eq!(class(Method::GET, "/webhooks"), RouteClass::OneNode);
     assert_eq!(class(Method::POST, "/webhooks"), RouteClass::Broadcast);
-    assert_eq!(class(Method::POST, "/dynamic-search-rules"), RouteClass::OneNode);
-    assert_eq!(class(Method::PATCH, "/dynamic-search-rules/r1"), RouteClass::Broadcast);
+    assert_eq!(
+        class(Method::POST, "/dynamic-search-rules"),
+        RouteClass::OneNode
+    );
+    assert_eq!(
+        class(Method::PATCH, "/dynamic-search-rules/r1"),
+        RouteClass::Broadcast
+    );
     for (m, p) in [
         (Method::POST, "/export"),
         (Method::GET, "/network"),
@@ -152,20 +282,33 @@ fn administrative_routes() {
 
 #[test]
 fn paths_are_normalized_like_meilisearch() {
-    assert_eq!(route(Method::GET, "/indexes/m/search/").endpoint, Endpoint::Search);
-    assert_eq!(route(Method::GET, "//indexes//m/search").endpoint, Endpoint::Search);
+    assert_eq!(
+        route(Method::GET, "/indexes/m/search/").endpoint,
+        Endpoint::Search
+    );
+    assert_eq!(
+        route(Method::GET, "//indexes//m/search").endpoint,
+        Endpoint::Search
+    );
 }
 
 #[test]
 fn unknown_paths_and_methods() {
     assert_eq!(classify(&Method::GET, "/nope"), Err(NoRoute::NotFound));
-    assert_eq!(classify(&Method::GET, "/indexes/m/search/extra"), Err(NoRoute::NotFound));
+    assert_eq!(
+        classify(&Method::GET, "/indexes/m/search/extra"),
+        Err(NoRoute::NotFound)
+    );
     assert_eq!(
         classify(&Method::HEAD, "/health"),
-        Err(NoRoute::MethodNotAllowed { allow: "GET".into() })
+        Err(NoRoute::MethodNotAllowed {
+            allow: "GET".into()
+        })
     );
     assert_eq!(
         classify(&Method::PUT, "/indexes/m/search"),
-        Err(NoRoute::MethodNotAllowed { allow: "GET, POST".into() })
+        Err(NoRoute::MethodNotAllowed {
+            allow: "GET, POST".into()
+        })
     );
 }

@@ -1,0 +1,161 @@
+//! Background health checks of the nodes (`GET /health`, by pingora-load-balancing), kept off
+//! the request path: requests only read the last verdict.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::lb::discovery::ServiceDiscovery;
+use pingora::lb::health_check::{HealthObserve, HttpHealthCheck};
+use pingora::lb::{Backend, Backends};
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::Notify;
+
+use crate::config::HealthSettings;
+use crate::metrics::Metrics;
+use crate::topology::{Node, Topology, TopologyStore};
+
+/// The health verdict of every node in the current topology.
+pub struct NodeHealth {
+    backends: Backends,
+    store: Arc<TopologyStore>,
+    metrics: Arc<Metrics>,
+    settings: HealthSettings,
+    /// Wakes the checker early, e.g. right after a topology reload.
+    wake: Notify,
+}
+
+fn backend_of(node: &Node) -> Backend {
+    Backend {
+        addr: PingoraAddr::Inet(node.addr),
+        weight: 1,
+        ext: Default::default(),
+    }
+}
+
+/// Feeds pingora's backend set from the topology in use.
+struct TopologyDiscovery {
+    store: Arc<TopologyStore>,
+}
+
+#[async_trait]
+impl ServiceDiscovery for TopologyDiscovery {
+    async fn discover(&self) -> pingora::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
+        let topology = self.store.snapshot();
+        Ok((
+            topology.nodes.iter().map(backend_of).collect(),
+            HashMap::new(),
+        ))
+    }
+}
+
+/// Logs every change of a node's verdict.
+struct LogChanges {
+    store: Arc<TopologyStore>,
+}
+
+#[async_trait]
+impl HealthObserve for LogChanges {
+    async fn observe(&self, target: &Backend, healthy: bool) {
+        let topology = self.store.snapshot();
+        let name = topology
+            .nodes
+            .iter()
+            .find(|n| PingoraAddr::Inet(n.addr) == target.addr)
+            .map_or_else(
+                || target.addr.to_string(),
+                |n| format!("{} ({})", n.id, n.url),
+            );
+        if healthy {
+            log::info!("node {name} is up");
+        } else {
+            log::warn!("node {name} is down: it fails its health checks");
+        }
+    }
+}
+
+impl NodeHealth {
+    pub fn new(store: Arc<TopologyStore>, settings: HealthSettings, metrics: Arc<Metrics>) -> Self {
+        let mut backends = Backends::new(Box::new(TopologyDiscovery {
+            store: store.clone(),
+        }));
+        let mut check = HttpHealthCheck::new("localhost", false);
+        if let Ok(req) = pingora::http::RequestHeader::build("GET", b"/health", None) {
+            check.req = req;
+        }
+        check.consecutive_failure = settings.failures_before_down;
+        check.consecutive_success = settings.successes_before_up;
+        check.reuse_connection = true;
+        check.peer_template.options.connection_timeout = Some(settings.timeout);
+        check.peer_template.options.read_timeout = Some(settings.timeout);
+        check.peer_template.options.write_timeout = Some(settings.timeout);
+        check.health_changed_callback = Some(Box::new(LogChanges {
+            store: store.clone(),
+        }));
+        backends.set_health_check(Box::new(check));
+        NodeHealth {
+            backends,
+            store,
+            metrics,
+            settings,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Whether `node` passes its health checks. A node not checked yet (just added) counts as
+    /// up, as in pingora, until its first check says otherwise.
+    pub fn is_up(&self, node: &Node) -> bool {
+        let backend = backend_of(node);
+        self.backends.ready(&backend) || !self.backends.get_backend().contains(&backend)
+    }
+
+    /// Nodes of `topology` that fail their health checks.
+    pub fn down_nodes<'t>(&self, topology: &'t Topology) -> Vec<&'t Node> {
+        topology.nodes.iter().filter(|n| !self.is_up(n)).collect()
+    }
+
+    /// Asks for a check pass now (after a reload) rather than at the next interval.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// One pass: pick up topology changes, check every node, publish the gauges.
+    pub async fn check_once(&self) {
+        if let Err(e) = self.backends.update(|_| {}).await {
+            log::error!("health checks: cannot list nodes: {e}");
+        }
+        self.backends.run_health_check(true).await;
+        let topology = self.store.snapshot();
+        self.metrics.node_up.reset();
+        for node in &topology.nodes {
+            self.metrics
+                .node_up
+                .with_label_values(&[node.id.as_str()])
+                .set(i64::from(self.is_up(node)));
+        }
+    }
+}
+
+/// Runs [`NodeHealth::check_once`] every interval until shutdown.
+pub struct HealthService {
+    pub health: Arc<NodeHealth>,
+}
+
+#[async_trait]
+impl BackgroundService for HealthService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            self.health.check_once().await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.health.settings.interval) => {}
+                _ = self.health.wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

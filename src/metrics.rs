@@ -1,0 +1,158 @@
+//! Prometheus metrics: one [`Metrics`] registry per gateway, passed explicitly, served as text
+//! on the metrics address by [`MetricsApp`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Client requests by route class, method and status code.
+    pub requests: IntCounterVec,
+    /// Client request latency by route class.
+    pub request_duration: HistogramVec,
+    /// Client requests being served now.
+    pub in_flight: IntGauge,
+    /// 1 when a node passes its health checks, 0 otherwise.
+    pub node_up: IntGaugeVec,
+    /// Topology reloads by result (`success` or `error`).
+    pub reloads: IntCounterVec,
+    /// The generation of the topology in use (1 at start, +1 per successful reload).
+    pub topology_generation: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "miroir_requests_total",
+                "Client requests by route class, method and status.",
+            ),
+            &["class", "method", "status"],
+        )
+        .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "miroir_request_duration_seconds",
+                "Time from request start to the end of the response, by route class.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["class"],
+        )
+        .expect("valid metric");
+        let in_flight = IntGauge::new("miroir_requests_in_flight", "Client requests being served.")
+            .expect("valid metric");
+        let node_up = IntGaugeVec::new(
+            Opts::new(
+                "miroir_node_up",
+                "1 when the node passes its health checks.",
+            ),
+            &["node"],
+        )
+        .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "miroir_topology_reloads_total",
+                "Topology reloads by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let topology_generation = IntGauge::new(
+            "miroir_topology_generation",
+            "Generation of the topology in use; grows by one per successful reload.",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(in_flight.clone()),
+            Box::new(node_up.clone()),
+            Box::new(reloads.clone()),
+            Box::new(topology_generation.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        // Both results appear from the start, so `rate()` works before the first reload.
+        reloads.with_label_values(&["success"]);
+        reloads.with_label_values(&["error"]);
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            in_flight,
+            node_up,
+            reloads,
+            topology_generation,
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding the families of a valid registry into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Serves [`Metrics`] at `/metrics` on the metrics listener.
+pub struct MetricsApp {
+    pub metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl ServeHttp for MetricsApp {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let path = session.req_header().uri.path();
+        let (status, content_type, body) = if path == "/metrics" || path == "/" {
+            (200, "text/plain; version=0.0.4", self.metrics.render())
+        } else {
+            (404, "text/plain", b"not found\n".to_vec())
+        };
+        http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_registered_metrics() {
+        let m = Metrics::new();
+        m.requests
+            .with_label_values(&["one_node", "GET", "200"])
+            .inc();
+        m.reloads.with_label_values(&["error"]).inc();
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(
+            text.contains(r#"miroir_requests_total{class="one_node",method="GET",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"miroir_topology_reloads_total{result="error"} 1"#));
+        assert!(text.contains(r#"miroir_topology_reloads_total{result="success"} 0"#));
+    }
+}

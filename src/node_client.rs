@@ -1,0 +1,209 @@
+//! Calls from the gateway to one node over pooled Pingora connections: one request, the whole
+//! response body read, the connection returned to the pool.
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, HeaderValue, Method};
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::config::Timeouts;
+use crate::topology::Node;
+
+/// A request to a node.
+#[derive(Debug, Clone)]
+pub struct NodeRequest {
+    pub method: Method,
+    /// Path and query, e.g. `/indexes/movies/search?q=x`.
+    pub path: String,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl NodeRequest {
+    pub fn get(path: impl Into<String>) -> Self {
+        NodeRequest {
+            method: Method::GET,
+            path: path.into(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// A node's complete answer.
+#[derive(Debug, Clone)]
+pub struct NodeResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Why a node gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeError {
+    /// The connection could not be made (refused, unreachable, connect timeout).
+    Connect(String),
+    /// The node took longer than the read or write timeout.
+    Timeout,
+    /// The exchange broke after the connection was made.
+    Io(String),
+    /// The request could not be expressed (bad header, path); a gateway bug.
+    Request(String),
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::Connect(e) => write!(f, "connection failed: {e}"),
+            NodeError::Timeout => write!(f, "timed out"),
+            NodeError::Io(e) => write!(f, "exchange failed: {e}"),
+            NodeError::Request(e) => write!(f, "invalid request: {e}"),
+        }
+    }
+}
+
+/// A shared, pooled HTTP/1.1 client to the nodes.
+pub struct NodeClient {
+    connector: Connector,
+    timeouts: Timeouts,
+}
+
+impl NodeClient {
+    pub fn new(timeouts: Timeouts) -> Self {
+        NodeClient {
+            connector: Connector::new(None),
+            timeouts,
+        }
+    }
+
+    /// The peer for `node`, with the configured timeouts.
+    pub fn peer(&self, node: &Node) -> HttpPeer {
+        let mut peer = HttpPeer::new(node.addr, false, String::new());
+        peer.options.connection_timeout = Some(self.timeouts.connect);
+        peer.options.read_timeout = Some(self.timeouts.read);
+        peer.options.write_timeout = Some(self.timeouts.write);
+        peer.options.idle_timeout = Some(self.timeouts.idle);
+        peer
+    }
+
+    /// Sends `req` to `node` and reads the whole answer. A pooled connection the node had
+    /// already closed is retried once on a fresh one.
+    pub async fn send(&self, node: &Node, req: &NodeRequest) -> Result<NodeResponse, NodeError> {
+        let peer = self.peer(node);
+        let mut fresh_only = false;
+        loop {
+            let (mut session, reused) = self
+                .connector
+                .get_http_session(&peer)
+                .await
+                .map_err(|e| classify(&e, true))?;
+            if reused && fresh_only {
+                // A second stale connection: drop it and ask again until a fresh one comes.
+                continue;
+            }
+            session.set_read_timeout(Some(self.timeouts.read));
+            session.set_write_timeout(Some(self.timeouts.write));
+            match exchange(&mut session, node, req).await {
+                Ok(resp) => {
+                    self.connector
+                        .release_http_session(session, &peer, Some(self.timeouts.idle))
+                        .await;
+                    return Ok(resp);
+                }
+                Err(Failure { error, answered }) => {
+                    if reused && !answered && !fresh_only {
+                        fresh_only = true;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
+struct Failure {
+    error: NodeError,
+    /// Whether any of the response had arrived (then a retry could repeat a write).
+    answered: bool,
+}
+
+async fn exchange(
+    session: &mut HttpSession,
+    node: &Node,
+    req: &NodeRequest,
+) -> Result<NodeResponse, Failure> {
+    let before = |e: pingora::Error| Failure {
+        error: classify(&e, false),
+        answered: false,
+    };
+    let after = |e: pingora::Error| Failure {
+        error: classify(&e, false),
+        answered: true,
+    };
+    let bad = |e: String| Failure {
+        error: NodeError::Request(e),
+        answered: false,
+    };
+    let mut header = RequestHeader::build(req.method.clone(), req.path.as_bytes(), None)
+        .map_err(|e| bad(e.to_string()))?;
+    header
+        .insert_header(http::header::HOST, node.authority.as_str())
+        .map_err(|e| bad(e.to_string()))?;
+    for (name, value) in &req.headers {
+        header
+            .insert_header(name.clone(), value.clone())
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    header
+        .insert_header(http::header::CONTENT_LENGTH, req.body.len())
+        .map_err(|e| bad(e.to_string()))?;
+    session
+        .write_request_header(Box::new(header))
+        .await
+        .map_err(|e| before(*e))?;
+    if !req.body.is_empty() {
+        session
+            .write_request_body(req.body.clone(), true)
+            .await
+            .map_err(|e| before(*e))?;
+    }
+    session
+        .finish_request_body()
+        .await
+        .map_err(|e| before(*e))?;
+    session
+        .read_response_header()
+        .await
+        .map_err(|e| before(*e))?;
+    let (status, headers) = match session.response_header() {
+        Some(h) => (h.status.as_u16(), h.headers.clone()),
+        None => return Err(bad("no response header".into())),
+    };
+    let mut body = BytesMut::new();
+    while let Some(chunk) = session.read_response_body().await.map_err(|e| after(*e))? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(NodeResponse {
+        status,
+        headers,
+        body: body.freeze(),
+    })
+}
+
+fn classify(e: &pingora::Error, connecting: bool) -> NodeError {
+    use pingora::ErrorType::*;
+    match e.etype() {
+        ConnectTimedout | ReadTimedout | WriteTimedout => NodeError::Timeout,
+        _ if connecting => NodeError::Connect(e.to_string()),
+        ConnectRefused | ConnectNoRoute | ConnectError => NodeError::Connect(e.to_string()),
+        _ => NodeError::Io(e.to_string()),
+    }
+}

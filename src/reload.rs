@@ -1,0 +1,135 @@
+//! Topology reload on `SIGHUP`: re-read and validate the configuration, then swap it in whole,
+//! or keep the old one and say why.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::Config;
+use crate::health::NodeHealth;
+use crate::metrics::Metrics;
+use crate::topology::{Topology, TopologyStore};
+
+/// Reloads the topology from `path`.
+pub struct Reloader {
+    pub path: PathBuf,
+    pub store: Arc<TopologyStore>,
+    pub health: Arc<NodeHealth>,
+    pub metrics: Arc<Metrics>,
+    /// The configuration in use, to tell what a reload cannot change.
+    current: Mutex<Config>,
+}
+
+impl Reloader {
+    pub fn new(
+        path: PathBuf,
+        config: Config,
+        store: Arc<TopologyStore>,
+        health: Arc<NodeHealth>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Reloader {
+            path,
+            store,
+            health,
+            metrics,
+            current: Mutex::new(config),
+        }
+    }
+
+    /// One reload attempt; returns the new generation or the reasons for keeping the old one.
+    pub async fn reload(&self) -> Result<u64, String> {
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?;
+        let outcome = match loaded {
+            Ok(next) => self.apply(next),
+            Err(errors) => Err(errors.to_string()),
+        };
+        match &outcome {
+            Ok(generation) => {
+                self.metrics.reloads.with_label_values(&["success"]).inc();
+                self.metrics.topology_generation.set(*generation as i64);
+                self.health.wake();
+            }
+            Err(why) => {
+                self.metrics.reloads.with_label_values(&["error"]).inc();
+                log::error!(
+                    "topology reload from {} failed; keeping generation {}:\n{why}",
+                    self.path.display(),
+                    self.store.snapshot().generation
+                );
+            }
+        }
+        outcome
+    }
+
+    fn apply(&self, next: Config) -> Result<u64, String> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if next.cluster.shards != current.cluster.shards {
+            return Err(format!(
+                "`cluster.shards` cannot change from {} to {} while data exists: resharding is not supported",
+                current.cluster.shards, next.cluster.shards
+            ));
+        }
+        if next.server != current.server
+            || next.timeouts != current.timeouts
+            || next.plugins != current.plugins
+        {
+            log::warn!(
+                "reload: changes to [server], [timeouts] and [[plugins]] take effect at the next restart or upgrade"
+            );
+        }
+        let old = self.store.snapshot();
+        let generation = old.generation + 1;
+        let topology = Topology::new(&next.cluster, &next.nodes, generation);
+        let before: Vec<&str> = old.nodes.iter().map(|n| n.id.as_str()).collect();
+        let after: Vec<&str> = topology.nodes.iter().map(|n| n.id.as_str()).collect();
+        let added: Vec<&&str> = after.iter().filter(|id| !before.contains(id)).collect();
+        let removed: Vec<&&str> = before.iter().filter(|id| !after.contains(id)).collect();
+        log::info!(
+            "topology generation {generation}: {} nodes, {} groups, replication factor {}; added {added:?}, removed {removed:?}",
+            topology.nodes.len(),
+            topology.groups.len(),
+            topology.replication_factor
+        );
+        self.store.swap(topology);
+        *current = next;
+        Ok(generation)
+    }
+}
+
+/// Listens for `SIGHUP` (which would otherwise end the process) and reloads on each.
+pub struct ReloadService {
+    pub reloader: Arc<Reloader>,
+}
+
+#[async_trait]
+impl BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("cannot handle SIGHUP, topology reload is off: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    log::info!("SIGHUP: reloading the topology from {}", self.reloader.path.display());
+                    let _ = self.reloader.reload().await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

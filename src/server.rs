@@ -1,0 +1,135 @@
+//! Assembles the Pingora server from a validated [`Config`]: the proxy listener, the metrics
+//! listener, health checks and topology reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::config::Config;
+use crate::health::{HealthService, NodeHealth};
+use crate::metrics::{Metrics, MetricsApp};
+use crate::node_client::NodeClient;
+use crate::proxy::Gateway;
+use crate::reload::{ReloadService, Reloader};
+use crate::topology::{Topology, TopologyStore};
+
+/// Pingora's server settings, from its YAML file (`-c`) if given, then Miroir's `[server]`.
+fn server_conf(config: &Config, opt: &Opt) -> Result<ServerConf, String> {
+    let mut conf = match &opt.conf {
+        Some(path) => ServerConf::load_from_yaml(path).map_err(|e| e.to_string())?,
+        None => ServerConf::default(),
+    };
+    let s = &config.server;
+    conf.threads = s.threads;
+    conf.grace_period_seconds = Some(s.grace_period_seconds);
+    conf.graceful_shutdown_timeout_seconds = Some(s.graceful_shutdown_timeout_seconds);
+    conf.pid_file = s.pid_file.clone();
+    conf.upgrade_sock = s.upgrade_sock.clone();
+    conf.daemon = conf.daemon || opt.daemon;
+    Ok(conf)
+}
+
+/// Records the shard count next to the data, and refuses to start with a different one:
+/// documents were placed with the old count.
+fn check_data_dir(data_dir: &Path, shards: u32) -> Result<(), String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let marker = data_dir.join("shards");
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let recorded: u32 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}: not a shard count", marker.display()))?;
+            if recorded != shards {
+                return Err(format!(
+                    "`cluster.shards` is {shards} but the cluster in {} was built with {recorded} shards; resharding is not supported",
+                    data_dir.display()
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&marker, format!("{shards}\n"))
+                .map_err(|e| format!("cannot write {}: {e}", marker.display()))
+        }
+        Err(e) => Err(format!("{}: {e}", marker.display())),
+    }
+}
+
+/// Builds every service and runs until shutdown.
+pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String> {
+    let conf = server_conf(&config, &opt)?;
+    if !opt.test {
+        check_data_dir(&config.server.data_dir, config.cluster.shards)?;
+    }
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(TopologyStore::new(Topology::new(
+        &config.cluster,
+        &config.nodes,
+        1,
+    )));
+    metrics.topology_generation.set(1);
+    let health = Arc::new(NodeHealth::new(
+        store.clone(),
+        config.health,
+        metrics.clone(),
+    ));
+    let client = Arc::new(NodeClient::new(config.timeouts));
+    let plugins = config
+        .plugins
+        .iter()
+        .map(|p| p.build())
+        .collect::<Result<Vec<_>, _>>()?;
+    if config.server.master_key.is_none() {
+        log::warn!(
+            "${} is not set: the gateway calls nodes without a key (fine only if they run without one)",
+            config.server.master_key_env
+        );
+    }
+
+    let gateway = Gateway::new(
+        store.clone(),
+        health.clone(),
+        metrics.clone(),
+        client,
+        plugins,
+        config.server.max_body_bytes,
+    );
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "miroir");
+    proxy.add_tcp(&config.server.listen.to_string());
+
+    let mut metrics_service = Service::new(
+        "metrics".to_string(),
+        HttpServer::new_app(MetricsApp {
+            metrics: metrics.clone(),
+        }),
+    );
+    metrics_service.add_tcp(&config.server.metrics_listen.to_string());
+
+    let health_service = background_service(
+        "health checks",
+        HealthService {
+            health: health.clone(),
+        },
+    );
+    let listen = config.server.listen;
+    let reloader = Arc::new(Reloader::new(config_path, config, store, health, metrics));
+    let reload_service = background_service("topology reload", ReloadService { reloader });
+
+    server.add_service(proxy);
+    server.add_service(metrics_service);
+    server.add_service(health_service);
+    server.add_service(reload_service);
+    log::info!("miroir listening on {listen}");
+    server.run_forever()
+}

@@ -1,0 +1,237 @@
+//! A Meilisearch-compatible test node: answers the endpoints the gateway relies on the way
+//! Meilisearch v1.50 does (status codes, JSON shapes, auth errors), and records every
+//! request it receives so tests can check what the gateway sent.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::http::{read_message, response_bytes, Message};
+
+/// What a test can see and change of a running node.
+#[derive(Default)]
+pub struct NodeState {
+    pub received: Vec<Message>,
+    /// When false, `/health` answers 503 like an overloaded node.
+    pub unhealthy: bool,
+    /// Added before every answer.
+    pub delay: Duration,
+}
+
+pub struct FakeNode {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<NodeState>>,
+    master_key: Option<String>,
+    task: JoinHandle<()>,
+    /// Tells connection tasks to end, as a killed process would.
+    stopped: tokio::sync::watch::Sender<bool>,
+}
+
+impl FakeNode {
+    /// Starts a node on a free loopback port.
+    pub async fn start(name: &str, master_key: Option<&str>) -> FakeNode {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve(name, master_key, listener)
+    }
+
+    /// Starts a node on a given address (to bring a stopped node back).
+    pub async fn start_at(name: &str, master_key: Option<&str>, addr: SocketAddr) -> FakeNode {
+        let listener = TcpListener::bind(addr).await.expect("bind again");
+        Self::serve(name, master_key, listener)
+    }
+
+    fn serve(name: &str, master_key: Option<&str>, listener: TcpListener) -> FakeNode {
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(Mutex::new(NodeState::default()));
+        let (stopped, stop_rx) = tokio::sync::watch::channel(false);
+        let node = Arc::new(Behaviour {
+            name: name.to_string(),
+            master_key: master_key.map(str::to_string),
+            state: state.clone(),
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let node = node.clone();
+                let mut stop = stop_rx.clone();
+                tokio::spawn(async move {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let req = tokio::select! {
+                            req = read_message(&mut reader, false, false) => req,
+                            _ = stop.wait_for(|s| *s) => return,
+                        };
+                        let Ok(Some(req)) = req else { return };
+                        let delay = node.state.lock().unwrap().delay;
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        let (status, headers, body) = node.answer(&req);
+                        node.state.lock().unwrap().received.push(req);
+                        let bytes = response_bytes(status, &headers, &body);
+                        if reader.get_mut().write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakeNode {
+            name: name.to_string(),
+            addr,
+            state,
+            master_key: master_key.map(str::to_string),
+            task,
+            stopped,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Closes the listener (new connections are refused); kept-alive ones end too.
+    pub fn stop(&self) {
+        self.task.abort();
+        let _ = self.stopped.send(true);
+    }
+
+    /// Requests received so far, matching `path` (without query).
+    pub fn received(&self, path: &str) -> Vec<Message> {
+        self.state
+            .lock()
+            .unwrap()
+            .received
+            .iter()
+            .filter(|m| m.path() == path)
+            .cloned()
+            .collect()
+    }
+
+    pub fn set_unhealthy(&self, unhealthy: bool) {
+        self.state.lock().unwrap().unhealthy = unhealthy;
+    }
+
+    pub fn master_key(&self) -> Option<&str> {
+        self.master_key.as_deref()
+    }
+}
+
+impl Drop for FakeNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Behaviour {
+    name: String,
+    master_key: Option<String>,
+    state: Arc<Mutex<NodeState>>,
+}
+
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+fn error(status: u16, code: &str, kind: &str, message: &str) -> Answer {
+    let body = json!({
+        "message": message,
+        "code": code,
+        "type": kind,
+        "link": format!("https://docs.meilisearch.com/errors#{code}"),
+    });
+    json_answer(status, body)
+}
+
+fn json_answer(status: u16, body: serde_json::Value) -> Answer {
+    (
+        status,
+        vec![("content-type".into(), "application/json".into())],
+        serde_json::to_vec(&body).expect("json"),
+    )
+}
+
+impl Behaviour {
+    /// Meilisearch's key check: public `/health`; `Bearer <master key>` elsewhere when a master
+    /// key is set (API keys are out of scope for this node).
+    fn authorize(&self, req: &Message) -> Result<(), Answer> {
+        let Some(master) = &self.master_key else {
+            return Ok(());
+        };
+        let header = req.header("authorization").unwrap_or("");
+        let mut parts = header.splitn(2, ' ');
+        match (parts.next(), parts.next()) {
+            (Some("Bearer"), Some(token)) if token == master => Ok(()),
+            (Some("Bearer"), _) => Err(error(
+                403,
+                "invalid_api_key",
+                "auth",
+                "The provided API key is invalid.",
+            )),
+            _ => Err(error(
+                401,
+                "missing_authorization_header",
+                "auth",
+                "The Authorization header is missing. It must use the bearer authorization method.",
+            )),
+        }
+    }
+
+    fn answer(&self, req: &Message) -> Answer {
+        let path = req.path().trim_end_matches('/');
+        let mut answer = self.route(req, path);
+        answer.1.push(("x-fake-node".into(), self.name.clone()));
+        answer
+    }
+
+    fn route(&self, req: &Message, path: &str) -> Answer {
+        if req.method == "GET" && path == "/health" {
+            if self.state.lock().unwrap().unhealthy {
+                return error(
+                    503,
+                    "too_many_search_requests",
+                    "system",
+                    "Too many search requests running at the same time: 0. Retry after 10s.",
+                );
+            }
+            return json_answer(200, json!({"status": "available"}));
+        }
+        if let Err(refusal) = self.authorize(req) {
+            return refusal;
+        }
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        match (req.method.as_str(), segs.as_slice()) {
+            ("GET", ["version"]) => json_answer(
+                200,
+                json!({"commitSha": "fake", "commitDate": "2026-01-01T00:00:00.000000000Z", "pkgVersion": "1.50.0"}),
+            ),
+            ("GET", ["indexes"]) => json_answer(
+                200,
+                json!({"results": [], "offset": 0, "limit": 20, "total": 0}),
+            ),
+            ("GET", ["indexes", uid]) | ("GET", ["indexes", uid, "settings"]) => error(
+                404,
+                "index_not_found",
+                "invalid_request",
+                &format!("Index `{uid}` not found."),
+            ),
+            ("GET", ["tasks"]) => json_answer(
+                200,
+                json!({"results": [], "total": 0, "limit": 20, "from": null, "next": null}),
+            ),
+            ("POST", ["tasks", "cancel"]) | ("DELETE", ["tasks"]) => error(
+                400,
+                "missing_task_filters",
+                "invalid_request",
+                "Query parameters to filter the tasks to cancel are missing.",
+            ),
+            _ => (404, Vec::new(), Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Real Meilisearch nodes for the end-to-end suite, when a `meilisearch` binary is available
+//! (`MEILI_BIN`, or `meilisearch` on `PATH`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::gateway::{free_addr, ScratchDir};
+use super::http::Client;
+
+/// The binary to use, or `None` (the caller then prints a loud skip line).
+pub fn binary() -> Option<PathBuf> {
+    if let Ok(bin) = std::env::var("MEILI_BIN") {
+        let path = PathBuf::from(bin);
+        return path.is_file().then_some(path);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("meilisearch"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Prints the skip notice the README promises. Written to the stderr handle directly, which
+/// the test harness does not capture, so the line shows even when the test passes.
+pub fn skip_notice(test: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: no Meilisearch binary (set MEILI_BIN or put `meilisearch` on PATH) ***\n"
+    );
+}
+
+/// A real Meilisearch process on a loopback port with a scratch database; killed on drop.
+pub struct MeiliNode {
+    pub addr: SocketAddr,
+    child: Child,
+    _dir: ScratchDir,
+}
+
+impl MeiliNode {
+    pub async fn start(bin: &PathBuf, master_key: &str) -> MeiliNode {
+        let dir = ScratchDir::new("meili");
+        let addr = free_addr();
+        let child = Command::new(bin)
+            .arg("--db-path")
+            .arg(dir.0.join("data.ms"))
+            .arg("--dump-dir")
+            .arg(dir.0.join("dumps"))
+            .arg("--snapshot-dir")
+            .arg(dir.0.join("snapshots"))
+            .arg("--http-addr")
+            .arg(addr.to_string())
+            .arg("--master-key")
+            .arg(master_key)
+            .arg("--no-analytics")
+            .arg("--env")
+            .arg("development")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn meilisearch");
+        let node = MeiliNode {
+            addr,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if Client::new(addr)
+                .get("/health")
+                .await
+                .is_ok_and(|m| m.status == 200)
+            {
+                return node;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("meilisearch did not start on {addr}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for MeiliNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,9 @@
+//! Shared test support: a Meilisearch-compatible test node, a tiny HTTP codec, and a
+//! launcher for the real `miroir` binary.
+
+#![allow(dead_code)]
+
+pub mod fake_node;
+pub mod gateway;
+pub mod http;
+pub mod meili;
