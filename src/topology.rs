@@ -98,6 +98,21 @@ impl Topology {
         &self.owners[start..start + per_shard]
     }
 
+    /// Owners per shard: replica groups times replication factor.
+    pub fn copies(&self) -> usize {
+        self.groups.len() * self.replication_factor
+    }
+
+    /// Where documents go, for [`crate::rewrite::split`].
+    pub fn placement(&self) -> crate::rewrite::Placement<'_> {
+        crate::rewrite::Placement {
+            shards: self.shards,
+            nodes: self.nodes.len(),
+            copies: self.copies(),
+            table: &self.owners,
+        }
+    }
+
     /// The owners of `shard` within one group.
     pub fn owners_in_group(&self, shard: u32, group: usize) -> &[NodeIdx] {
         let rf = self.replication_factor;

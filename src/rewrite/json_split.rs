@@ -1,0 +1,340 @@
+//! Splitting JSON arrays and NDJSON streams: a validating scanner on the fast path,
+//! `serde_json` (Meilisearch's own parser) for errors and unusual input.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::scan::{Invalid, Scanner};
+use super::{
+    canonical_id, infer_primary_key, valid_string_id, Assembler, Batch, DocumentError, KeyChoice,
+    PayloadError, Placement, SplitError,
+};
+use crate::routing::shard_of;
+use crate::shard_tag;
+
+pub(super) fn split(
+    input: &[u8],
+    ndjson: bool,
+    key: KeyChoice<'_>,
+    place: Placement<'_>,
+) -> Result<Batch, SplitError> {
+    let nested_key = matches!(key, KeyChoice::Known(k) if k.contains('.'));
+    if !nested_key && utf8_ok(input) {
+        if let Ok(result) = fast(input, ndjson, key, place) {
+            return result;
+        }
+    }
+    slow(input, ndjson, key, place)
+}
+
+fn utf8_ok(input: &[u8]) -> bool {
+    std::str::from_utf8(input).is_ok()
+}
+
+/// The state shared by both paths while documents go by.
+struct Walk<'p> {
+    asm: Assembler<'p>,
+    key: Option<String>,
+    /// The first document error; later documents are still checked for syntax.
+    error: Option<DocumentError>,
+    documents: usize,
+    infer: bool,
+}
+
+impl<'p> Walk<'p> {
+    fn new(input_len: usize, ndjson: bool, key: KeyChoice<'_>, place: Placement<'p>) -> Self {
+        Walk {
+            asm: Assembler::new(place, input_len, ndjson),
+            key: match key {
+                KeyChoice::Known(k) => Some(k.to_string()),
+                KeyChoice::Infer => None,
+            },
+            error: None,
+            documents: 0,
+            infer: key == KeyChoice::Infer,
+        }
+    }
+
+    /// Settles the primary key from the first document's member names.
+    fn infer_from(&mut self, keys: Option<&[String]>) {
+        if self.infer {
+            self.infer = false;
+            match infer_primary_key(keys) {
+                Ok(k) => self.key = Some(k),
+                Err(e) => self.error = Some(e),
+            }
+        }
+    }
+
+    fn accept(&mut self, shard_or_error: Result<u32, DocumentError>, object: &[u8], empty: bool) {
+        self.documents += 1;
+        if self.error.is_some() {
+            return;
+        }
+        match shard_or_error {
+            Ok(shard) => self.asm.push_object(shard, object, empty),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn finish(mut self) -> Result<Batch, SplitError> {
+        if self.infer {
+            // No document at all: Meilisearch cannot infer a key either.
+            self.infer_from(None);
+        }
+        if let Some(e) = self.error {
+            return Err(SplitError::Document(e));
+        }
+        let (bodies, counts) = self.asm.finish_json();
+        Ok(Batch {
+            primary_key: self.key.unwrap_or_default(),
+            documents: self.documents,
+            bodies,
+            counts,
+        })
+    }
+}
+
+/// The shard of a document whose id is the raw JSON value `raw`, or the node's error.
+fn shard_of_raw(raw: &[u8], shards: u32) -> Result<u32, DocumentError> {
+    match raw.first() {
+        Some(b'"') if !raw.contains(&b'\\') => {
+            let id = &raw[1..raw.len() - 1];
+            // Valid ids are ASCII, so the bytes are the canonical string.
+            if std::str::from_utf8(id).is_ok_and(valid_string_id) {
+                Ok(shard_of(id, shards))
+            } else {
+                Err(invalid_id(raw))
+            }
+        }
+        Some(b'-' | b'0'..=b'9') if Scanner::is_integer_literal(raw) => {
+            let text = std::str::from_utf8(raw).map_err(|_| invalid_id(raw))?;
+            let canonical = match (text.parse::<i64>(), text.parse::<u64>()) {
+                (Ok(i), _) => i.to_string(),
+                (_, Ok(u)) => u.to_string(),
+                _ => return Err(invalid_id(raw)),
+            };
+            Ok(shard_of(canonical.as_bytes(), shards))
+        }
+        _ => {
+            let value: Value = serde_json::from_slice(raw).map_err(|_| invalid_id(raw))?;
+            canonical_id(&value).map(|id| shard_of(id.as_bytes(), shards))
+        }
+    }
+}
+
+fn invalid_id(raw: &[u8]) -> DocumentError {
+    let shown = serde_json::from_slice::<Value>(raw)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
+    DocumentError::InvalidId(shown)
+}
+
+fn missing_id(key: &str, object: &[u8]) -> DocumentError {
+    let document = serde_json::from_slice::<Value>(object)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| String::from_utf8_lossy(object).into_owned());
+    DocumentError::MissingId {
+        key: key.to_string(),
+        document,
+    }
+}
+
+/// The scanner's pass; `Err(Invalid)` hands the whole payload to [`slow`].
+fn fast(
+    input: &[u8],
+    ndjson: bool,
+    key: KeyChoice<'_>,
+    place: Placement<'_>,
+) -> Result<Result<Batch, SplitError>, Invalid> {
+    let mut walk = Walk::new(input.len(), ndjson, key, place);
+    let mut sc = Scanner::new(input);
+    let one = |sc: &mut Scanner<'_>, walk: &mut Walk<'_>| -> Result<(), Invalid> {
+        if walk.infer {
+            let mut peek = Scanner {
+                buf: sc.buf,
+                pos: sc.pos,
+            };
+            let keys = peek.object_keys()?;
+            walk.infer_from(Some(&keys));
+        }
+        let span = sc.object(walk.key.as_deref(), shard_tag::FIELD)?;
+        let object = &input[span.start..span.end];
+        let outcome = if span.has_reserved {
+            Err(DocumentError::ReservedField)
+        } else {
+            match (span.value, walk.key.as_deref()) {
+                (_, None) => Ok(0),
+                (Some((vs, ve)), Some(_)) => shard_of_raw(&input[vs..ve], place.shards),
+                (None, Some(k)) => Err(missing_id(k, object)),
+            }
+        };
+        walk.accept(outcome, object, span.empty);
+        Ok(())
+    };
+    sc.skip_ws();
+    if ndjson {
+        loop {
+            sc.skip_ws();
+            match sc.peek() {
+                None => break,
+                Some(b'{') => one(&mut sc, &mut walk)?,
+                Some(_) => return Err(Invalid),
+            }
+        }
+    } else {
+        match sc.peek() {
+            Some(b'[') => {
+                sc.pos += 1;
+                sc.skip_ws();
+                if sc.peek() != Some(b']') {
+                    loop {
+                        sc.skip_ws();
+                        if sc.peek() != Some(b'{') {
+                            return Err(Invalid);
+                        }
+                        one(&mut sc, &mut walk)?;
+                        sc.skip_ws();
+                        match sc.peek() {
+                            Some(b',') => sc.pos += 1,
+                            Some(b']') => break,
+                            _ => return Err(Invalid),
+                        }
+                    }
+                }
+                // Like Meilisearch, whatever follows the array is not read.
+            }
+            Some(b'{') => {
+                one(&mut sc, &mut walk)?;
+                sc.skip_ws();
+                if sc.pos != input.len() {
+                    return Err(Invalid);
+                }
+            }
+            _ => return Err(Invalid),
+        }
+    }
+    Ok(walk.finish())
+}
+
+/// Meilisearch's malformed-payload message for a `serde_json` error.
+fn malformed(format: &str, e: &serde_json::Error) -> PayloadError {
+    let mut message = match e.classify() {
+        serde_json::error::Category::Data => {
+            "data are neither an object nor a list of objects".to_string()
+        }
+        _ => e.to_string(),
+    };
+    // Meilisearch truncates long messages the same way (its issue #2107).
+    let (prefix, suffix, ellipsis) = (50, 85, "...");
+    if message.len() > prefix + suffix + ellipsis.len() {
+        let end = message.len() - suffix;
+        if message.is_char_boundary(prefix) && message.is_char_boundary(end) {
+            message.replace_range(prefix..end, ellipsis);
+        }
+    }
+    PayloadError::Malformed(format!(
+        "The `{format}` payload provided is malformed. `Couldn't serialize document value: {message}`."
+    ))
+}
+
+/// `serde_json`'s pass: Meilisearch's exact errors, and input the scanner would not vouch for.
+fn slow(
+    input: &[u8],
+    ndjson: bool,
+    key: KeyChoice<'_>,
+    place: Placement<'_>,
+) -> Result<Batch, SplitError> {
+    let fail = |e: PayloadError| Err(SplitError::Payload(e));
+    let format = if ndjson { "ndjson" } else { "json" };
+    let mut objects: Vec<&RawValue> = Vec::new();
+    if ndjson {
+        for item in serde_json::Deserializer::from_slice(input).into_iter::<&RawValue>() {
+            match item {
+                Ok(raw) => objects.push(raw),
+                Err(e) if e.classify() == serde_json::error::Category::Data => {
+                    return fail(PayloadError::Internal(e.to_string()))
+                }
+                Err(e) => return fail(malformed(format, &e)),
+            }
+        }
+    } else {
+        let mut de = serde_json::Deserializer::from_slice(input);
+        match Vec::<&RawValue>::deserialize(&mut de) {
+            Ok(all) => objects = all,
+            Err(e) if e.classify() != serde_json::error::Category::Data => {
+                return fail(malformed(format, &e))
+            }
+            Err(_) => {
+                if let Err(e) = serde_json::from_slice::<Map<String, Value>>(input) {
+                    return fail(malformed(format, &e));
+                }
+                match serde_json::from_slice::<&RawValue>(input) {
+                    Ok(raw) => objects.push(raw),
+                    Err(e) => return fail(malformed(format, &e)),
+                }
+            }
+        }
+    }
+    let mut maps = Vec::with_capacity(objects.len());
+    for raw in &objects {
+        match serde_json::from_str::<Map<String, Value>>(raw.get()) {
+            Ok(map) => maps.push(map),
+            // Meilisearch answers a non-object document with a bare 500.
+            Err(e) => return fail(PayloadError::Internal(e.to_string())),
+        }
+    }
+    let mut walk = Walk::new(input.len(), ndjson, key, place);
+    for (raw, map) in objects.iter().zip(&maps) {
+        if walk.infer {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            walk.infer_from(Some(&keys));
+        }
+        let object = raw.get().as_bytes();
+        let outcome = if map.contains_key(shard_tag::FIELD) {
+            Err(DocumentError::ReservedField)
+        } else if let Some(k) = walk.key.clone() {
+            let mut found = Vec::new();
+            matching_values(map, &k, "", &mut found);
+            match found.as_slice() {
+                [] => Err(missing_id(&k, object)),
+                [one] => canonical_id(one).map(|id| shard_of(id.as_bytes(), place.shards)),
+                _ => Err(DocumentError::TooManyIds {
+                    key: k.clone(),
+                    document: Value::Object(map.clone()).to_string(),
+                }),
+            }
+        } else {
+            Ok(0)
+        };
+        walk.accept(outcome, object, map.is_empty());
+    }
+    walk.finish()
+}
+
+/// Meilisearch's primary-key lookup, which follows `.` into nested objects
+/// (`milli/src/documents/primary_key.rs`).
+fn matching_values<'v>(
+    object: &'v Map<String, Value>,
+    selector: &str,
+    base: &str,
+    out: &mut Vec<&'v Value>,
+) {
+    for (key, value) in object {
+        let full = if base.is_empty() {
+            key.clone()
+        } else {
+            format!("{base}.{key}")
+        };
+        let prefix_ok = selector
+            .strip_prefix(full.as_str())
+            .is_some_and(|tail| tail.is_empty() || tail.starts_with('.'));
+        if prefix_ok {
+            match value {
+                Value::Object(inner) => matching_values(inner, selector, &full, out),
+                other => out.push(other),
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! From a client's document batch (bytes in) to one body per node (bytes out): each document
+//! is tagged with its shard and copied to the nodes that own that shard, byte for byte but for
+//! the spliced tag. Plain code, no Pingora: the proxy calls [`split`].
+//!
+//! Errors follow a single node's timing: a malformed payload is refused at once (Meilisearch
+//! parses the payload before answering), while a document Meilisearch would accept and then
+//! fail on (missing or invalid id, no primary key to infer) becomes a [`DocumentError`] the
+//! caller reports as a failed task.
+
+mod csv_split;
+mod json_split;
+pub mod scan;
+
+use crate::shard_tag;
+
+/// The payload formats of `POST/PUT /indexes/{uid}/documents`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Ndjson,
+    Csv { delimiter: u8 },
+}
+
+impl Format {
+    /// The name Meilisearch uses in its messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Csv { .. } => "csv",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Ndjson => "application/x-ndjson",
+            Format::Csv { .. } => "text/csv",
+        }
+    }
+}
+
+/// A payload Meilisearch refuses synchronously.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadError {
+    /// `missing_payload` (400).
+    Missing(Format),
+    /// `malformed_payload` (400) with Meilisearch's full message.
+    Malformed(String),
+    /// What Meilisearch answers as `500 internal` (e.g. an array element that is not an object).
+    Internal(String),
+}
+
+/// A document that makes a single node fail the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentError {
+    /// `index_primary_key_no_candidate_found`.
+    NoPrimaryKeyCandidate,
+    /// `index_primary_key_multiple_candidates_found`, with every candidate sorted.
+    MultiplePrimaryKeyCandidates(Vec<String>),
+    /// `missing_document_id`: the key and the document as compact JSON.
+    MissingId { key: String, document: String },
+    /// `invalid_document_id`: the id as JSON.
+    InvalidId(String),
+    /// `invalid_document_id`: a nested key matched several values.
+    TooManyIds { key: String, document: String },
+    /// The document carries the reserved shard tag field.
+    ReservedField,
+}
+
+impl DocumentError {
+    /// Meilisearch's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DocumentError::NoPrimaryKeyCandidate => "index_primary_key_no_candidate_found",
+            DocumentError::MultiplePrimaryKeyCandidates(_) => {
+                "index_primary_key_multiple_candidates_found"
+            }
+            DocumentError::MissingId { .. } => "missing_document_id",
+            DocumentError::InvalidId(_) | DocumentError::TooManyIds { .. } => "invalid_document_id",
+            DocumentError::ReservedField => "miroir_reserved_field",
+        }
+    }
+
+    /// Meilisearch's message.
+    pub fn message(&self) -> String {
+        match self {
+            DocumentError::NoPrimaryKeyCandidate => "The primary key inference failed as the engine did not find any field ending with `id` in its name. Please specify the primary key manually using the `primaryKey` query parameter.".into(),
+            DocumentError::MultiplePrimaryKeyCandidates(c) => format!(
+                "The primary key inference failed as the engine found {} fields ending with `id` in their names: '{}' and '{}'. Please specify the primary key manually using the `primaryKey` query parameter.",
+                c.len(),
+                c[0],
+                c[1]
+            ),
+            DocumentError::MissingId { key, document } => {
+                format!("Document doesn't have a `{key}` attribute: `{document}`.")
+            }
+            DocumentError::InvalidId(id) => format!(
+                "Document identifier `{id}` is invalid. A document identifier can be of type integer or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not be more than 511 bytes."
+            ),
+            DocumentError::TooManyIds { key, document } => {
+                format!("Document have too many matching `{key}` attribute: `{document}`.")
+            }
+            DocumentError::ReservedField => format!(
+                "Documents cannot contain the `{}` attribute: Miroir reserves it to route documents to their shard.",
+                shard_tag::FIELD
+            ),
+        }
+    }
+}
+
+/// Why a batch cannot be split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitError {
+    Payload(PayloadError),
+    Document(DocumentError),
+}
+
+/// The primary key to route by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChoice<'a> {
+    Known(&'a str),
+    /// Infer it from the first document, as Meilisearch does for an index without one.
+    Infer,
+}
+
+/// Where each shard's documents go: `table[shard * copies..][..copies]` are its owners.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    pub shards: u32,
+    pub nodes: usize,
+    /// Owners per shard (replica groups times replication factor).
+    pub copies: usize,
+    pub table: &'a [usize],
+}
+
+impl<'a> Placement<'a> {
+    /// The nodes owning `shard` (indexes below `nodes`).
+    #[inline]
+    pub fn owners(&self, shard: u32) -> &'a [usize] {
+        let start = shard as usize * self.copies;
+        &self.table[start..start + self.copies]
+    }
+}
+
+/// A batch split into one body per node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The primary key the documents were routed by.
+    pub primary_key: String,
+    /// Documents in the client's batch.
+    pub documents: usize,
+    /// One body per node, in the client's format; empty for a node that gets no document.
+    pub bodies: Vec<Vec<u8>>,
+    /// Documents in each node's body.
+    pub counts: Vec<usize>,
+}
+
+/// Splits `input` by shard. Syntax is checked over the whole payload first, as Meilisearch
+/// does, so a malformed payload always wins over a bad document.
+pub fn split(
+    input: &[u8],
+    format: Format,
+    key: KeyChoice<'_>,
+    place: Placement<'_>,
+) -> Result<Batch, SplitError> {
+    if input.is_empty() {
+        return Err(SplitError::Payload(PayloadError::Missing(format)));
+    }
+    match format {
+        Format::Json | Format::Ndjson => {
+            json_split::split(input, format == Format::Ndjson, key, place)
+        }
+        Format::Csv { delimiter } => csv_split::split(input, delimiter, key, place),
+    }
+}
+
+/// Meilisearch's primary-key inference: the one top-level field of the first document whose
+/// lowercased name ends with `id`.
+pub fn infer_primary_key(first_document_keys: Option<&[String]>) -> Result<String, DocumentError> {
+    let Some(keys) = first_document_keys else {
+        return Err(DocumentError::NoPrimaryKeyCandidate);
+    };
+    let mut candidates: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.to_lowercase().ends_with("id"))
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    match candidates.as_slice() {
+        [] => Err(DocumentError::NoPrimaryKeyCandidate),
+        [one] => Ok((*one).clone()),
+        many => Err(DocumentError::MultiplePrimaryKeyCandidates(
+            many.iter().map(|s| (*s).clone()).collect(),
+        )),
+    }
+}
+
+/// Checks a string id the way Meilisearch does.
+pub fn valid_string_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() < 512
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The canonical id of a JSON value, or the error a node would give for it.
+pub fn canonical_id(value: &serde_json::Value) -> Result<String, DocumentError> {
+    match value {
+        serde_json::Value::String(s) if valid_string_id(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) if !n.is_f64() => Ok(n.to_string()),
+        other => Err(DocumentError::InvalidId(other.to_string())),
+    }
+}
+
+/// Collects the nodes' bodies while documents stream by.
+struct Assembler<'p> {
+    place: Placement<'p>,
+    bodies: Vec<Vec<u8>>,
+    counts: Vec<usize>,
+    ndjson: bool,
+}
+
+impl<'p> Assembler<'p> {
+    fn new(place: Placement<'p>, input_len: usize, ndjson: bool) -> Self {
+        // Each node gets about its share of the input, times the copies per shard.
+        let guess = input_len * place.copies.max(1) / place.nodes.max(1) + input_len / 16 + 64;
+        Assembler {
+            place,
+            bodies: (0..place.nodes)
+                .map(|_| Vec::with_capacity(guess))
+                .collect(),
+            counts: vec![0; place.nodes],
+            ndjson,
+        }
+    }
+
+    /// Appends a JSON object (`{...}`), tagged, to the bodies of its shard's owners.
+    fn push_object(&mut self, shard: u32, object: &[u8], empty: bool) {
+        let mut member = [0u8; 32];
+        let len = write_member(&mut member, shard, empty);
+        for &n in self.place.owners(shard) {
+            let body = &mut self.bodies[n];
+            if !self.ndjson {
+                body.push(if self.counts[n] == 0 { b'[' } else { b',' });
+            }
+            body.push(b'{');
+            body.extend_from_slice(&member[..len]);
+            body.extend_from_slice(&object[1..]);
+            if self.ndjson {
+                body.push(b'\n');
+            }
+            self.counts[n] += 1;
+        }
+    }
+
+    fn finish_json(mut self) -> (Vec<Vec<u8>>, Vec<usize>) {
+        if !self.ndjson {
+            for (body, &count) in self.bodies.iter_mut().zip(&self.counts) {
+                if count > 0 {
+                    body.push(b']');
+                }
+            }
+        }
+        (self.bodies, self.counts)
+    }
+}
+
+/// Writes `"_miroir_shard":"<tag>"` (plus a comma unless the object is empty) into `out`.
+fn write_member(out: &mut [u8; 32], shard: u32, empty: bool) -> usize {
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        out[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    put(b"\"");
+    put(shard_tag::FIELD.as_bytes());
+    put(b"\":\"");
+    let (tag, tag_len) = shard_tag::encode(shard);
+    put(&tag[..tag_len]);
+    put(b"\"");
+    if !empty {
+        put(b",");
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests;
