@@ -64,6 +64,14 @@ fn typed(value: &str, kind: Kind, line: usize) -> Result<Value, String> {
     })
 }
 
+/// A cell as text (records are valid UTF-8 by the time cells are read).
+fn cell(record: &csv::ByteRecord, i: usize) -> &str {
+    record
+        .get(i)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("")
+}
+
 /// Strips one line terminator from a raw record.
 fn without_terminator(raw: &[u8]) -> &[u8] {
     if raw.ends_with(b"\r\n") {
@@ -118,12 +126,26 @@ pub(super) fn split(
     let header = without_terminator(&input[..header_end]);
     let mut bodies: Vec<Vec<u8>> = vec![Vec::new(); place.nodes];
     let mut counts = vec![0usize; place.nodes];
-    let mut record = csv::StringRecord::new();
+    // Valid UTF-8 throughout lets records skip per-field validation; otherwise the csv crate's
+    // own UTF-8 error (the one Meilisearch reports) comes from reading `StringRecord`s.
+    let utf8 = simdutf8::basic::from_utf8(input).is_ok();
+    let mut record = csv::ByteRecord::new();
+    let mut checked = csv::StringRecord::new();
     let mut start = header_end;
     let mut line = 0;
     let mut documents = 0;
     let (mut tag_buf, delim) = (Vec::with_capacity(16), delimiter);
-    while reader.read_record(&mut record).map_err(malformed)? {
+    loop {
+        let more = if utf8 {
+            reader.read_byte_record(&mut record).map_err(malformed)?
+        } else {
+            let more = reader.read_record(&mut checked).map_err(malformed)?;
+            record = checked.as_byte_record().clone();
+            more
+        };
+        if !more {
+            break;
+        }
         line += 1;
         documents += 1;
         let end = reader.position().byte() as usize;
@@ -132,7 +154,7 @@ pub(super) fn split(
         // Every typed cell is checked, as Meilisearch does before accepting the payload.
         for (i, (_, kind)) in columns.iter().enumerate() {
             if *kind != Kind::String {
-                typed(record.get(i).unwrap_or(""), *kind, line).map_err(malformed)?;
+                typed(cell(&record, i), *kind, line).map_err(malformed)?;
             }
         }
         if error.is_some() {
@@ -147,8 +169,7 @@ pub(super) fn split(
                 continue;
             }
             Some(i) => {
-                let value =
-                    typed(record.get(i).unwrap_or(""), columns[i].1, line).unwrap_or(Value::Null);
+                let value = typed(cell(&record, i), columns[i].1, line).unwrap_or(Value::Null);
                 match canonical_id(&value) {
                     Ok(id) => shard_of(id.as_bytes(), place.shards),
                     Err(e) => {
@@ -189,10 +210,10 @@ pub(super) fn split(
 }
 
 /// The document Meilisearch would build from a record, as compact JSON (for messages).
-fn document_json(columns: &[(String, Kind)], record: &csv::StringRecord, line: usize) -> String {
+fn document_json(columns: &[(String, Kind)], record: &csv::ByteRecord, line: usize) -> String {
     let mut object = Map::new();
     for (i, (name, kind)) in columns.iter().enumerate() {
-        let value = typed(record.get(i).unwrap_or(""), *kind, line).unwrap_or(Value::Null);
+        let value = typed(cell(record, i), *kind, line).unwrap_or(Value::Null);
         object.insert(name.clone(), value);
     }
     Value::Object(object).to_string()

@@ -28,8 +28,9 @@ pub(super) fn split(
     slow(input, ndjson, key, place)
 }
 
+/// UTF-8 validation of the whole payload; SIMD, as it is a third of the work otherwise.
 fn utf8_ok(input: &[u8]) -> bool {
-    std::str::from_utf8(input).is_ok()
+    simdutf8::basic::from_utf8(input).is_ok()
 }
 
 /// The state shared by both paths while documents go by.
