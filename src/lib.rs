@@ -5,6 +5,7 @@
 //! Pingora.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod describe;
 pub mod error;
@@ -18,5 +19,7 @@ pub mod rewrite;
 pub mod routes;
 pub mod routing;
 pub mod server;
+pub mod settings;
 pub mod shard_tag;
+pub mod tasks;
 pub mod topology;

@@ -1,0 +1,64 @@
+//! The nodes of one topology snapshot, as the gateway's own operations reach them: one node,
+//! any healthy node, or many nodes concurrently.
+
+use futures::future::join_all;
+use http::HeaderValue;
+
+use crate::health::NodeHealth;
+use crate::node_client::{NodeClient, NodeError, NodeRequest, NodeResponse};
+use crate::topology::{NodeIdx, Topology};
+
+/// One request's view of the fleet.
+pub struct Cluster<'a> {
+    pub topology: &'a Topology,
+    pub client: &'a NodeClient,
+    pub health: &'a NodeHealth,
+    /// `Bearer <master key>`, for the gateway's own calls (task polling, validation).
+    pub master: Option<&'a HeaderValue>,
+}
+
+impl<'a> Cluster<'a> {
+    pub async fn send(&self, node: NodeIdx, req: &NodeRequest) -> Result<NodeResponse, NodeError> {
+        self.client.send(&self.topology.nodes[node], req).await
+    }
+
+    /// Sends every request at once and waits for all answers.
+    pub async fn send_each(
+        &self,
+        requests: Vec<(NodeIdx, NodeRequest)>,
+    ) -> Vec<(NodeIdx, Result<NodeResponse, NodeError>)> {
+        join_all(requests.into_iter().map(|(node, req)| async move {
+            let result = self.send(node, &req).await;
+            (node, result)
+        }))
+        .await
+    }
+
+    /// Healthy nodes first, then the others (a down verdict may be stale).
+    pub fn preferred_nodes(&self) -> Vec<NodeIdx> {
+        let (mut up, down): (Vec<NodeIdx>, Vec<NodeIdx>) =
+            (0..self.topology.nodes.len()).partition(|&n| self.health.is_up(&self.topology.nodes[n]));
+        up.extend(down);
+        up
+    }
+
+    /// The first node that answers, healthy ones first.
+    pub async fn send_any(&self, req: &NodeRequest) -> Result<(NodeIdx, NodeResponse), NodeError> {
+        let mut last = NodeError::Connect("no node in the topology".into());
+        for node in self.preferred_nodes() {
+            match self.send(node, req).await {
+                Ok(resp) => return Ok((node, resp)),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// A request carrying the gateway's own key.
+    pub fn own_request(&self, req: NodeRequest) -> NodeRequest {
+        match self.master {
+            Some(key) => req.header(http::header::AUTHORIZATION, key.clone()),
+            None => req,
+        }
+    }
+}

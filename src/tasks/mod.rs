@@ -1,0 +1,197 @@
+//! Gateway tasks: every write answers with one integer `taskUid` owned by the gateway, mapped
+//! to the node tasks it created; views are aggregated from those (DESIGN §6).
+
+pub mod aggregate;
+pub mod model;
+pub mod query;
+pub mod store;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+pub use model::{GatewayTask, NodeTaskRef, Status};
+pub use query::TaskFilter;
+pub use store::{StoreError, TaskStore};
+
+use crate::cluster::Cluster;
+use crate::node_client::NodeRequest;
+
+/// The task store plus the set of tasks not final yet.
+pub struct TaskService {
+    store: TaskStore,
+    pending: Mutex<BTreeSet<u64>>,
+}
+
+impl TaskService {
+    /// Opens the store in `dir` and finds the tasks still in progress.
+    pub fn open(dir: &Path) -> Result<TaskService, StoreError> {
+        let store = TaskStore::open(dir)?;
+        let pending = store.all()?.into_iter().filter(|t| !t.is_final()).map(|t| t.uid).collect();
+        Ok(TaskService {
+            store,
+            pending: Mutex::new(pending),
+        })
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a new task; `build` receives its uid.
+    pub fn create(&self, build: impl FnOnce(u64) -> GatewayTask) -> Result<GatewayTask, StoreError> {
+        let mut task = self.store.create(build)?;
+        if task.error.is_some() || task.node_tasks.is_empty() {
+            // Settled by the gateway: its view is final at once.
+            task.view = Some(aggregate::aggregate(&task, &[]));
+            self.store.put(&task)?;
+        } else {
+            self.pending().insert(task.uid);
+        }
+        Ok(task)
+    }
+
+    /// Tasks in the store.
+    pub fn count(&self) -> u64 {
+        self.store.len().unwrap_or(0)
+    }
+
+    /// Asks the nodes about `tasks` (one request per node) and stores the new views.
+    pub async fn refresh(&self, cluster: &Cluster<'_>, tasks: &mut [GatewayTask]) {
+        let mut wanted: HashMap<String, Vec<u64>> = HashMap::new();
+        for t in tasks.iter().filter(|t| !t.is_final()) {
+            for r in &t.node_tasks {
+                wanted.entry(r.node.clone()).or_default().push(r.uid);
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let requests: Vec<_> = wanted
+            .iter()
+            .filter_map(|(node, uids)| {
+                let idx = cluster.topology.node_by_id(node)?;
+                let list: Vec<String> = uids.iter().map(u64::to_string).collect();
+                let path = format!("/tasks?uids={}&limit={}", list.join(","), uids.len());
+                Some((idx, cluster.own_request(NodeRequest::get(path))))
+            })
+            .collect();
+        let mut known: HashMap<(String, u64), Value> = HashMap::new();
+        for (idx, result) in cluster.send_each(requests).await {
+            let Ok(resp) = result else { continue };
+            if resp.status != 200 {
+                continue;
+            }
+            let Ok(body) = serde_json::from_slice::<Value>(&resp.body) else { continue };
+            let node = cluster.topology.nodes[idx].id.clone();
+            for view in body["results"].as_array().into_iter().flatten() {
+                if let Some(uid) = view["uid"].as_u64() {
+                    known.insert((node.clone(), uid), view.clone());
+                }
+            }
+        }
+        for t in tasks.iter_mut().filter(|t| !t.is_final()) {
+            let views: Vec<Option<Value>> = t
+                .node_tasks
+                .iter()
+                .map(|r| known.get(&(r.node.clone(), r.uid)).cloned())
+                .collect();
+            let view = aggregate::aggregate(t, &views);
+            if t.view.as_ref() != Some(&view) {
+                t.view = Some(view);
+                if let Err(e) = self.store.put(t) {
+                    log::error!("{e}");
+                }
+            }
+            if t.is_final() {
+                self.pending().remove(&t.uid);
+            }
+        }
+    }
+
+    /// Refreshes every task still in progress (the background refresher).
+    pub async fn refresh_pending(&self, cluster: &Cluster<'_>) {
+        let uids: Vec<u64> = self.pending().iter().copied().collect();
+        let mut tasks: Vec<GatewayTask> = uids.iter().filter_map(|u| self.store.get(*u).ok().flatten()).collect();
+        for chunk in tasks.chunks_mut(200) {
+            self.refresh(cluster, chunk).await;
+        }
+    }
+
+    /// The view of task `uid`, fresh from the nodes if it is not final.
+    pub async fn view(&self, cluster: &Cluster<'_>, uid: u64) -> Result<Option<Value>, StoreError> {
+        let Some(task) = self.store.get(uid)? else {
+            return Ok(None);
+        };
+        let mut tasks = [task];
+        self.refresh(cluster, &mut tasks).await;
+        let [task] = tasks;
+        Ok(Some(task.view.clone().unwrap_or_else(|| aggregate::aggregate(&task, &[]))))
+    }
+
+    /// Tasks matching `filter`, newest first unless `reverse`, from `from` on.
+    pub async fn list(&self, cluster: &Cluster<'_>, filter: &TaskFilter) -> Result<Value, StoreError> {
+        let mut all = self.store.all()?;
+        if !filter.reverse {
+            all.reverse();
+        }
+        // Views of tasks in progress are refreshed once, together.
+        self.refresh(cluster, &mut all).await;
+        let view_of = |t: &GatewayTask| t.view.clone().unwrap_or_else(|| aggregate::aggregate(t, &[]));
+        let matching: Vec<Value> = all.iter().map(view_of).filter(|v| filter.matches(v)).collect();
+        let total = matching.len();
+        let in_range = |v: &&Value| {
+            let uid = v["uid"].as_u64().unwrap_or(0);
+            match (filter.from, filter.reverse) {
+                (None, _) => true,
+                (Some(from), false) => uid <= from,
+                (Some(from), true) => uid >= from,
+            }
+        };
+        let mut page: Vec<Value> = matching.iter().filter(in_range).take(filter.limit + 1).cloned().collect();
+        let next = if page.len() > filter.limit { page.pop().and_then(|v| v["uid"].as_u64()) } else { None };
+        let from = page.first().and_then(|v| v["uid"].as_u64());
+        Ok(json!({
+            "results": page,
+            "total": total,
+            "limit": filter.limit,
+            "from": from,
+            "next": next,
+        }))
+    }
+
+    /// Finished tasks matching `filter` (deletion only removes those).
+    pub fn finished_matching(&self, filter: &TaskFilter) -> Result<Vec<GatewayTask>, StoreError> {
+        Ok(self
+            .store
+            .all()?
+            .into_iter()
+            .filter(|t| t.is_final() && t.view.as_ref().is_some_and(|v| filter.matches(v)))
+            .collect())
+    }
+
+    /// Tasks in progress matching `filter` (cancelation only touches those).
+    pub fn unfinished_matching(&self, filter: &TaskFilter) -> Result<Vec<GatewayTask>, StoreError> {
+        Ok(self
+            .store
+            .all()?
+            .into_iter()
+            .filter(|t| !t.is_final())
+            .filter(|t| filter.matches(&t.view.clone().unwrap_or_else(|| aggregate::aggregate(t, &[]))))
+            .collect())
+    }
+
+    pub fn delete(&self, uids: &[u64]) -> Result<(), StoreError> {
+        self.store.delete(uids)
+    }
+
+    pub fn put(&self, task: &GatewayTask) -> Result<(), StoreError> {
+        self.store.put(task)
+    }
+
+    pub fn get(&self, uid: u64) -> Result<Option<GatewayTask>, StoreError> {
+        self.store.get(uid)
+    }
+}
