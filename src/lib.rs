@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod node_client;
+pub mod ops;
 pub mod proxy;
 pub mod reload;
 pub mod respond;

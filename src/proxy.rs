@@ -14,7 +14,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 
-use crate::auth::{AuthChecker, AuthError};
+use crate::auth::AuthError;
+use crate::cluster::Cluster;
+use crate::ops::{self, Services};
 use crate::error::MeiliError;
 use crate::health::NodeHealth;
 use crate::metrics::Metrics;
@@ -29,7 +31,9 @@ pub struct Gateway {
     pub health: Arc<NodeHealth>,
     pub metrics: Arc<Metrics>,
     pub client: Arc<NodeClient>,
-    pub auth: AuthChecker,
+    pub services: Arc<Services>,
+    /// `Bearer <master key>` for the gateway's own calls to nodes.
+    pub master: Option<HeaderValue>,
     pub plugins: Vec<Box<dyn Plugin>>,
     pub max_body_bytes: usize,
     /// Rotates the choice among healthy nodes for one-node routes.
@@ -37,11 +41,14 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<TopologyStore>,
         health: Arc<NodeHealth>,
         metrics: Arc<Metrics>,
         client: Arc<NodeClient>,
+        services: Arc<Services>,
+        master: Option<HeaderValue>,
         plugins: Vec<Box<dyn Plugin>>,
         max_body_bytes: usize,
     ) -> Self {
@@ -50,7 +57,8 @@ impl Gateway {
             health,
             metrics,
             client,
-            auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
+            services,
+            master,
             plugins,
             max_body_bytes,
             next_node: AtomicUsize::new(0),
@@ -139,16 +147,30 @@ impl ProxyHttp for Gateway {
             let e = MeiliError::payload_too_large(self.max_body_bytes);
             return self.reply(session, ctx, Reply::error(&e)).await;
         }
+        let served_here = match route.class {
+            RouteClass::OneNode => matches!(route.endpoint, Endpoint::SettingsGet | Endpoint::SettingGet),
+            RouteClass::ByKey | RouteClass::Broadcast => true,
+            RouteClass::FanOut => matches!(route.endpoint, Endpoint::GlobalStats | Endpoint::IndexStats),
+            RouteClass::Gateway => matches!(
+                route.endpoint,
+                Endpoint::TaskGet | Endpoint::TaskList | Endpoint::TaskCancel | Endpoint::TaskDelete
+            ),
+            RouteClass::Unsupported => false,
+        };
+        if served_here {
+            let reply = match self.read_body(session).await {
+                Ok(body) => self.serve(session, ctx, &route, body).await,
+                Err(reply) => reply,
+            };
+            return self.reply(session, ctx, reply).await;
+        }
         match route.class {
             RouteClass::OneNode => Ok(false),
             RouteClass::Gateway => {
                 let reply = self.serve_gateway_route(session, ctx, &route).await;
                 self.reply(session, ctx, reply).await
             }
-            RouteClass::FanOut
-            | RouteClass::ByKey
-            | RouteClass::Broadcast
-            | RouteClass::Unsupported => {
+            RouteClass::FanOut | RouteClass::ByKey | RouteClass::Broadcast | RouteClass::Unsupported => {
                 let req = session.req_header();
                 let e = MeiliError::not_implemented(req.method.as_str(), req.uri.path());
                 self.reply(session, ctx, Reply::error(&e)).await
@@ -324,6 +346,67 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// The nodes as this request's operations reach them.
+    fn cluster<'a>(&'a self, ctx: &'a RequestCtx) -> Cluster<'a> {
+        Cluster {
+            topology: &ctx.topology,
+            client: &self.client,
+            health: &self.health,
+            master: self.master.as_ref(),
+        }
+    }
+
+    /// Reads the whole request body, within the size limit, answering `100 Continue` first
+    /// when the client waits for it.
+    async fn read_body(&self, session: &mut Session) -> std::result::Result<Bytes, Reply> {
+        let expects_continue = session
+            .req_header()
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if expects_continue {
+            if let Err(e) = session.as_downstream_mut().write_continue_response().await {
+                return Err(Reply::error(&MeiliError::internal(format!("cannot answer 100-continue: {e}"))));
+            }
+        }
+        let mut body = bytes::BytesMut::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > self.max_body_bytes {
+                        return Err(Reply::error(&MeiliError::payload_too_large(self.max_body_bytes)));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body.freeze()),
+                Err(e) => {
+                    return Err(Reply::error(&MeiliError::new(
+                        400,
+                        "bad_request",
+                        crate::error::ErrorType::InvalidRequest,
+                        format!("The provided payload is incomplete and cannot be parsed: {e}"),
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Hands a request the gateway answers itself to [`ops::dispatch`].
+    async fn serve(&self, session: &Session, ctx: &RequestCtx, route: &Route, body: Bytes) -> Reply {
+        let header = session.req_header();
+        let req = ops::Request {
+            method: &header.method,
+            path: header.uri.path(),
+            query: header.uri.query().unwrap_or(""),
+            headers: &header.headers,
+            body,
+            route,
+            upstream_headers: &ctx.exchange.upstream_headers,
+            received_at: crate::tasks::aggregate::now_rfc3339(),
+        };
+        ops::dispatch(&self.cluster(ctx), &self.services, &req).await
+    }
+
     /// Writes a reply of the gateway's own, with the plugins' response headers.
     async fn reply(&self, session: &mut Session, ctx: &RequestCtx, reply: Reply) -> Result<bool> {
         reply.send(session, &ctx.exchange.response_headers).await?;
@@ -350,7 +433,7 @@ impl Gateway {
                 .req_header()
                 .headers
                 .get(http::header::AUTHORIZATION);
-            match self
+            match self.services
                 .auth
                 .check(&self.client, &nodes, authorization, action)
                 .await

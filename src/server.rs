@@ -10,7 +10,10 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
+use crate::auth::AuthChecker;
 use crate::config::Config;
+use crate::ops::{IndexCache, Services};
+use crate::tasks::{refresh::TaskRefreshService, TaskService};
 use crate::health::{HealthService, NodeHealth};
 use crate::metrics::{Metrics, MetricsApp};
 use crate::node_client::NodeClient;
@@ -96,11 +99,34 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         );
     }
 
+    let tasks = TaskService::open(&config.server.data_dir).map_err(|e| e.to_string())?;
+    let services = Arc::new(Services {
+        tasks,
+        indexes: IndexCache::default(),
+        auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
+    });
+    let master = config
+        .server
+        .master_key
+        .as_ref()
+        .and_then(|k| http::HeaderValue::from_str(&format!("Bearer {k}")).ok());
+    let refresher = background_service(
+        "task refresh",
+        TaskRefreshService {
+            store: store.clone(),
+            health: health.clone(),
+            client: client.clone(),
+            services: services.clone(),
+            master: master.clone(),
+        },
+    );
     let gateway = Gateway::new(
         store.clone(),
         health.clone(),
         metrics.clone(),
         client,
+        services,
+        master,
         plugins,
         config.server.max_body_bytes,
     );
@@ -130,6 +156,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     server.add_service(metrics_service);
     server.add_service(health_service);
     server.add_service(reload_service);
+    server.add_service(refresher);
     log::info!("miroir listening on {listen}");
     server.run_forever()
 }

@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod model;
 pub mod query;
+pub mod refresh;
 pub mod store;
 
 use std::collections::{BTreeSet, HashMap};

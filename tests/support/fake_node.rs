@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -21,6 +23,19 @@ pub struct NodeState {
     pub unhealthy: bool,
     /// Added before every answer.
     pub delay: Duration,
+    /// The node's indexes, by uid.
+    pub indexes: BTreeMap<String, Index>,
+    /// Every task, uid = position.
+    pub tasks: Vec<Value>,
+}
+
+/// One index of the test node.
+#[derive(Default, Clone)]
+pub struct Index {
+    pub primary_key: Option<String>,
+    /// Documents by canonical id.
+    pub documents: BTreeMap<String, Value>,
+    pub filterable: Value,
 }
 
 pub struct FakeNode {
@@ -123,6 +138,17 @@ impl FakeNode {
     pub fn master_key(&self) -> Option<&str> {
         self.master_key.as_deref()
     }
+
+    /// The documents of `index` on this node.
+    pub fn documents(&self, index: &str) -> BTreeMap<String, Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .indexes
+            .get(index)
+            .map(|i| i.documents.clone())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for FakeNode {
@@ -137,9 +163,9 @@ struct Behaviour {
     state: Arc<Mutex<NodeState>>,
 }
 
-type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
-fn error(status: u16, code: &str, kind: &str, message: &str) -> Answer {
+pub fn error(status: u16, code: &str, kind: &str, message: &str) -> Answer {
     let body = json!({
         "message": message,
         "code": code,
@@ -149,7 +175,7 @@ fn error(status: u16, code: &str, kind: &str, message: &str) -> Answer {
     json_answer(status, body)
 }
 
-fn json_answer(status: u16, body: serde_json::Value) -> Answer {
+pub fn json_answer(status: u16, body: serde_json::Value) -> Answer {
     (
         status,
         vec![("content-type".into(), "application/json".into())],
@@ -225,13 +251,13 @@ impl Behaviour {
                 200,
                 json!({"results": [], "total": 0, "limit": 20, "from": null, "next": null}),
             ),
-            ("POST", ["tasks", "cancel"]) | ("DELETE", ["tasks"]) => error(
+            ("POST", ["tasks", "cancel"]) | ("DELETE", ["tasks"]) if req.query().is_empty() => error(
                 400,
                 "missing_task_filters",
                 "invalid_request",
                 "Query parameters to filter the tasks to cancel are missing.",
             ),
-            _ => (404, Vec::new(), Vec::new()),
+            _ => super::fake_meili::route(&mut self.state.lock().unwrap(), req, &segs),
         }
     }
 }

@@ -1,0 +1,155 @@
+//! Writes every node must apply: index lifecycle, settings, deletions by filter or in bulk,
+//! keys, and the rest of the broadcast class. Settings keep the shard tag filterable.
+
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use serde_json::Value;
+
+use super::write::{execute, Send, WritePlan};
+use super::{relay, unreachable, Request, Services};
+use crate::cluster::Cluster;
+use crate::respond::Reply;
+use crate::routes::Endpoint;
+use crate::settings;
+
+/// The request each node gets, and whether the tag must be made filterable afterwards.
+fn rewritten(req: &Request<'_>) -> (crate::node_client::NodeRequest, bool) {
+    use Endpoint as E;
+    let setting = req.route.param.as_deref();
+    match (req.route.endpoint, setting) {
+        // A reset of `filterableAttributes` is forwarded as is, then the tag is put back.
+        (E::SettingsUpdate, _) if body_has_filterable_reset(&req.body) => (req.forward(), true),
+        (E::SettingsUpdate, _) => match settings::patch_body_with_tag(&req.body) {
+            Some(body) => (with_body(req, body), false),
+            None => (req.forward(), false),
+        },
+        // Resetting all settings resets the tag too: put it back.
+        (E::SettingsReset, _) => (req.forward(), true),
+        (E::SettingUpdate, Some("filterable-attributes")) => match serde_json::from_slice::<Value>(&req.body) {
+            Ok(Value::Array(_)) => {
+                let body = settings::with_tag(&serde_json::from_slice(&req.body).unwrap_or(Value::Null));
+                (with_body(req, serde_json::to_vec(&body).unwrap_or_default()), false)
+            }
+            // `null` resets: forwarded as is, then the tag is put back.
+            Ok(Value::Null) => (req.forward(), true),
+            _ => (req.forward(), false),
+        },
+        (E::SettingReset, Some("filterable-attributes")) => (req.forward(), true),
+        (E::IndexCreate, _) => (req.forward(), true),
+        _ => (req.forward(), false),
+    }
+}
+
+fn body_has_filterable_reset(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| v.get("filterableAttributes") == Some(&Value::Null))
+}
+
+fn with_body(req: &Request<'_>, body: Vec<u8>) -> crate::node_client::NodeRequest {
+    req.to_node(
+        req.method.clone(),
+        req.target(),
+        req.headers.get(http::header::CONTENT_TYPE),
+        Bytes::from(body),
+    )
+}
+
+/// The index a broadcast creates or changes, for the internal tag task and the cache.
+fn target_index(req: &Request<'_>) -> Option<String> {
+    match req.route.endpoint {
+        Endpoint::IndexCreate => serde_json::from_slice::<Value>(&req.body)
+            .ok()
+            .and_then(|v| v["uid"].as_str().map(str::to_string)),
+        _ => req.route.index.clone(),
+    }
+}
+
+/// Endpoints that answer synchronously (not with a task): every node applies them, the first
+/// answer is the client's.
+fn synchronous(endpoint: Endpoint) -> bool {
+    matches!(
+        endpoint,
+        Endpoint::KeyCreate
+            | Endpoint::KeyUpdate
+            | Endpoint::KeyDelete
+            | Endpoint::ExperimentalUpdate
+            | Endpoint::WebhookWrite
+    )
+}
+
+/// Sends the same write to every node.
+pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
+    let topology = cluster.topology;
+    let endpoint = req.route.endpoint;
+    match endpoint {
+        Endpoint::IndexDelete | Endpoint::IndexUpdate => {
+            if let Some(i) = &req.route.index {
+                services.indexes.forget(i);
+            }
+        }
+        Endpoint::SwapIndexes => services.indexes.forget_all(),
+        _ => {}
+    }
+    if synchronous(endpoint) {
+        let mut request = req.forward();
+        if endpoint == Endpoint::KeyCreate {
+            request.body = with_key_uid(&req.body);
+        }
+        let sends = (0..topology.nodes.len()).map(|n| (n, request.clone())).collect();
+        let results = cluster.send_each(sends).await;
+        return match results.iter().find_map(|(_, r)| r.as_ref().ok()) {
+            Some(resp) => relay(resp),
+            None => unreachable("every node failed"),
+        };
+    }
+    let (request, mut tag_after) = rewritten(req);
+    // A settings write creates a missing index: the new index needs the tag too.
+    if matches!(endpoint, Endpoint::SettingsUpdate | Endpoint::SettingUpdate) && !tag_after {
+        if let Some(index) = &req.route.index {
+            tag_after = matches!(services.indexes.lookup(cluster, index).await, Ok(None));
+        }
+    }
+    let mut sends: Vec<Send> = (0..topology.nodes.len())
+        .map(|node| Send {
+            node,
+            request: request.clone(),
+            internal: false,
+        })
+        .collect();
+    if tag_after {
+        if let Some(index) = target_index(req) {
+            for node in 0..topology.nodes.len() {
+                sends.push(Send {
+                    node,
+                    request: cluster.own_request(crate::node_client::NodeRequest {
+                        method: Method::PUT,
+                        path: format!("/indexes/{index}/settings/filterable-attributes"),
+                        headers: vec![(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                        body: Bytes::from(settings::tag_only_filterable()),
+                    }),
+                    internal: true,
+                });
+            }
+        }
+    }
+    let plan = WritePlan {
+        sends,
+        shards: (0..topology.shards).collect(),
+        kind: "settingsUpdate",
+        index_uid: req.route.index.clone(),
+        details: None,
+        copies: topology.copies() as u32,
+    };
+    execute(cluster, services, req, plan).await
+}
+
+/// A key created on every node must have one uid, so that its key string (derived from the
+/// uid and the master key) is the same everywhere.
+fn with_key_uid(body: &Bytes) -> Bytes {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut o)) if !o.contains_key("uid") => {
+            o.insert("uid".into(), Value::from(uuid::Uuid::new_v4().to_string()));
+            Bytes::from(serde_json::to_vec(&Value::Object(o)).unwrap_or_default())
+        }
+        _ => body.clone(),
+    }
+}

@@ -1,0 +1,284 @@
+//! Document writes: batches split by shard (one request per node), deletions routed to the
+//! owners of the ids.
+
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use serde_json::{json, Value};
+
+use super::write::{execute, failed_task, Send, WritePlan};
+use super::{relay, unreachable, Request, Services};
+use crate::cluster::Cluster;
+use crate::error::{ErrorType, MeiliError};
+use crate::respond::Reply;
+use crate::rewrite::{self, Format, KeyChoice, PayloadError, SplitError};
+use crate::routing::shard_of;
+use crate::settings;
+use crate::tasks::query::percent_decode;
+
+fn encode_param(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The format a validated `Content-Type` names.
+fn format_of(req: &Request<'_>) -> Option<Format> {
+    let ct = req.headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = ct.split(';').next()?.trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Some(Format::Json),
+        "application/x-ndjson" => Some(Format::Ndjson),
+        "text/csv" => {
+            let delimiter = req.param("csvDelimiter").and_then(|d| d.bytes().next()).unwrap_or(b',');
+            Some(Format::Csv { delimiter })
+        }
+        _ => None,
+    }
+}
+
+/// The internal task that keeps the shard tag filterable on a new index.
+fn tag_filterable(node: usize, index: &str) -> Send {
+    Send {
+        node,
+        request: crate::node_client::NodeRequest {
+            method: Method::PUT,
+            path: format!("/indexes/{index}/settings/filterable-attributes"),
+            headers: vec![(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body: Bytes::from(settings::tag_only_filterable()),
+        },
+        internal: true,
+    }
+}
+
+/// Adds the gateway's key to internal sends.
+fn sign(cluster: &Cluster<'_>, mut s: Send) -> Send {
+    if s.internal {
+        s.request = cluster.own_request(s.request);
+    }
+    s
+}
+
+/// `POST`/`PUT /indexes/{uid}/documents`.
+pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
+    let index = req.route.index.clone().unwrap_or_default();
+    // A node checks everything a single node checks before reading the payload (key,
+    // parameters, index uid, Content-Type), on an empty body: its `missing_payload` means the
+    // request is otherwise acceptable, anything else is the client's answer.
+    let probe = req.to_node(req.method.clone(), req.target(), req.headers.get(http::header::CONTENT_TYPE), Bytes::new());
+    let probe = match cluster.send_any(&probe).await {
+        Ok((_, resp)) => resp,
+        Err(e) => return unreachable(&e.to_string()),
+    };
+    let missing_payload = probe.status == 400
+        && serde_json::from_slice::<Value>(&probe.body).is_ok_and(|v| v["code"] == "missing_payload");
+    if !missing_payload || req.body.is_empty() {
+        return relay(&probe);
+    }
+    let Some(format) = format_of(req) else {
+        return relay(&probe);
+    };
+
+    let info = match services.indexes.lookup(cluster, &index).await {
+        Ok(info) => info,
+        Err(e) => return unreachable(&e.to_string()),
+    };
+    let param_key = req.param("primaryKey");
+    let key = match (info.as_ref().and_then(|i| i.primary_key.as_deref()), param_key.as_deref()) {
+        (Some(k), _) => KeyChoice::Known(k),
+        (None, Some(k)) => KeyChoice::Known(k),
+        (None, None) => KeyChoice::Infer,
+    };
+    let topology = cluster.topology;
+    let body = req.body.clone();
+    let split = super::cpu_bound(|| rewrite::split(&body, format, key, topology.placement()));
+    let batch = match split {
+        Ok(b) => b,
+        Err(SplitError::Payload(PayloadError::Missing(f))) => {
+            return Reply::error(&MeiliError::new(
+                400,
+                "missing_payload",
+                ErrorType::InvalidRequest,
+                format!("A {} payload is missing.", f.name()),
+            ))
+        }
+        Err(SplitError::Payload(PayloadError::Malformed(m))) => {
+            return Reply::error(&MeiliError::new(400, "malformed_payload", ErrorType::InvalidRequest, m))
+        }
+        Err(SplitError::Payload(PayloadError::Internal(m))) => {
+            return Reply::error(&MeiliError::new(500, "internal", ErrorType::Internal, m))
+        }
+        Err(SplitError::Document(e)) => {
+            let documents = count_documents(&req.body, format);
+            return failed_task(
+                services,
+                req,
+                "documentAdditionOrUpdate",
+                Some(index),
+                json!({"receivedDocuments": documents, "indexedDocuments": 0}),
+                e.code(),
+                e.message(),
+            );
+        }
+    };
+    if info.as_ref().is_none_or(|i| i.primary_key.is_none()) {
+        services.indexes.remember(&index, &batch.primary_key);
+    }
+
+    // Every node gets a request, an empty batch if it owns none of these documents, so the
+    // index exists everywhere with the same primary key.
+    let mut query: Vec<String> = vec![format!("primaryKey={}", encode_param(&batch.primary_key))];
+    for name in ["customMetadata", "skipCreation"] {
+        if let Some(v) = req.param(name) {
+            query.push(format!("{name}={}", encode_param(&v)));
+        }
+    }
+    let json_ct = HeaderValue::from_static("application/json");
+    let format_ct = HeaderValue::from_static(format.content_type());
+    let mut sends = Vec::new();
+    for (node, (body, count)) in batch.bodies.into_iter().zip(&batch.counts).enumerate() {
+        let mut q = query.clone();
+        let (ct, body) = if *count == 0 {
+            (&json_ct, Bytes::from_static(b"[]"))
+        } else {
+            if let Format::Csv { delimiter } = format {
+                q.push(format!("csvDelimiter={}", encode_param(&(delimiter as char).to_string())));
+            }
+            (&format_ct, Bytes::from(body))
+        };
+        let target = format!("{}?{}", req.path, q.join("&"));
+        sends.push(Send {
+            node,
+            request: req.to_node(req.method.clone(), target, Some(ct), body),
+            internal: false,
+        });
+    }
+    if info.is_none() {
+        sends.extend((0..topology.nodes.len()).map(|n| sign(cluster, tag_filterable(n, &index))));
+    }
+    let shards: Vec<u32> = (0..topology.shards).collect();
+    let plan = WritePlan {
+        sends,
+        shards,
+        kind: "documentAdditionOrUpdate",
+        index_uid: Some(index),
+        details: Some(json!({"receivedDocuments": batch.documents})),
+        copies: topology.copies() as u32,
+    };
+    execute(cluster, services, req, plan).await
+}
+
+/// Documents in a payload known to be well formed (for the details of a failed task).
+fn count_documents(body: &[u8], format: Format) -> usize {
+    match format {
+        Format::Json => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Array(a)) => a.len(),
+            Ok(_) => 1,
+            Err(_) => 0,
+        },
+        Format::Ndjson => serde_json::Deserializer::from_slice(body).into_iter::<Value>().count(),
+        Format::Csv { delimiter } => csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .from_reader(body)
+            .records()
+            .count(),
+    }
+}
+
+/// `DELETE /indexes/{uid}/documents/{id}`: to the owners of the id's shard.
+pub async fn delete_one(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
+    let id = percent_decode(req.route.param.as_deref().unwrap_or_default());
+    let topology = cluster.topology;
+    let shard = shard_of(id.as_bytes(), topology.shards);
+    let sends = topology
+        .owners(shard)
+        .iter()
+        .map(|&node| Send {
+            node,
+            request: req.forward(),
+            internal: false,
+        })
+        .collect();
+    let plan = WritePlan {
+        sends,
+        shards: vec![shard],
+        kind: "documentDeletion",
+        index_uid: req.route.index.clone(),
+        details: Some(json!({"providedIds": 1})),
+        copies: topology.copies() as u32,
+    };
+    execute(cluster, services, req, plan).await
+}
+
+/// `POST /indexes/{uid}/documents/delete-batch`: the ids split by shard.
+pub async fn delete_batch(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
+    let topology = cluster.topology;
+    let ids: Option<Vec<Value>> = serde_json::from_slice(&req.body).ok();
+    let routable = ids.as_ref().is_some_and(|ids| {
+        ids.iter().all(|v| matches!(v, Value::String(_)) || v.as_i64().is_some() || v.as_u64().is_some())
+    });
+    let Some(ids) = ids.filter(|ids| routable && !ids.is_empty()) else {
+        // Empty, malformed or odd bodies go to every node: each gives the same answer.
+        let sends = (0..topology.nodes.len())
+            .map(|node| Send {
+                node,
+                request: req.forward(),
+                internal: false,
+            })
+            .collect();
+        let plan = WritePlan {
+            sends,
+            shards: (0..topology.shards).collect(),
+            kind: "documentDeletion",
+            index_uid: req.route.index.clone(),
+            details: None,
+            copies: topology.copies() as u32,
+        };
+        return execute(cluster, services, req, plan).await;
+    };
+    let mut per_node: Vec<Vec<&Value>> = vec![Vec::new(); topology.nodes.len()];
+    let mut shards = Vec::new();
+    for id in &ids {
+        let canonical = match id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let shard = shard_of(canonical.as_bytes(), topology.shards);
+        shards.push(shard);
+        for &n in topology.owners(shard) {
+            per_node[n].push(id);
+        }
+    }
+    shards.sort_unstable();
+    shards.dedup();
+    let ct = HeaderValue::from_static("application/json");
+    let sends = per_node
+        .into_iter()
+        .enumerate()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(node, ids)| Send {
+            node,
+            request: req.to_node(
+                Method::POST,
+                req.target(),
+                Some(&ct),
+                Bytes::from(serde_json::to_vec(&ids).unwrap_or_default()),
+            ),
+            internal: false,
+        })
+        .collect();
+    let plan = WritePlan {
+        sends,
+        shards,
+        kind: "documentDeletion",
+        index_uid: req.route.index.clone(),
+        details: Some(json!({"providedIds": ids.len()})),
+        copies: topology.copies() as u32,
+    };
+    execute(cluster, services, req, plan).await
+}

@@ -1,0 +1,63 @@
+//! What the gateway remembers of indexes: their primary key (to route documents) and whether
+//! they exist, asked of a node when unknown.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+use crate::node_client::{NodeError, NodeRequest};
+
+/// An index as a node describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexInfo {
+    pub primary_key: Option<String>,
+}
+
+/// Primary keys by index uid. Keys the gateway inferred itself are remembered until the
+/// nodes report one, so two batches sent before the first is processed route alike.
+#[derive(Default)]
+pub struct IndexCache {
+    known: Mutex<HashMap<String, String>>,
+}
+
+impl IndexCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index `uid` (`None`: it does not exist).
+    pub async fn lookup(&self, cluster: &Cluster<'_>, uid: &str) -> Result<Option<IndexInfo>, NodeError> {
+        if let Some(pk) = self.lock().get(uid) {
+            return Ok(Some(IndexInfo { primary_key: Some(pk.clone()) }));
+        }
+        let req = cluster.own_request(NodeRequest::get(format!("/indexes/{uid}")));
+        let (_, resp) = cluster.send_any(&req).await?;
+        match resp.status {
+            200 => {
+                let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+                let primary_key = body["primaryKey"].as_str().map(str::to_string);
+                if let Some(pk) = &primary_key {
+                    self.lock().insert(uid.to_string(), pk.clone());
+                }
+                Ok(Some(IndexInfo { primary_key }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Remembers the key the gateway chose for `uid`.
+    pub fn remember(&self, uid: &str, primary_key: &str) {
+        self.lock().insert(uid.to_string(), primary_key.to_string());
+    }
+
+    /// Forgets `uid` (deleted, renamed, swapped or its key changed).
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    pub fn forget_all(&self) {
+        self.lock().clear();
+    }
+}

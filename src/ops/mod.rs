@@ -1,0 +1,146 @@
+//! The requests the gateway serves itself rather than proxying: writes split or broadcast
+//! over the nodes, and the gateway-owned task routes. Each operation takes a [`Request`] and
+//! the [`Cluster`] of one topology snapshot and returns a complete [`Reply`]; none of them
+//! touches Pingora.
+
+mod broadcast;
+mod documents;
+pub mod indexes;
+mod stats;
+mod task_routes;
+mod reads;
+mod write;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use crate::cluster::Cluster;
+use crate::error::{ErrorType, MeiliError};
+use crate::node_client::{NodeRequest, NodeResponse};
+use crate::respond::Reply;
+use crate::routes::{Endpoint, Route};
+use crate::tasks::TaskService;
+
+pub use indexes::IndexCache;
+
+/// State the operations share, owned by the gateway.
+pub struct Services {
+    pub tasks: TaskService,
+    pub indexes: IndexCache,
+    pub auth: crate::auth::AuthChecker,
+}
+
+/// A client request the gateway answers itself, body read.
+pub struct Request<'r> {
+    pub method: &'r Method,
+    pub path: &'r str,
+    pub query: &'r str,
+    pub headers: &'r HeaderMap,
+    pub body: Bytes,
+    pub route: &'r Route,
+    /// Headers the plugins asked to send to nodes (e.g. the request id).
+    pub upstream_headers: &'r [(HeaderName, HeaderValue)],
+    /// RFC 3339 time the request arrived (a task's `enqueuedAt`).
+    pub received_at: String,
+}
+
+impl Request<'_> {
+    /// The path and query, as sent to a node.
+    pub fn target(&self) -> String {
+        if self.query.is_empty() {
+            self.path.to_string()
+        } else {
+            format!("{}?{}", self.path, self.query)
+        }
+    }
+
+    /// A request to a node carrying the client's credentials and the plugins' headers.
+    pub fn to_node(&self, method: Method, target: String, content_type: Option<&HeaderValue>, body: Bytes) -> NodeRequest {
+        let mut headers: Vec<(HeaderName, HeaderValue)> = self.upstream_headers.to_vec();
+        if let Some(auth) = self.headers.get(http::header::AUTHORIZATION) {
+            headers.push((http::header::AUTHORIZATION, auth.clone()));
+        }
+        if let Some(ct) = content_type {
+            headers.push((http::header::CONTENT_TYPE, ct.clone()));
+        }
+        NodeRequest {
+            method,
+            path: target,
+            headers,
+            body,
+        }
+    }
+
+    /// The client's request, as is, for a node.
+    pub fn forward(&self) -> NodeRequest {
+        self.to_node(
+            self.method.clone(),
+            self.target(),
+            self.headers.get(http::header::CONTENT_TYPE),
+            self.body.clone(),
+        )
+    }
+
+    /// One query parameter, decoded.
+    pub fn param(&self, name: &str) -> Option<String> {
+        crate::tasks::query::pairs(self.query)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Runs CPU-heavy work (splitting a large batch) without stalling the other tasks of a
+/// multi-threaded runtime's worker.
+pub fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// A node's answer passed to the client unchanged (status, JSON body).
+pub fn relay(resp: &NodeResponse) -> Reply {
+    let mut reply = Reply::json(resp.status, resp.body.clone());
+    if resp.body.is_empty() {
+        reply.content_type = None;
+    }
+    if let Some(ra) = resp.headers.get(http::header::RETRY_AFTER) {
+        reply.headers.push((http::header::RETRY_AFTER, ra.clone()));
+    }
+    reply
+}
+
+/// The gateway could not reach any node for this request.
+pub fn unreachable(detail: &str) -> Reply {
+    Reply::error(&MeiliError::new(
+        503,
+        "miroir_no_node_available",
+        ErrorType::System,
+        format!("No Meilisearch node could be reached: {detail}."),
+    ))
+}
+
+pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
+    log::error!("{e}");
+    Reply::error(&MeiliError::internal(format!("The gateway could not record the task: {e}.")))
+}
+
+/// Serves `req`, whose route belongs to the gateway, a write class, or the fan-out classes
+/// implemented here.
+pub async fn dispatch(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
+    use Endpoint as E;
+    match req.route.endpoint {
+        E::DocumentsReplace | E::DocumentsUpdate => documents::add(cluster, services, req).await,
+        E::DocumentDelete => documents::delete_one(cluster, services, req).await,
+        E::DocumentsDeleteBatch => documents::delete_batch(cluster, services, req).await,
+        E::TaskGet => task_routes::get(cluster, services, req).await,
+        E::TaskList => task_routes::list(cluster, services, req).await,
+        E::TaskCancel => task_routes::cancel(cluster, services, req).await,
+        E::TaskDelete => task_routes::delete(cluster, services, req).await,
+        E::GlobalStats | E::IndexStats => stats::stats(cluster, req).await,
+        E::SettingsGet | E::SettingGet => reads::settings(cluster, req).await,
+        E::DocumentGet => reads::document(cluster, req).await,
+        _ => broadcast::broadcast(cluster, services, req).await,
+    }
+}

@@ -1,0 +1,58 @@
+//! Reads that need the shard tag hidden: settings (from any node) and one document (from an
+//! owner of its shard).
+
+use serde_json::Value;
+
+use super::{relay, unreachable, Request};
+use crate::cluster::Cluster;
+use crate::respond::Reply;
+use crate::routing::shard_of;
+use crate::settings;
+use crate::shard_tag;
+use crate::tasks::query::percent_decode;
+
+/// `GET /indexes/{uid}/settings[/name]` without the tag.
+pub async fn settings(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
+    let resp = match cluster.send_any(&req.forward()).await {
+        Ok((_, resp)) => resp,
+        Err(e) => return unreachable(&e.to_string()),
+    };
+    if resp.status != 200 {
+        return relay(&resp);
+    }
+    let Ok(mut body) = serde_json::from_slice::<Value>(&resp.body) else {
+        return relay(&resp);
+    };
+    match req.route.param.as_deref() {
+        None => settings::hide_in_settings(&mut body),
+        Some("filterable-attributes") => settings::hide_in_filterable(&mut body),
+        Some(_) => return relay(&resp),
+    }
+    Reply::json(200, body.to_string())
+}
+
+/// `GET /indexes/{uid}/documents/{id}` from an owner, without the tag.
+pub async fn document(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
+    let id = percent_decode(req.route.param.as_deref().unwrap_or_default());
+    let topology = cluster.topology;
+    let shard = shard_of(id.as_bytes(), topology.shards);
+    let mut owners: Vec<usize> = topology.owners(shard).to_vec();
+    owners.sort_by_key(|&n| !cluster.health.is_up(&topology.nodes[n]));
+    let mut last = String::from("no owner");
+    for node in owners {
+        match cluster.send(node, &req.forward()).await {
+            Ok(resp) if resp.status == 200 => {
+                let Ok(mut doc) = serde_json::from_slice::<Value>(&resp.body) else {
+                    return relay(&resp);
+                };
+                if let Some(o) = doc.as_object_mut() {
+                    o.shift_remove(shard_tag::FIELD);
+                }
+                return Reply::json(200, doc.to_string());
+            }
+            Ok(resp) => return relay(&resp),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    unreachable(&last)
+}

@@ -1,0 +1,217 @@
+//! The gateway-owned task routes: `GET /tasks/{uid}`, `GET /tasks`, `POST /tasks/cancel`,
+//! `DELETE /tasks`. Keys and query syntax are checked by a node, so errors are Meilisearch's.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::{json, Value};
+
+use super::{relay, store_failure, unreachable, Request, Services};
+use crate::auth::AuthError;
+use crate::cluster::Cluster;
+use crate::error::{ErrorType, MeiliError};
+use crate::node_client::NodeRequest;
+use crate::respond::Reply;
+use crate::tasks::{GatewayTask, NodeTaskRef, TaskFilter};
+
+/// Checks the client's key for `action` with a node.
+async fn authorize(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>, action: &'static str) -> Option<Reply> {
+    let nodes: Vec<_> = cluster.preferred_nodes().into_iter().map(|n| &cluster.topology.nodes[n]).collect();
+    match services
+        .auth
+        .check(cluster.client, &nodes, req.headers.get(http::header::AUTHORIZATION), action)
+        .await
+    {
+        Ok(()) => None,
+        Err(AuthError::Denied(d)) => Some(Reply::json(d.status, d.body)),
+        Err(AuthError::NoNode) => Some(unreachable("no node answered the key check")),
+    }
+}
+
+/// Has a node validate the filters of `query` (with the client's key when `client_key`).
+async fn validate(cluster: &Cluster<'_>, req: &Request<'_>, query: &str, client_key: bool) -> Result<(), Reply> {
+    let target = if query.is_empty() { "/tasks".to_string() } else { format!("/tasks?{query}") };
+    let probe = if client_key {
+        req.to_node(Method::GET, target, None, Bytes::new())
+    } else {
+        cluster.own_request(NodeRequest::get(target))
+    };
+    match cluster.send_any(&probe).await {
+        Ok((_, resp)) if resp.status == 200 => Ok(()),
+        Ok((_, resp)) => Err(relay(&resp)),
+        Err(e) => Err(unreachable(&e.to_string())),
+    }
+}
+
+/// `GET /tasks/{uid}`.
+pub async fn get(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
+    if let Some(denied) = authorize(cluster, services, req, "tasks.get").await {
+        return denied;
+    }
+    let raw = req.route.param.as_deref().unwrap_or_default();
+    let Ok(uid) = raw.parse::<u32>() else {
+        return Reply::error(&MeiliError::new(
+            400,
+            "invalid_task_uid",
+            ErrorType::InvalidRequest,
+            format!("Task uid `{raw}` is invalid. It should only contain numeric characters."),
+        ));
+    };
+    match services.tasks.view(cluster, u64::from(uid)).await {
+        Ok(Some(view)) => Reply::json(200, view.to_string()),
+        Ok(None) => Reply::error(&MeiliError::new(
+            404,
+            "task_not_found",
+            ErrorType::InvalidRequest,
+            format!("Task `{uid}` not found."),
+        )),
+        Err(e) => store_failure(&e),
+    }
+}
+
+/// `GET /tasks`: the node's own validation (and key check), then the gateway's list.
+pub async fn list(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
+    if let Err(reply) = validate(cluster, req, req.query, true).await {
+        return reply;
+    }
+    match services.tasks.list(cluster, &TaskFilter::parse(req.query)).await {
+        Ok(body) => Reply::json(200, body.to_string()),
+        Err(e) => store_failure(&e),
+    }
+}
+
+fn missing_filters(what: &str) -> Reply {
+    Reply::error(&MeiliError::new(
+        400,
+        "missing_task_filters",
+        ErrorType::InvalidRequest,
+        format!("Query parameters to filter the tasks to {what} are missing. Available query parameters are: `uids`, `indexUids`, `statuses`, `types`, `canceledBy`, `beforeEnqueuedAt`, `afterEnqueuedAt`, `beforeStartedAt`, `afterStartedAt`, `beforeFinishedAt`, `afterFinishedAt`."),
+    ))
+}
+
+/// Groups node task uids by node.
+fn by_node(tasks: &[GatewayTask]) -> HashMap<String, Vec<u64>> {
+    let mut out: HashMap<String, Vec<u64>> = HashMap::new();
+    for t in tasks {
+        for r in &t.node_tasks {
+            out.entry(r.node.clone()).or_default().push(r.uid);
+        }
+    }
+    out
+}
+
+/// Sends `method /tasks[/cancel]?uids=...` to each node holding some of `tasks`; returns the
+/// node tasks this created.
+async fn act_on_nodes(cluster: &Cluster<'_>, tasks: &[GatewayTask], method: Method, path: &str) -> Vec<NodeTaskRef> {
+    let requests: Vec<_> = by_node(tasks)
+        .into_iter()
+        .filter_map(|(node, uids)| {
+            let idx = cluster.topology.node_by_id(&node)?;
+            let list: Vec<String> = uids.iter().map(u64::to_string).collect();
+            let mut r = NodeRequest::get(format!("{path}?uids={}", list.join(",")));
+            r.method = method.clone();
+            Some((idx, cluster.own_request(r)))
+        })
+        .collect();
+    let mut created = Vec::new();
+    for (idx, result) in cluster.send_each(requests).await {
+        let Ok(resp) = result else { continue };
+        let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        if let Some(uid) = body["taskUid"].as_u64() {
+            created.push(NodeTaskRef {
+                node: cluster.topology.nodes[idx].id.clone(),
+                uid,
+                internal: true,
+            });
+        }
+    }
+    created
+}
+
+/// Records a task-management task (cancelation or deletion) and answers `200` with it.
+fn record(services: &Services, req: &Request<'_>, kind: &str, node_tasks: Vec<NodeTaskRef>, details: Value) -> Result<GatewayTask, Reply> {
+    services
+        .tasks
+        .create(|uid| GatewayTask {
+            uid,
+            index_uid: None,
+            kind: kind.to_string(),
+            enqueued_at: req.received_at.clone(),
+            custom_metadata: None,
+            copies: 1,
+            node_tasks,
+            details: Some(details),
+            error: None,
+            canceled_by: None,
+            view: None,
+        })
+        .map_err(|e| store_failure(&e))
+}
+
+/// `POST /tasks/cancel`: cancels the node tasks behind matching tasks in progress.
+pub async fn cancel(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
+    if let Some(denied) = authorize(cluster, services, req, "tasks.cancel").await {
+        return denied;
+    }
+    if !TaskFilter::has_filters(req.query) {
+        return missing_filters("cancel");
+    }
+    if let Err(reply) = validate(cluster, req, req.query, false).await {
+        return reply;
+    }
+    let filter = TaskFilter::parse(req.query);
+    let matched = match services.tasks.unfinished_matching(&filter) {
+        Ok(m) => m,
+        Err(e) => return store_failure(&e),
+    };
+    let node_tasks = act_on_nodes(cluster, &matched, Method::POST, "/tasks/cancel").await;
+    let details = json!({
+        "matchedTasks": matched.len(),
+        "canceledTasks": matched.len(),
+        "originalFilter": format!("?{}", req.query),
+    });
+    let task = match record(services, req, "taskCancelation", node_tasks, details) {
+        Ok(t) => t,
+        Err(reply) => return reply,
+    };
+    for mut t in matched {
+        t.canceled_by = Some(task.uid);
+        if let Err(e) = services.tasks.put(&t) {
+            return store_failure(&e);
+        }
+    }
+    Reply::json(200, task.summary().to_string())
+}
+
+/// `DELETE /tasks`: forgets matching finished tasks, here and on the nodes.
+pub async fn delete(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
+    if let Some(denied) = authorize(cluster, services, req, "tasks.delete").await {
+        return denied;
+    }
+    if !TaskFilter::has_filters(req.query) {
+        return missing_filters("delete");
+    }
+    if let Err(reply) = validate(cluster, req, req.query, false).await {
+        return reply;
+    }
+    let filter = TaskFilter::parse(req.query);
+    let matched = match services.tasks.finished_matching(&filter) {
+        Ok(m) => m,
+        Err(e) => return store_failure(&e),
+    };
+    let node_tasks = act_on_nodes(cluster, &matched, Method::DELETE, "/tasks").await;
+    let uids: Vec<u64> = matched.iter().map(|t| t.uid).collect();
+    if let Err(e) = services.tasks.delete(&uids) {
+        return store_failure(&e);
+    }
+    let details = json!({
+        "matchedTasks": matched.len(),
+        "deletedTasks": matched.len(),
+        "originalFilter": format!("?{}", req.query),
+    });
+    match record(services, req, "taskDeletion", node_tasks, details) {
+        Ok(task) => Reply::json(200, task.summary().to_string()),
+        Err(reply) => reply,
+    }
+}

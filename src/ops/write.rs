@@ -1,0 +1,232 @@
+//! Sending one client write to its nodes and answering with one gateway task.
+//!
+//! Quorum (stated in the README): a write is acknowledged when, for every shard it touches,
+//! at least one replica group has a majority of that shard's owners acknowledging it. A
+//! write that meets the quorum but missed some nodes answers with `X-Miroir-Degraded`
+//! naming them; one that misses it answers `503 miroir_write_quorum_failed`.
+
+use std::collections::BTreeSet;
+
+use http::HeaderValue;
+use serde_json::Value;
+
+use super::{relay, store_failure, Request, Services};
+use crate::cluster::Cluster;
+use crate::error::{ErrorType, MeiliError};
+use crate::node_client::NodeRequest;
+use crate::respond::Reply;
+use crate::tasks::{GatewayTask, NodeTaskRef};
+use crate::topology::{NodeIdx, Topology};
+
+/// One request of a write plan.
+pub struct Send {
+    pub node: NodeIdx,
+    pub request: NodeRequest,
+    /// The gateway's own addition (e.g. keeping the shard tag filterable).
+    pub internal: bool,
+}
+
+/// A client write, ready to send.
+pub struct WritePlan {
+    pub sends: Vec<Send>,
+    /// Shards the write touches (all of them for a broadcast).
+    pub shards: Vec<u32>,
+    /// The task type and index, when no node answer carries them.
+    pub kind: &'static str,
+    pub index_uid: Option<String>,
+    pub details: Option<Value>,
+    pub copies: u32,
+}
+
+/// Whether the acknowledging nodes meet the quorum for every shard in `shards`.
+pub fn quorum_met(topology: &Topology, shards: &[u32], acked: &BTreeSet<NodeIdx>) -> bool {
+    shards.iter().all(|&s| {
+        (0..topology.groups.len()).any(|g| {
+            let owners = topology.owners_in_group(s, g);
+            let ok = owners.iter().filter(|n| acked.contains(n)).count();
+            ok * 2 > owners.len()
+        })
+    })
+}
+
+/// Sends the plan concurrently, then records and answers the gateway task.
+pub async fn execute(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>, plan: WritePlan) -> Reply {
+    // The gateway's own follow-ups go once the client's requests are in each node's queue, so
+    // they are processed after them (a settings task first would create the index itself).
+    let (public, followups): (Vec<Send>, Vec<Send>) = plan.sends.into_iter().partition(|s| !s.internal);
+    let mut internal = vec![false; public.len()];
+    let mut results = cluster.send_each(public.into_iter().map(|s| (s.node, s.request)).collect()).await;
+    internal.extend(std::iter::repeat_n(true, followups.len()));
+    results.extend(cluster.send_each(followups.into_iter().map(|s| (s.node, s.request)).collect()).await);
+
+    let mut node_tasks = Vec::new();
+    let mut acked = BTreeSet::new();
+    let mut failed = BTreeSet::new();
+    let mut first_error = None;
+    let mut template: Option<(u16, Value)> = None;
+    for ((node, result), internal) in results.iter().zip(&internal) {
+        match result {
+            Ok(resp) if (200..300).contains(&resp.status) => {
+                let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+                if let Some(uid) = body["taskUid"].as_u64() {
+                    node_tasks.push(NodeTaskRef {
+                        node: cluster.topology.nodes[*node].id.clone(),
+                        uid,
+                        internal: *internal,
+                    });
+                }
+                if !internal {
+                    acked.insert(*node);
+                    if template.is_none() {
+                        template = Some((resp.status, body));
+                    }
+                }
+            }
+            Ok(resp) => {
+                if !internal && first_error.is_none() {
+                    first_error = Some(relay(resp));
+                }
+                failed.insert(*node);
+            }
+            Err(e) => {
+                log::warn!("write to node {} failed: {e}", cluster.topology.nodes[*node].id);
+                failed.insert(*node);
+            }
+        }
+    }
+    // Every node refused the request itself (auth, validation): its answer is the answer.
+    let Some((status, template)) = template else {
+        return first_error.unwrap_or_else(|| quorum_failure(cluster, &failed));
+    };
+    if !quorum_met(cluster.topology, &plan.shards, &acked) {
+        return quorum_failure(cluster, &failed);
+    }
+    let kind = template["type"].as_str().map(str::to_string).unwrap_or_else(|| plan.kind.to_string());
+    let index_uid = match &template["indexUid"] {
+        Value::String(s) => Some(s.clone()),
+        _ => plan.index_uid.clone(),
+    };
+    let created = services.tasks.create(|uid| GatewayTask {
+        uid,
+        index_uid,
+        kind,
+        enqueued_at: req.received_at.clone(),
+        custom_metadata: template["customMetadata"].as_str().map(str::to_string),
+        copies: plan.copies,
+        node_tasks,
+        details: plan.details,
+        error: None,
+        canceled_by: None,
+        view: None,
+    });
+    let task = match created {
+        Ok(t) => t,
+        Err(e) => return store_failure(&e),
+    };
+    let mut reply = Reply::json(status, task.summary().to_string());
+    let degraded: Vec<&str> = failed.iter().map(|&n| cluster.topology.nodes[n].id.as_str()).collect();
+    if !degraded.is_empty() {
+        log::warn!("task {} acknowledged without nodes {degraded:?}", task.uid);
+        if let Ok(v) = HeaderValue::from_str(&degraded.join(",")) {
+            reply.headers.push((http::header::HeaderName::from_static("x-miroir-degraded"), v));
+        }
+    }
+    reply
+}
+
+fn quorum_failure(cluster: &Cluster<'_>, failed: &BTreeSet<NodeIdx>) -> Reply {
+    let names: Vec<String> = failed.iter().map(|&n| format!("`{}`", cluster.topology.nodes[n].id)).collect();
+    Reply::error(&MeiliError::new(
+        503,
+        "miroir_write_quorum_failed",
+        ErrorType::System,
+        format!(
+            "The write could not reach enough nodes to be acknowledged; unreachable or failing: {}. Retry once they are back.",
+            names.join(", ")
+        ),
+    ))
+}
+
+/// A task the gateway settles alone, failed with a document error a node would have given.
+pub fn failed_task(
+    services: &Services,
+    req: &Request<'_>,
+    kind: &str,
+    index_uid: Option<String>,
+    details: Value,
+    code: &str,
+    message: String,
+) -> Reply {
+    let error = MeiliError::new(400, "", ErrorType::InvalidRequest, message.clone());
+    let error_json = serde_json::json!({
+        "message": error.message,
+        "code": code,
+        "type": "invalid_request",
+        "link": format!("https://docs.meilisearch.com/errors#{code}"),
+    });
+    let created = services.tasks.create(|uid| GatewayTask {
+        uid,
+        index_uid,
+        kind: kind.to_string(),
+        enqueued_at: req.received_at.clone(),
+        custom_metadata: req.param("customMetadata"),
+        copies: 1,
+        node_tasks: Vec::new(),
+        details: Some(details),
+        error: Some(error_json),
+        canceled_by: None,
+        view: None,
+    });
+    match created {
+        Ok(task) => Reply::json(202, task.summary().to_string()),
+        Err(e) => store_failure(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClusterSpec, NodeSpec};
+
+    fn topo(groups: &[&str], rf: usize) -> Topology {
+        let specs: Vec<NodeSpec> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| NodeSpec {
+                id: format!("n{i}"),
+                url: format!("http://127.0.0.1:{}", 7000 + i),
+                authority: format!("127.0.0.1:{}", 7000 + i),
+                addr: ([127, 0, 0, 1], 7000 + i as u16).into(),
+                group: g.to_string(),
+            })
+            .collect();
+        Topology::new(&ClusterSpec { shards: 8, replication_factor: rf }, &specs, 1)
+    }
+
+    #[test]
+    fn one_group_rf1_needs_every_owner() {
+        let t = topo(&["a", "a", "a"], 1);
+        let all: Vec<u32> = (0..8).collect();
+        assert!(quorum_met(&t, &all, &[0, 1, 2].into()));
+        assert!(!quorum_met(&t, &all, &[0, 1].into()));
+        // A shard owned by node 0 only fails without it; shards owned elsewhere pass.
+        let owned_by_2: Vec<u32> = (0..8).filter(|&s| t.owners(s) == [2]).collect();
+        assert!(quorum_met(&t, &owned_by_2, &[2].into()));
+    }
+
+    #[test]
+    fn one_healthy_group_is_enough() {
+        let t = topo(&["a", "a", "b", "b"], 1);
+        let all: Vec<u32> = (0..8).collect();
+        assert!(quorum_met(&t, &all, &[2, 3].into()), "group b alone holds every shard");
+        assert!(!quorum_met(&t, &all, &[0, 2].into()) || (0..8).all(|s| t.owners(s).contains(&0) || t.owners(s).contains(&2)));
+    }
+
+    #[test]
+    fn rf3_needs_a_majority_of_owners() {
+        let t = topo(&["a", "a", "a"], 3);
+        let all: Vec<u32> = (0..8).collect();
+        assert!(quorum_met(&t, &all, &[0, 1].into()));
+        assert!(!quorum_met(&t, &all, &[0].into()));
+    }
+}

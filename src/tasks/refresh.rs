@@ -1,0 +1,47 @@
+//! The background task refresher: asks the nodes about tasks still in progress, so their
+//! views (and `GET /tasks` filters on status) stay current without a client asking.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::HeaderValue;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::cluster::Cluster;
+use crate::health::NodeHealth;
+use crate::node_client::NodeClient;
+use crate::ops::Services;
+use crate::topology::TopologyStore;
+
+/// How often tasks in progress are polled.
+const PERIOD: Duration = Duration::from_millis(500);
+
+pub struct TaskRefreshService {
+    pub store: Arc<TopologyStore>,
+    pub health: Arc<NodeHealth>,
+    pub client: Arc<NodeClient>,
+    pub services: Arc<Services>,
+    pub master: Option<HeaderValue>,
+}
+
+#[async_trait]
+impl BackgroundService for TaskRefreshService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let topology = self.store.snapshot();
+            let cluster = Cluster {
+                topology: &topology,
+                client: &self.client,
+                health: &self.health,
+                master: self.master.as_ref(),
+            };
+            self.services.tasks.refresh_pending(&cluster).await;
+            tokio::select! {
+                _ = tokio::time::sleep(PERIOD) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
