@@ -36,8 +36,8 @@ impl<'a> Cluster<'a> {
 
     /// Healthy nodes first, then the others (a down verdict may be stale).
     pub fn preferred_nodes(&self) -> Vec<NodeIdx> {
-        let (mut up, down): (Vec<NodeIdx>, Vec<NodeIdx>) =
-            (0..self.topology.nodes.len()).partition(|&n| self.health.is_up(&self.topology.nodes[n]));
+        let (mut up, down): (Vec<NodeIdx>, Vec<NodeIdx>) = (0..self.topology.nodes.len())
+            .partition(|&n| self.health.is_up(&self.topology.nodes[n]));
         up.extend(down);
         up
     }

@@ -16,11 +16,11 @@ use pingora::{Error, ErrorType, Result};
 
 use crate::auth::AuthError;
 use crate::cluster::Cluster;
-use crate::ops::{self, Services};
 use crate::error::MeiliError;
 use crate::health::NodeHealth;
 use crate::metrics::Metrics;
 use crate::node_client::NodeClient;
+use crate::ops::{self, Services};
 use crate::respond::Reply;
 use crate::routes::{self, Endpoint, NoRoute, Route, RouteClass};
 use crate::topology::{NodeIdx, Topology, TopologyStore};
@@ -148,12 +148,19 @@ impl ProxyHttp for Gateway {
             return self.reply(session, ctx, Reply::error(&e)).await;
         }
         let served_here = match route.class {
-            RouteClass::OneNode => matches!(route.endpoint, Endpoint::SettingsGet | Endpoint::SettingGet),
+            RouteClass::OneNode => {
+                matches!(route.endpoint, Endpoint::SettingsGet | Endpoint::SettingGet)
+            }
             RouteClass::ByKey | RouteClass::Broadcast => true,
-            RouteClass::FanOut => matches!(route.endpoint, Endpoint::GlobalStats | Endpoint::IndexStats),
+            RouteClass::FanOut => {
+                matches!(route.endpoint, Endpoint::GlobalStats | Endpoint::IndexStats)
+            }
             RouteClass::Gateway => matches!(
                 route.endpoint,
-                Endpoint::TaskGet | Endpoint::TaskList | Endpoint::TaskCancel | Endpoint::TaskDelete
+                Endpoint::TaskGet
+                    | Endpoint::TaskList
+                    | Endpoint::TaskCancel
+                    | Endpoint::TaskDelete
             ),
             RouteClass::Unsupported => false,
         };
@@ -170,7 +177,10 @@ impl ProxyHttp for Gateway {
                 let reply = self.serve_gateway_route(session, ctx, &route).await;
                 self.reply(session, ctx, reply).await
             }
-            RouteClass::FanOut | RouteClass::ByKey | RouteClass::Broadcast | RouteClass::Unsupported => {
+            RouteClass::FanOut
+            | RouteClass::ByKey
+            | RouteClass::Broadcast
+            | RouteClass::Unsupported => {
                 let req = session.req_header();
                 let e = MeiliError::not_implemented(req.method.as_str(), req.uri.path());
                 self.reply(session, ctx, Reply::error(&e)).await
@@ -366,7 +376,9 @@ impl Gateway {
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         if expects_continue {
             if let Err(e) = session.as_downstream_mut().write_continue_response().await {
-                return Err(Reply::error(&MeiliError::internal(format!("cannot answer 100-continue: {e}"))));
+                return Err(Reply::error(&MeiliError::internal(format!(
+                    "cannot answer 100-continue: {e}"
+                ))));
             }
         }
         let mut body = bytes::BytesMut::new();
@@ -374,7 +386,9 @@ impl Gateway {
             match session.read_request_body().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > self.max_body_bytes {
-                        return Err(Reply::error(&MeiliError::payload_too_large(self.max_body_bytes)));
+                        return Err(Reply::error(&MeiliError::payload_too_large(
+                            self.max_body_bytes,
+                        )));
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -392,7 +406,13 @@ impl Gateway {
     }
 
     /// Hands a request the gateway answers itself to [`ops::dispatch`].
-    async fn serve(&self, session: &Session, ctx: &RequestCtx, route: &Route, body: Bytes) -> Reply {
+    async fn serve(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        route: &Route,
+        body: Bytes,
+    ) -> Reply {
         let header = session.req_header();
         let req = ops::Request {
             method: &header.method,
@@ -433,7 +453,8 @@ impl Gateway {
                 .req_header()
                 .headers
                 .get(http::header::AUTHORIZATION);
-            match self.services
+            match self
+                .services
                 .auth
                 .check(&self.client, &nodes, authorization, action)
                 .await

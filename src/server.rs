@@ -12,13 +12,13 @@ use pingora::services::listening::Service;
 
 use crate::auth::AuthChecker;
 use crate::config::Config;
-use crate::ops::{IndexCache, Services};
-use crate::tasks::{refresh::TaskRefreshService, TaskService};
 use crate::health::{HealthService, NodeHealth};
 use crate::metrics::{Metrics, MetricsApp};
 use crate::node_client::NodeClient;
+use crate::ops::{IndexCache, Services};
 use crate::proxy::Gateway;
 use crate::reload::{ReloadService, Reloader};
+use crate::tasks::{refresh::TaskRefreshService, TaskService};
 use crate::topology::{Topology, TopologyStore};
 
 /// Pingora's server settings, from its YAML file (`-c`) if given, then Miroir's `[server]`.

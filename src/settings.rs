@@ -71,7 +71,8 @@ mod tests {
 
     #[test]
     fn the_tag_is_added_once_and_hidden_again() {
-        let client = json!(["genre", {"attributePatterns": ["year"], "features": {"facetSearch": true}}]);
+        let client =
+            json!(["genre", {"attributePatterns": ["year"], "features": {"facetSearch": true}}]);
         let stored = with_tag(&client);
         assert_eq!(stored.as_array().unwrap().len(), 3);
         assert_eq!(with_tag(&stored), stored, "idempotent");
@@ -79,14 +80,19 @@ mod tests {
         hide_in_settings(&mut shown);
         assert_eq!(shown["filterableAttributes"], client);
         assert_eq!(with_tag(&Value::Null), json!([shard_tag::FIELD]));
-        assert!(is_tag_rule(&json!({"attributePatterns": ["_miroir_shard"]})));
+        assert!(is_tag_rule(
+            &json!({"attributePatterns": ["_miroir_shard"]})
+        ));
     }
 
     #[test]
     fn patch_bodies_keep_other_settings_untouched() {
         let body = br#"{"searchableAttributes":["title"],"filterableAttributes":null}"#;
         let out: Value = serde_json::from_slice(&patch_body_with_tag(body).unwrap()).unwrap();
-        assert_eq!(out, json!({"searchableAttributes": ["title"], "filterableAttributes": ["_miroir_shard"]}));
+        assert_eq!(
+            out,
+            json!({"searchableAttributes": ["title"], "filterableAttributes": ["_miroir_shard"]})
+        );
         let untouched = br#"{"rankingRules":["words"]}"#;
         let out: Value = serde_json::from_slice(&patch_body_with_tag(untouched).unwrap()).unwrap();
         assert_eq!(out, json!({"rankingRules": ["words"]}));

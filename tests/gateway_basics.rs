@@ -143,7 +143,12 @@ async fn oversized_bodies_get_413() {
     );
     // Exactly at the limit is read (and then refused as the malformed JSON it is).
     let resp = client
-        .send("POST", "/indexes/m/documents", &[("content-type", "application/json")], &[b'x'; 100])
+        .send(
+            "POST",
+            "/indexes/m/documents",
+            &[("content-type", "application/json")],
+            &[b'x'; 100],
+        )
         .await
         .unwrap();
     assert_eq!(resp.status, 400);
@@ -174,23 +179,46 @@ async fn node_keys_are_checked_by_the_nodes() {
     assert_eq!(resp.status, 200);
 
     // Gateway-owned: the gateway asks a node about the key before answering.
-    let resp = client.send("GET", "/tasks/0", &[("authorization", "Bearer wrong")], b"").await.unwrap();
+    let resp = client
+        .send("GET", "/tasks/0", &[("authorization", "Bearer wrong")], b"")
+        .await
+        .unwrap();
     assert_eq!(resp.status, 403);
     assert_eq!(resp.json()["message"], "The provided API key is invalid.");
     let resp = client.get("/tasks/0").await.unwrap();
     assert_eq!(resp.status, 401);
-    let resp = client.send("GET", "/tasks/0", &[("authorization", &bearer)], b"").await.unwrap();
-    assert_eq!((resp.status, resp.json()["code"].clone()), (404, "task_not_found".into()));
+    let resp = client
+        .send("GET", "/tasks/0", &[("authorization", &bearer)], b"")
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.status, resp.json()["code"].clone()),
+        (404, "task_not_found".into())
+    );
     // The verdict is cached: a second call does not probe again.
-    let probes = || nodes.iter().map(|n| n.received("/tasks").len()).sum::<usize>();
+    let probes = || {
+        nodes
+            .iter()
+            .map(|n| n.received("/tasks").len())
+            .sum::<usize>()
+    };
     let before = probes();
-    let resp = client.send("GET", "/tasks/0", &[("authorization", &bearer)], b"").await.unwrap();
+    let resp = client
+        .send("GET", "/tasks/0", &[("authorization", &bearer)], b"")
+        .await
+        .unwrap();
     assert_eq!(resp.status, 404);
     assert_eq!(probes(), before);
     // `GET /tasks` is validated, key included, by a node.
-    let resp = client.send("GET", "/tasks", &[("authorization", "Bearer wrong")], b"").await.unwrap();
+    let resp = client
+        .send("GET", "/tasks", &[("authorization", "Bearer wrong")], b"")
+        .await
+        .unwrap();
     assert_eq!(resp.status, 403);
-    let resp = client.send("GET", "/tasks", &[("authorization", &bearer)], b"").await.unwrap();
+    let resp = client
+        .send("GET", "/tasks", &[("authorization", &bearer)], b"")
+        .await
+        .unwrap();
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["total"], 0);
     // /health stays public, as on Meilisearch.

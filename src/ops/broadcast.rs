@@ -25,15 +25,22 @@ fn rewritten(req: &Request<'_>) -> (crate::node_client::NodeRequest, bool) {
         },
         // Resetting all settings resets the tag too: put it back.
         (E::SettingsReset, _) => (req.forward(), true),
-        (E::SettingUpdate, Some("filterable-attributes")) => match serde_json::from_slice::<Value>(&req.body) {
-            Ok(Value::Array(_)) => {
-                let body = settings::with_tag(&serde_json::from_slice(&req.body).unwrap_or(Value::Null));
-                (with_body(req, serde_json::to_vec(&body).unwrap_or_default()), false)
+        (E::SettingUpdate, Some("filterable-attributes")) => {
+            match serde_json::from_slice::<Value>(&req.body) {
+                Ok(Value::Array(_)) => {
+                    let body = settings::with_tag(
+                        &serde_json::from_slice(&req.body).unwrap_or(Value::Null),
+                    );
+                    (
+                        with_body(req, serde_json::to_vec(&body).unwrap_or_default()),
+                        false,
+                    )
+                }
+                // `null` resets: forwarded as is, then the tag is put back.
+                Ok(Value::Null) => (req.forward(), true),
+                _ => (req.forward(), false),
             }
-            // `null` resets: forwarded as is, then the tag is put back.
-            Ok(Value::Null) => (req.forward(), true),
-            _ => (req.forward(), false),
-        },
+        }
         (E::SettingReset, Some("filterable-attributes")) => (req.forward(), true),
         (E::IndexCreate, _) => (req.forward(), true),
         _ => (req.forward(), false),
@@ -41,7 +48,8 @@ fn rewritten(req: &Request<'_>) -> (crate::node_client::NodeRequest, bool) {
 }
 
 fn body_has_filterable_reset(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body).is_ok_and(|v| v.get("filterableAttributes") == Some(&Value::Null))
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|v| v.get("filterableAttributes") == Some(&Value::Null))
 }
 
 fn with_body(req: &Request<'_>, body: Vec<u8>) -> crate::node_client::NodeRequest {
@@ -94,7 +102,9 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         if endpoint == Endpoint::KeyCreate {
             request.body = with_key_uid(&req.body);
         }
-        let sends = (0..topology.nodes.len()).map(|n| (n, request.clone())).collect();
+        let sends = (0..topology.nodes.len())
+            .map(|n| (n, request.clone()))
+            .collect();
         let results = cluster.send_each(sends).await;
         return match results.iter().find_map(|(_, r)| r.as_ref().ok()) {
             Some(resp) => relay(resp),
@@ -123,7 +133,10 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
                     request: cluster.own_request(crate::node_client::NodeRequest {
                         method: Method::PUT,
                         path: format!("/indexes/{index}/settings/filterable-attributes"),
-                        headers: vec![(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                        headers: vec![(
+                            http::header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        )],
                         body: Bytes::from(settings::tag_only_filterable()),
                     }),
                     internal: true,

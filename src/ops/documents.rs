@@ -35,7 +35,10 @@ fn format_of(req: &Request<'_>) -> Option<Format> {
         "application/json" => Some(Format::Json),
         "application/x-ndjson" => Some(Format::Ndjson),
         "text/csv" => {
-            let delimiter = req.param("csvDelimiter").and_then(|d| d.bytes().next()).unwrap_or(b',');
+            let delimiter = req
+                .param("csvDelimiter")
+                .and_then(|d| d.bytes().next())
+                .unwrap_or(b',');
             Some(Format::Csv { delimiter })
         }
         _ => None,
@@ -49,7 +52,10 @@ fn tag_filterable(node: usize, index: &str) -> Send {
         request: crate::node_client::NodeRequest {
             method: Method::PUT,
             path: format!("/indexes/{index}/settings/filterable-attributes"),
-            headers: vec![(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body: Bytes::from(settings::tag_only_filterable()),
         },
         internal: true,
@@ -70,13 +76,19 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     // A node checks everything a single node checks before reading the payload (key,
     // parameters, index uid, Content-Type), on an empty body: its `missing_payload` means the
     // request is otherwise acceptable, anything else is the client's answer.
-    let probe = req.to_node(req.method.clone(), req.target(), req.headers.get(http::header::CONTENT_TYPE), Bytes::new());
+    let probe = req.to_node(
+        req.method.clone(),
+        req.target(),
+        req.headers.get(http::header::CONTENT_TYPE),
+        Bytes::new(),
+    );
     let probe = match cluster.send_any(&probe).await {
         Ok((_, resp)) => resp,
         Err(e) => return unreachable(&e.to_string()),
     };
     let missing_payload = probe.status == 400
-        && serde_json::from_slice::<Value>(&probe.body).is_ok_and(|v| v["code"] == "missing_payload");
+        && serde_json::from_slice::<Value>(&probe.body)
+            .is_ok_and(|v| v["code"] == "missing_payload");
     if !missing_payload || req.body.is_empty() {
         return relay(&probe);
     }
@@ -89,7 +101,10 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
         Err(e) => return unreachable(&e.to_string()),
     };
     let param_key = req.param("primaryKey");
-    let key = match (info.as_ref().and_then(|i| i.primary_key.as_deref()), param_key.as_deref()) {
+    let key = match (
+        info.as_ref().and_then(|i| i.primary_key.as_deref()),
+        param_key.as_deref(),
+    ) {
         (Some(k), _) => KeyChoice::Known(k),
         (None, Some(k)) => KeyChoice::Known(k),
         (None, None) => KeyChoice::Infer,
@@ -108,7 +123,12 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
             ))
         }
         Err(SplitError::Payload(PayloadError::Malformed(m))) => {
-            return Reply::error(&MeiliError::new(400, "malformed_payload", ErrorType::InvalidRequest, m))
+            return Reply::error(&MeiliError::new(
+                400,
+                "malformed_payload",
+                ErrorType::InvalidRequest,
+                m,
+            ))
         }
         Err(SplitError::Payload(PayloadError::Internal(m))) => {
             return Reply::error(&MeiliError::new(500, "internal", ErrorType::Internal, m))
@@ -147,7 +167,10 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
             (&json_ct, Bytes::from_static(b"[]"))
         } else {
             if let Format::Csv { delimiter } = format {
-                q.push(format!("csvDelimiter={}", encode_param(&(delimiter as char).to_string())));
+                q.push(format!(
+                    "csvDelimiter={}",
+                    encode_param(&(delimiter as char).to_string())
+                ));
             }
             (&format_ct, Bytes::from(body))
         };
@@ -181,7 +204,9 @@ fn count_documents(body: &[u8], format: Format) -> usize {
             Ok(_) => 1,
             Err(_) => 0,
         },
-        Format::Ndjson => serde_json::Deserializer::from_slice(body).into_iter::<Value>().count(),
+        Format::Ndjson => serde_json::Deserializer::from_slice(body)
+            .into_iter::<Value>()
+            .count(),
         Format::Csv { delimiter } => csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .from_reader(body)
@@ -220,7 +245,8 @@ pub async fn delete_batch(cluster: &Cluster<'_>, services: &Services, req: &Requ
     let topology = cluster.topology;
     let ids: Option<Vec<Value>> = serde_json::from_slice(&req.body).ok();
     let routable = ids.as_ref().is_some_and(|ids| {
-        ids.iter().all(|v| matches!(v, Value::String(_)) || v.as_i64().is_some() || v.as_u64().is_some())
+        ids.iter()
+            .all(|v| matches!(v, Value::String(_)) || v.as_i64().is_some() || v.as_u64().is_some())
     });
     let Some(ids) = ids.filter(|ids| routable && !ids.is_empty()) else {
         // Empty, malformed or odd bodies go to every node: each gives the same answer.

@@ -28,9 +28,15 @@ impl IndexCache {
     }
 
     /// The index `uid` (`None`: it does not exist).
-    pub async fn lookup(&self, cluster: &Cluster<'_>, uid: &str) -> Result<Option<IndexInfo>, NodeError> {
+    pub async fn lookup(
+        &self,
+        cluster: &Cluster<'_>,
+        uid: &str,
+    ) -> Result<Option<IndexInfo>, NodeError> {
         if let Some(pk) = self.lock().get(uid) {
-            return Ok(Some(IndexInfo { primary_key: Some(pk.clone()) }));
+            return Ok(Some(IndexInfo {
+                primary_key: Some(pk.clone()),
+            }));
         }
         let req = cluster.own_request(NodeRequest::get(format!("/indexes/{uid}")));
         let (_, resp) = cluster.send_any(&req).await?;

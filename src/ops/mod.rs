@@ -6,9 +6,9 @@
 mod broadcast;
 mod documents;
 pub mod indexes;
+mod reads;
 mod stats;
 mod task_routes;
-mod reads;
 mod write;
 
 use bytes::Bytes;
@@ -55,7 +55,13 @@ impl Request<'_> {
     }
 
     /// A request to a node carrying the client's credentials and the plugins' headers.
-    pub fn to_node(&self, method: Method, target: String, content_type: Option<&HeaderValue>, body: Bytes) -> NodeRequest {
+    pub fn to_node(
+        &self,
+        method: Method,
+        target: String,
+        content_type: Option<&HeaderValue>,
+        body: Bytes,
+    ) -> NodeRequest {
         let mut headers: Vec<(HeaderName, HeaderValue)> = self.upstream_headers.to_vec();
         if let Some(auth) = self.headers.get(http::header::AUTHORIZATION) {
             headers.push((http::header::AUTHORIZATION, auth.clone()));
@@ -123,7 +129,9 @@ pub fn unreachable(detail: &str) -> Reply {
 
 pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
     log::error!("{e}");
-    Reply::error(&MeiliError::internal(format!("The gateway could not record the task: {e}.")))
+    Reply::error(&MeiliError::internal(format!(
+        "The gateway could not record the task: {e}."
+    )))
 }
 
 /// Serves `req`, whose route belongs to the gateway, a write class, or the fan-out classes

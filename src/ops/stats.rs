@@ -60,9 +60,15 @@ pub fn merge_index_stats(parts: &[&Value], copies: u64) -> Value {
         };
         out.insert(key.clone(), merged);
     }
-    if let (Some(size), Some(n)) = (out.get("rawDocumentDbSize").and_then(Value::as_u64), out.get("numberOfDocuments").and_then(Value::as_u64)) {
+    if let (Some(size), Some(n)) = (
+        out.get("rawDocumentDbSize").and_then(Value::as_u64),
+        out.get("numberOfDocuments").and_then(Value::as_u64),
+    ) {
         if out.contains_key("avgDocumentSize") {
-            out.insert("avgDocumentSize".into(), Value::from(if n == 0 { 0 } else { size / n }));
+            out.insert(
+                "avgDocumentSize".into(),
+                Value::from(size.checked_div(n).unwrap_or(0)),
+            );
         }
     }
     Value::Object(out)
@@ -71,7 +77,9 @@ pub fn merge_index_stats(parts: &[&Value], copies: u64) -> Value {
 pub async fn stats(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
     let topology = cluster.topology;
     // Every node answers with its share; all groups hold every document once.
-    let sends = (0..topology.nodes.len()).map(|n| (n, req.forward())).collect();
+    let sends = (0..topology.nodes.len())
+        .map(|n| (n, req.forward()))
+        .collect();
     let results = cluster.send_each(sends).await;
     let mut bodies = Vec::new();
     for (_, r) in &results {
@@ -95,14 +103,22 @@ pub async fn stats(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
                 out[key] = Value::from(total);
             }
         }
-        let last = bodies.iter().filter_map(|b| b["lastUpdate"].as_str()).max().map(str::to_string);
+        let last = bodies
+            .iter()
+            .filter_map(|b| b["lastUpdate"].as_str())
+            .max()
+            .map(str::to_string);
         if let Some(l) = last {
             out["lastUpdate"] = Value::from(l);
         }
         let mut indexes = Map::new();
         if let Some(names) = bodies.first().and_then(|b| b["indexes"].as_object()) {
             for name in names.keys() {
-                let parts: Vec<&Value> = bodies.iter().map(|b| &b["indexes"][name]).filter(|v| !v.is_null()).collect();
+                let parts: Vec<&Value> = bodies
+                    .iter()
+                    .map(|b| &b["indexes"][name])
+                    .filter(|v| !v.is_null())
+                    .collect();
                 indexes.insert(name.clone(), merge_index_stats(&parts, copies));
             }
         }
@@ -127,6 +143,9 @@ mod tests {
             json!({"numberOfDocuments": 4, "rawDocumentDbSize": 500, "avgDocumentSize": 125, "isIndexing": true, "numberOfEmbeddings": 0, "numberOfEmbeddedDocuments": 0, "fieldDistribution": {"genre": 1, "id": 4, "title": 2}})
         );
         let keys: Vec<&String> = m.as_object().unwrap().keys().collect();
-        assert_eq!(keys[0], "numberOfDocuments", "field order follows the node's");
+        assert_eq!(
+            keys[0], "numberOfDocuments",
+            "field order follows the node's"
+        );
     }
 }

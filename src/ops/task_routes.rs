@@ -16,11 +16,25 @@ use crate::respond::Reply;
 use crate::tasks::{GatewayTask, NodeTaskRef, TaskFilter};
 
 /// Checks the client's key for `action` with a node.
-async fn authorize(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>, action: &'static str) -> Option<Reply> {
-    let nodes: Vec<_> = cluster.preferred_nodes().into_iter().map(|n| &cluster.topology.nodes[n]).collect();
+async fn authorize(
+    cluster: &Cluster<'_>,
+    services: &Services,
+    req: &Request<'_>,
+    action: &'static str,
+) -> Option<Reply> {
+    let nodes: Vec<_> = cluster
+        .preferred_nodes()
+        .into_iter()
+        .map(|n| &cluster.topology.nodes[n])
+        .collect();
     match services
         .auth
-        .check(cluster.client, &nodes, req.headers.get(http::header::AUTHORIZATION), action)
+        .check(
+            cluster.client,
+            &nodes,
+            req.headers.get(http::header::AUTHORIZATION),
+            action,
+        )
         .await
     {
         Ok(()) => None,
@@ -30,8 +44,17 @@ async fn authorize(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>
 }
 
 /// Has a node validate the filters of `query` (with the client's key when `client_key`).
-async fn validate(cluster: &Cluster<'_>, req: &Request<'_>, query: &str, client_key: bool) -> Result<(), Reply> {
-    let target = if query.is_empty() { "/tasks".to_string() } else { format!("/tasks?{query}") };
+async fn validate(
+    cluster: &Cluster<'_>,
+    req: &Request<'_>,
+    query: &str,
+    client_key: bool,
+) -> Result<(), Reply> {
+    let target = if query.is_empty() {
+        "/tasks".to_string()
+    } else {
+        format!("/tasks?{query}")
+    };
     let probe = if client_key {
         req.to_node(Method::GET, target, None, Bytes::new())
     } else {
@@ -75,7 +98,11 @@ pub async fn list(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>)
     if let Err(reply) = validate(cluster, req, req.query, true).await {
         return reply;
     }
-    match services.tasks.list(cluster, &TaskFilter::parse(req.query)).await {
+    match services
+        .tasks
+        .list(cluster, &TaskFilter::parse(req.query))
+        .await
+    {
         Ok(body) => Reply::json(200, body.to_string()),
         Err(e) => store_failure(&e),
     }
@@ -103,7 +130,12 @@ fn by_node(tasks: &[GatewayTask]) -> HashMap<String, Vec<u64>> {
 
 /// Sends `method /tasks[/cancel]?uids=...` to each node holding some of `tasks`; returns the
 /// node tasks this created.
-async fn act_on_nodes(cluster: &Cluster<'_>, tasks: &[GatewayTask], method: Method, path: &str) -> Vec<NodeTaskRef> {
+async fn act_on_nodes(
+    cluster: &Cluster<'_>,
+    tasks: &[GatewayTask],
+    method: Method,
+    path: &str,
+) -> Vec<NodeTaskRef> {
     let requests: Vec<_> = by_node(tasks)
         .into_iter()
         .filter_map(|(node, uids)| {
@@ -130,7 +162,13 @@ async fn act_on_nodes(cluster: &Cluster<'_>, tasks: &[GatewayTask], method: Meth
 }
 
 /// Records a task-management task (cancelation or deletion) and answers `200` with it.
-fn record(services: &Services, req: &Request<'_>, kind: &str, node_tasks: Vec<NodeTaskRef>, details: Value) -> Result<GatewayTask, Reply> {
+fn record(
+    services: &Services,
+    req: &Request<'_>,
+    kind: &str,
+    node_tasks: Vec<NodeTaskRef>,
+    details: Value,
+) -> Result<GatewayTask, Reply> {
     services
         .tasks
         .create(|uid| GatewayTask {

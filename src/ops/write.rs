@@ -50,14 +50,26 @@ pub fn quorum_met(topology: &Topology, shards: &[u32], acked: &BTreeSet<NodeIdx>
 }
 
 /// Sends the plan concurrently, then records and answers the gateway task.
-pub async fn execute(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>, plan: WritePlan) -> Reply {
+pub async fn execute(
+    cluster: &Cluster<'_>,
+    services: &Services,
+    req: &Request<'_>,
+    plan: WritePlan,
+) -> Reply {
     // The gateway's own follow-ups go once the client's requests are in each node's queue, so
     // they are processed after them (a settings task first would create the index itself).
-    let (public, followups): (Vec<Send>, Vec<Send>) = plan.sends.into_iter().partition(|s| !s.internal);
+    let (public, followups): (Vec<Send>, Vec<Send>) =
+        plan.sends.into_iter().partition(|s| !s.internal);
     let mut internal = vec![false; public.len()];
-    let mut results = cluster.send_each(public.into_iter().map(|s| (s.node, s.request)).collect()).await;
+    let mut results = cluster
+        .send_each(public.into_iter().map(|s| (s.node, s.request)).collect())
+        .await;
     internal.extend(std::iter::repeat_n(true, followups.len()));
-    results.extend(cluster.send_each(followups.into_iter().map(|s| (s.node, s.request)).collect()).await);
+    results.extend(
+        cluster
+            .send_each(followups.into_iter().map(|s| (s.node, s.request)).collect())
+            .await,
+    );
 
     let mut node_tasks = Vec::new();
     let mut acked = BTreeSet::new();
@@ -89,7 +101,10 @@ pub async fn execute(cluster: &Cluster<'_>, services: &Services, req: &Request<'
                 failed.insert(*node);
             }
             Err(e) => {
-                log::warn!("write to node {} failed: {e}", cluster.topology.nodes[*node].id);
+                log::warn!(
+                    "write to node {} failed: {e}",
+                    cluster.topology.nodes[*node].id
+                );
                 failed.insert(*node);
             }
         }
@@ -101,7 +116,10 @@ pub async fn execute(cluster: &Cluster<'_>, services: &Services, req: &Request<'
     if !quorum_met(cluster.topology, &plan.shards, &acked) {
         return quorum_failure(cluster, &failed);
     }
-    let kind = template["type"].as_str().map(str::to_string).unwrap_or_else(|| plan.kind.to_string());
+    let kind = template["type"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| plan.kind.to_string());
     let index_uid = match &template["indexUid"] {
         Value::String(s) => Some(s.clone()),
         _ => plan.index_uid.clone(),
@@ -124,18 +142,27 @@ pub async fn execute(cluster: &Cluster<'_>, services: &Services, req: &Request<'
         Err(e) => return store_failure(&e),
     };
     let mut reply = Reply::json(status, task.summary().to_string());
-    let degraded: Vec<&str> = failed.iter().map(|&n| cluster.topology.nodes[n].id.as_str()).collect();
+    let degraded: Vec<&str> = failed
+        .iter()
+        .map(|&n| cluster.topology.nodes[n].id.as_str())
+        .collect();
     if !degraded.is_empty() {
         log::warn!("task {} acknowledged without nodes {degraded:?}", task.uid);
         if let Ok(v) = HeaderValue::from_str(&degraded.join(",")) {
-            reply.headers.push((http::header::HeaderName::from_static("x-miroir-degraded"), v));
+            reply.headers.push((
+                http::header::HeaderName::from_static("x-miroir-degraded"),
+                v,
+            ));
         }
     }
     reply
 }
 
 fn quorum_failure(cluster: &Cluster<'_>, failed: &BTreeSet<NodeIdx>) -> Reply {
-    let names: Vec<String> = failed.iter().map(|&n| format!("`{}`", cluster.topology.nodes[n].id)).collect();
+    let names: Vec<String> = failed
+        .iter()
+        .map(|&n| format!("`{}`", cluster.topology.nodes[n].id))
+        .collect();
     Reply::error(&MeiliError::new(
         503,
         "miroir_write_quorum_failed",
@@ -200,7 +227,14 @@ mod tests {
                 group: g.to_string(),
             })
             .collect();
-        Topology::new(&ClusterSpec { shards: 8, replication_factor: rf }, &specs, 1)
+        Topology::new(
+            &ClusterSpec {
+                shards: 8,
+                replication_factor: rf,
+            },
+            &specs,
+            1,
+        )
     }
 
     #[test]
@@ -218,8 +252,14 @@ mod tests {
     fn one_healthy_group_is_enough() {
         let t = topo(&["a", "a", "b", "b"], 1);
         let all: Vec<u32> = (0..8).collect();
-        assert!(quorum_met(&t, &all, &[2, 3].into()), "group b alone holds every shard");
-        assert!(!quorum_met(&t, &all, &[0, 2].into()) || (0..8).all(|s| t.owners(s).contains(&0) || t.owners(s).contains(&2)));
+        assert!(
+            quorum_met(&t, &all, &[2, 3].into()),
+            "group b alone holds every shard"
+        );
+        assert!(
+            !quorum_met(&t, &all, &[0, 2].into())
+                || (0..8).all(|s| t.owners(s).contains(&0) || t.owners(s).contains(&2))
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ use crate::settings;
 const COUNTS: &[&str] = &["indexedDocuments", "deletedDocuments", "editedDocuments"];
 
 fn node_status(view: &Value) -> Option<Status> {
-    view.get("status").and_then(Value::as_str).and_then(Status::parse)
+    view.get("status")
+        .and_then(Value::as_str)
+        .and_then(Status::parse)
 }
 
 fn time_of(view: &Value, field: &str) -> Option<OffsetDateTime> {
@@ -28,7 +30,9 @@ fn time_of(view: &Value, field: &str) -> Option<OffsetDateTime> {
 
 /// Now, formatted as Meilisearch formats its dates.
 pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Meilisearch's ISO 8601 duration (`PT0.012S`, `PT1.000123S`, `P1DT2S`).
@@ -68,15 +72,21 @@ pub fn hide_tag_in_details(details: &mut Map<String, Value>) {
 
 /// The view of `task` given its node tasks' views (`None`: that node could not be asked).
 pub fn aggregate(task: &GatewayTask, node_views: &[Option<Value>]) -> Value {
-    let statuses: Vec<Option<Status>> = node_views.iter().map(|v| v.as_ref().and_then(node_status)).collect();
-    let any = |s: Status| statuses.iter().any(|x| *x == Some(s));
+    let statuses: Vec<Option<Status>> = node_views
+        .iter()
+        .map(|v| v.as_ref().and_then(node_status))
+        .collect();
+    let any = |s: Status| statuses.contains(&Some(s));
     let status = if task.error.is_some() || any(Status::Failed) {
         Status::Failed
     } else if any(Status::Canceled) {
         Status::Canceled
     } else if !statuses.is_empty() && statuses.iter().all(|s| *s == Some(Status::Succeeded)) {
         Status::Succeeded
-    } else if statuses.iter().any(|s| matches!(s, Some(Status::Processing | Status::Succeeded))) {
+    } else if statuses
+        .iter()
+        .any(|s| matches!(s, Some(Status::Processing | Status::Succeeded)))
+    {
         Status::Processing
     } else if task.node_tasks.is_empty() {
         // A task the gateway settled alone (nothing to ask any node).
@@ -84,19 +94,33 @@ pub fn aggregate(task: &GatewayTask, node_views: &[Option<Value>]) -> Value {
     } else {
         Status::Enqueued
     };
-    let done = status.is_final() && (task.error.is_some() || statuses.iter().all(|s| s.is_some_and(Status::is_final)));
+    let done = status.is_final()
+        && (task.error.is_some() || statuses.iter().all(|s| s.is_some_and(Status::is_final)));
 
-    let started = node_views.iter().flatten().filter_map(|v| time_of(v, "startedAt")).min();
+    let started = node_views
+        .iter()
+        .flatten()
+        .filter_map(|v| time_of(v, "startedAt"))
+        .min();
     let finished = if done {
-        node_views.iter().flatten().filter_map(|v| time_of(v, "finishedAt")).max()
+        node_views
+            .iter()
+            .flatten()
+            .filter_map(|v| time_of(v, "finishedAt"))
+            .max()
     } else {
         None
     };
     let gateway_now = || OffsetDateTime::now_utc();
-    let (started, finished) = match (task.error.is_some() || task.node_tasks.is_empty(), started, finished) {
+    let (started, finished) = match (
+        task.error.is_some() || task.node_tasks.is_empty(),
+        started,
+        finished,
+    ) {
         // Settled by the gateway: it started and finished when it was decided.
         (true, None, _) => {
-            let at = OffsetDateTime::parse(&task.enqueued_at, &Rfc3339).unwrap_or_else(|_| gateway_now());
+            let at = OffsetDateTime::parse(&task.enqueued_at, &Rfc3339)
+                .unwrap_or_else(|_| gateway_now());
             (Some(at), Some(at))
         }
         (_, s, f) => (s, f),
@@ -106,12 +130,19 @@ pub fn aggregate(task: &GatewayTask, node_views: &[Option<Value>]) -> Value {
     out.insert("uid".into(), task.uid.into());
     out.insert(
         "batchUid".into(),
-        if status == Status::Enqueued { Value::Null } else { task.uid.into() },
+        if status == Status::Enqueued {
+            Value::Null
+        } else {
+            task.uid.into()
+        },
     );
     out.insert("indexUid".into(), task.index_uid.clone().into());
     out.insert("status".into(), status.as_str().into());
     out.insert("type".into(), task.kind.clone().into());
-    out.insert("canceledBy".into(), task.canceled_by.map_or(Value::Null, Value::from));
+    out.insert(
+        "canceledBy".into(),
+        task.canceled_by.map_or(Value::Null, Value::from),
+    );
     if let Some(details) = aggregate_details(task, node_views, done) {
         out.insert("details".into(), Value::Object(details));
     }
@@ -141,7 +172,11 @@ pub fn aggregate(task: &GatewayTask, node_views: &[Option<Value>]) -> Value {
     Value::Object(out)
 }
 
-fn aggregate_details(task: &GatewayTask, node_views: &[Option<Value>], done: bool) -> Option<Map<String, Value>> {
+fn aggregate_details(
+    task: &GatewayTask,
+    node_views: &[Option<Value>],
+    done: bool,
+) -> Option<Map<String, Value>> {
     let public: Vec<&Value> = task
         .node_tasks
         .iter()
@@ -149,7 +184,9 @@ fn aggregate_details(task: &GatewayTask, node_views: &[Option<Value>], done: boo
         .filter(|(r, _)| !r.internal)
         .filter_map(|(_, v)| v.as_ref())
         .collect();
-    let template = public.iter().find_map(|v| v.get("details").and_then(Value::as_object));
+    let template = public
+        .iter()
+        .find_map(|v| v.get("details").and_then(Value::as_object));
     let mut details = match (template, &task.details) {
         (Some(t), _) => t.clone(),
         (None, Some(Value::Object(g))) => g.clone(),
@@ -162,7 +199,11 @@ fn aggregate_details(task: &GatewayTask, node_views: &[Option<Value>], done: boo
         }
         let values: Vec<Option<u64>> = public
             .iter()
-            .map(|v| v.get("details").and_then(|d| d.get(*key)).and_then(Value::as_u64))
+            .map(|v| {
+                v.get("details")
+                    .and_then(|d| d.get(*key))
+                    .and_then(Value::as_u64)
+            })
             .collect();
         let total = if done && !values.is_empty() && values.iter().all(Option::is_some) {
             Value::from(values.iter().flatten().sum::<u64>() / copies)
@@ -194,7 +235,13 @@ mod tests {
             enqueued_at: "2026-01-01T00:00:00Z".into(),
             custom_metadata: None,
             copies: 1,
-            node_tasks: (0..nodes).map(|i| NodeTaskRef { node: format!("n{i}"), uid: i as u64, internal: false }).collect(),
+            node_tasks: (0..nodes)
+                .map(|i| NodeTaskRef {
+                    node: format!("n{i}"),
+                    uid: i as u64,
+                    internal: false,
+                })
+                .collect(),
             details: Some(json!({"receivedDocuments": 10})),
             error: None,
             canceled_by: None,
@@ -202,7 +249,12 @@ mod tests {
         }
     }
 
-    fn node(status: &str, indexed: Option<u64>, started: Option<&str>, finished: Option<&str>) -> Option<Value> {
+    fn node(
+        status: &str,
+        indexed: Option<u64>,
+        started: Option<&str>,
+        finished: Option<&str>,
+    ) -> Option<Value> {
         Some(json!({
             "status": status,
             "details": {"receivedDocuments": 4, "indexedDocuments": indexed},
@@ -218,12 +270,25 @@ mod tests {
         let v = aggregate(
             &t,
             &[
-                node("succeeded", Some(4), Some("2026-01-01T00:00:01Z"), Some("2026-01-01T00:00:02.5Z")),
-                node("succeeded", Some(6), Some("2026-01-01T00:00:00.5Z"), Some("2026-01-01T00:00:02Z")),
+                node(
+                    "succeeded",
+                    Some(4),
+                    Some("2026-01-01T00:00:01Z"),
+                    Some("2026-01-01T00:00:02.5Z"),
+                ),
+                node(
+                    "succeeded",
+                    Some(6),
+                    Some("2026-01-01T00:00:00.5Z"),
+                    Some("2026-01-01T00:00:02Z"),
+                ),
             ],
         );
         assert_eq!(v["status"], "succeeded");
-        assert_eq!(v["details"], json!({"receivedDocuments": 10, "indexedDocuments": 10}));
+        assert_eq!(
+            v["details"],
+            json!({"receivedDocuments": 10, "indexedDocuments": 10})
+        );
         assert_eq!(v["startedAt"], "2026-01-01T00:00:00.5Z");
         assert_eq!(v["finishedAt"], "2026-01-01T00:00:02.5Z");
         assert_eq!(v["duration"], "PT2S");
@@ -231,7 +296,20 @@ mod tests {
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
-            ["uid", "batchUid", "indexUid", "status", "type", "canceledBy", "details", "error", "duration", "enqueuedAt", "startedAt", "finishedAt"]
+            [
+                "uid",
+                "batchUid",
+                "indexUid",
+                "status",
+                "type",
+                "canceledBy",
+                "details",
+                "error",
+                "duration",
+                "enqueuedAt",
+                "startedAt",
+                "finishedAt"
+            ]
         );
     }
 
@@ -240,8 +318,18 @@ mod tests {
         let v = aggregate(
             &task(2),
             &[
-                node("succeeded", Some(4), Some("2026-01-01T00:00:01Z"), Some("2026-01-01T00:00:02Z")),
-                node("failed", Some(0), Some("2026-01-01T00:00:01Z"), Some("2026-01-01T00:00:02Z")),
+                node(
+                    "succeeded",
+                    Some(4),
+                    Some("2026-01-01T00:00:01Z"),
+                    Some("2026-01-01T00:00:02Z"),
+                ),
+                node(
+                    "failed",
+                    Some(0),
+                    Some("2026-01-01T00:00:01Z"),
+                    Some("2026-01-01T00:00:02Z"),
+                ),
             ],
         );
         assert_eq!(v["status"], "failed");
@@ -250,7 +338,18 @@ mod tests {
 
     #[test]
     fn in_progress_states() {
-        let v = aggregate(&task(2), &[node("succeeded", Some(4), Some("2026-01-01T00:00:01Z"), Some("2026-01-01T00:00:02Z")), node("enqueued", None, None, None)]);
+        let v = aggregate(
+            &task(2),
+            &[
+                node(
+                    "succeeded",
+                    Some(4),
+                    Some("2026-01-01T00:00:01Z"),
+                    Some("2026-01-01T00:00:02Z"),
+                ),
+                node("enqueued", None, None, None),
+            ],
+        );
         assert_eq!(v["status"], "processing");
         assert_eq!(v["details"]["indexedDocuments"], Value::Null);
         assert_eq!(v["finishedAt"], Value::Null);
@@ -264,29 +363,65 @@ mod tests {
     fn copies_divide_document_counts() {
         let mut t = task(2);
         t.copies = 2;
-        let v = aggregate(&t, &[node("succeeded", Some(10), Some("2026-01-01T00:00:01Z"), Some("2026-01-01T00:00:02Z")), node("succeeded", Some(10), Some("2026-01-01T00:00:01Z"), Some("2026-01-01T00:00:02Z"))]);
+        let v = aggregate(
+            &t,
+            &[
+                node(
+                    "succeeded",
+                    Some(10),
+                    Some("2026-01-01T00:00:01Z"),
+                    Some("2026-01-01T00:00:02Z"),
+                ),
+                node(
+                    "succeeded",
+                    Some(10),
+                    Some("2026-01-01T00:00:01Z"),
+                    Some("2026-01-01T00:00:02Z"),
+                ),
+            ],
+        );
         assert_eq!(v["details"]["indexedDocuments"], 10);
     }
 
     #[test]
     fn a_gateway_decided_failure_is_final_at_once() {
         let mut t = task(0);
-        t.error = Some(json!({"message": "bad", "code": "missing_document_id", "type": "invalid_request", "link": "l"}));
+        t.error = Some(
+            json!({"message": "bad", "code": "missing_document_id", "type": "invalid_request", "link": "l"}),
+        );
         t.details = Some(json!({"receivedDocuments": 3, "indexedDocuments": 0}));
         let v = aggregate(&t, &[]);
         assert_eq!(v["status"], "failed");
-        assert_eq!(v["details"], json!({"receivedDocuments": 3, "indexedDocuments": 0}));
+        assert_eq!(
+            v["details"],
+            json!({"receivedDocuments": 3, "indexedDocuments": 0})
+        );
         assert_eq!(v["duration"], "PT0S");
         assert_eq!(v["startedAt"], "2026-01-01T00:00:00Z");
     }
 
     #[test]
     fn durations_match_meilisearch() {
-        assert_eq!(iso_duration(time::Duration::milliseconds(12)).unwrap(), "PT0.012S");
-        assert_eq!(iso_duration(time::Duration::microseconds(1_000_123)).unwrap(), "PT1.000123S");
-        assert_eq!(iso_duration(time::Duration::nanoseconds(5)).unwrap(), "PT0.000000005S");
-        assert_eq!(iso_duration(time::Duration::seconds(86_402)).unwrap(), "P1DT2S");
-        assert_eq!(iso_duration(time::Duration::seconds(86_400)).unwrap(), "P1D");
+        assert_eq!(
+            iso_duration(time::Duration::milliseconds(12)).unwrap(),
+            "PT0.012S"
+        );
+        assert_eq!(
+            iso_duration(time::Duration::microseconds(1_000_123)).unwrap(),
+            "PT1.000123S"
+        );
+        assert_eq!(
+            iso_duration(time::Duration::nanoseconds(5)).unwrap(),
+            "PT0.000000005S"
+        );
+        assert_eq!(
+            iso_duration(time::Duration::seconds(86_402)).unwrap(),
+            "P1DT2S"
+        );
+        assert_eq!(
+            iso_duration(time::Duration::seconds(86_400)).unwrap(),
+            "P1D"
+        );
         assert!(iso_duration(time::Duration::seconds(-1)).is_none());
     }
 }

@@ -30,7 +30,12 @@ impl TaskService {
     /// Opens the store in `dir` and finds the tasks still in progress.
     pub fn open(dir: &Path) -> Result<TaskService, StoreError> {
         let store = TaskStore::open(dir)?;
-        let pending = store.all()?.into_iter().filter(|t| !t.is_final()).map(|t| t.uid).collect();
+        let pending = store
+            .all()?
+            .into_iter()
+            .filter(|t| !t.is_final())
+            .map(|t| t.uid)
+            .collect();
         Ok(TaskService {
             store,
             pending: Mutex::new(pending),
@@ -42,7 +47,10 @@ impl TaskService {
     }
 
     /// Stores a new task; `build` receives its uid.
-    pub fn create(&self, build: impl FnOnce(u64) -> GatewayTask) -> Result<GatewayTask, StoreError> {
+    pub fn create(
+        &self,
+        build: impl FnOnce(u64) -> GatewayTask,
+    ) -> Result<GatewayTask, StoreError> {
         let mut task = self.store.create(build)?;
         if task.error.is_some() || task.node_tasks.is_empty() {
             // Settled by the gateway: its view is final at once.
@@ -85,7 +93,9 @@ impl TaskService {
             if resp.status != 200 {
                 continue;
             }
-            let Ok(body) = serde_json::from_slice::<Value>(&resp.body) else { continue };
+            let Ok(body) = serde_json::from_slice::<Value>(&resp.body) else {
+                continue;
+            };
             let node = cluster.topology.nodes[idx].id.clone();
             for view in body["results"].as_array().into_iter().flatten() {
                 if let Some(uid) = view["uid"].as_u64() {
@@ -115,7 +125,10 @@ impl TaskService {
     /// Refreshes every task still in progress (the background refresher).
     pub async fn refresh_pending(&self, cluster: &Cluster<'_>) {
         let uids: Vec<u64> = self.pending().iter().copied().collect();
-        let mut tasks: Vec<GatewayTask> = uids.iter().filter_map(|u| self.store.get(*u).ok().flatten()).collect();
+        let mut tasks: Vec<GatewayTask> = uids
+            .iter()
+            .filter_map(|u| self.store.get(*u).ok().flatten())
+            .collect();
         for chunk in tasks.chunks_mut(200) {
             self.refresh(cluster, chunk).await;
         }
@@ -129,19 +142,35 @@ impl TaskService {
         let mut tasks = [task];
         self.refresh(cluster, &mut tasks).await;
         let [task] = tasks;
-        Ok(Some(task.view.clone().unwrap_or_else(|| aggregate::aggregate(&task, &[]))))
+        Ok(Some(
+            task.view
+                .clone()
+                .unwrap_or_else(|| aggregate::aggregate(&task, &[])),
+        ))
     }
 
     /// Tasks matching `filter`, newest first unless `reverse`, from `from` on.
-    pub async fn list(&self, cluster: &Cluster<'_>, filter: &TaskFilter) -> Result<Value, StoreError> {
+    pub async fn list(
+        &self,
+        cluster: &Cluster<'_>,
+        filter: &TaskFilter,
+    ) -> Result<Value, StoreError> {
         let mut all = self.store.all()?;
         if !filter.reverse {
             all.reverse();
         }
         // Views of tasks in progress are refreshed once, together.
         self.refresh(cluster, &mut all).await;
-        let view_of = |t: &GatewayTask| t.view.clone().unwrap_or_else(|| aggregate::aggregate(t, &[]));
-        let matching: Vec<Value> = all.iter().map(view_of).filter(|v| filter.matches(v)).collect();
+        let view_of = |t: &GatewayTask| {
+            t.view
+                .clone()
+                .unwrap_or_else(|| aggregate::aggregate(t, &[]))
+        };
+        let matching: Vec<Value> = all
+            .iter()
+            .map(view_of)
+            .filter(|v| filter.matches(v))
+            .collect();
         let total = matching.len();
         let in_range = |v: &&Value| {
             let uid = v["uid"].as_u64().unwrap_or(0);
@@ -151,8 +180,17 @@ impl TaskService {
                 (Some(from), true) => uid >= from,
             }
         };
-        let mut page: Vec<Value> = matching.iter().filter(in_range).take(filter.limit + 1).cloned().collect();
-        let next = if page.len() > filter.limit { page.pop().and_then(|v| v["uid"].as_u64()) } else { None };
+        let mut page: Vec<Value> = matching
+            .iter()
+            .filter(in_range)
+            .take(filter.limit + 1)
+            .cloned()
+            .collect();
+        let next = if page.len() > filter.limit {
+            page.pop().and_then(|v| v["uid"].as_u64())
+        } else {
+            None
+        };
         let from = page.first().and_then(|v| v["uid"].as_u64());
         Ok(json!({
             "results": page,
@@ -180,7 +218,13 @@ impl TaskService {
             .all()?
             .into_iter()
             .filter(|t| !t.is_final())
-            .filter(|t| filter.matches(&t.view.clone().unwrap_or_else(|| aggregate::aggregate(t, &[]))))
+            .filter(|t| {
+                filter.matches(
+                    &t.view
+                        .clone()
+                        .unwrap_or_else(|| aggregate::aggregate(t, &[])),
+                )
+            })
             .collect())
     }
 

@@ -25,9 +25,18 @@ pub struct TaskFilter {
 
 /// Query parameters that select tasks (paging excluded).
 pub const FILTER_PARAMS: &[&str] = &[
-    "uids", "batchUids", "canceledBy", "types", "statuses", "indexUids",
-    "afterEnqueuedAt", "beforeEnqueuedAt", "afterStartedAt", "beforeStartedAt",
-    "afterFinishedAt", "beforeFinishedAt",
+    "uids",
+    "batchUids",
+    "canceledBy",
+    "types",
+    "statuses",
+    "indexUids",
+    "afterEnqueuedAt",
+    "beforeEnqueuedAt",
+    "afterStartedAt",
+    "beforeStartedAt",
+    "afterFinishedAt",
+    "beforeFinishedAt",
 ];
 
 pub fn percent_decode(s: &str) -> String {
@@ -37,7 +46,10 @@ pub fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 3;
@@ -77,7 +89,13 @@ fn list(value: &str) -> Option<Vec<String>> {
     if value.trim() == "*" {
         return None;
     }
-    Some(value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+    Some(
+        value
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
 }
 
 fn numbers(value: &str) -> Option<Vec<u64>> {
@@ -136,16 +154,22 @@ impl TaskFilter {
 
     /// Whether the query names any selecting parameter (deletion and cancelation need one).
     pub fn has_filters(query: &str) -> bool {
-        pairs(query).iter().any(|(k, _)| FILTER_PARAMS.contains(&k.as_str()))
+        pairs(query)
+            .iter()
+            .any(|(k, _)| FILTER_PARAMS.contains(&k.as_str()))
     }
 
     /// Whether the task `view` passes every filter.
     pub fn matches(&self, view: &Value) -> bool {
         let num = |field: &str| view.get(field).and_then(Value::as_u64);
         let text = |field: &str| view.get(field).and_then(Value::as_str);
-        let in_nums = |set: &Option<Vec<u64>>, field: &str| set.as_ref().is_none_or(|s| num(field).is_some_and(|n| s.contains(&n)));
+        let in_nums = |set: &Option<Vec<u64>>, field: &str| {
+            set.as_ref()
+                .is_none_or(|s| num(field).is_some_and(|n| s.contains(&n)))
+        };
         let in_texts = |set: &Option<Vec<String>>, field: &str| {
-            set.as_ref().is_none_or(|s| text(field).is_some_and(|t| s.iter().any(|x| x == t)))
+            set.as_ref()
+                .is_none_or(|s| text(field).is_some_and(|t| s.iter().any(|x| x == t)))
         };
         in_nums(&self.uids, "uid")
             && in_nums(&self.batch_uids, "batchUid")

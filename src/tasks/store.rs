@@ -42,7 +42,10 @@ impl TaskStore {
     }
 
     /// Allocates the next uid, lets `build` make the task, and stores it, in one transaction.
-    pub fn create(&self, build: impl FnOnce(u64) -> GatewayTask) -> Result<GatewayTask, StoreError> {
+    pub fn create(
+        &self,
+        build: impl FnOnce(u64) -> GatewayTask,
+    ) -> Result<GatewayTask, StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
         let task = {
             let mut meta = txn.open_table(META).map_err(err)?;
@@ -50,7 +53,10 @@ impl TaskStore {
             meta.insert(NEXT_UID, uid + 1).map_err(err)?;
             let task = build(uid);
             let bytes = serde_json::to_vec(&task).map_err(err)?;
-            txn.open_table(TASKS).map_err(err)?.insert(uid, bytes.as_slice()).map_err(err)?;
+            txn.open_table(TASKS)
+                .map_err(err)?
+                .insert(uid, bytes.as_slice())
+                .map_err(err)?;
             task
         };
         txn.commit().map_err(err)?;
@@ -61,7 +67,10 @@ impl TaskStore {
     pub fn put(&self, task: &GatewayTask) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(task).map_err(err)?;
         let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(TASKS).map_err(err)?.insert(task.uid, bytes.as_slice()).map_err(err)?;
+        txn.open_table(TASKS)
+            .map_err(err)?
+            .insert(task.uid, bytes.as_slice())
+            .map_err(err)?;
         txn.commit().map_err(err)
     }
 
@@ -141,9 +150,21 @@ mod tests {
         }
         let store = TaskStore::open(&dir).unwrap();
         assert_eq!(store.get(1).unwrap().unwrap().kind, "indexDeletion");
-        assert_eq!(store.create(task).unwrap().uid, 2, "the counter survives a restart");
+        assert_eq!(
+            store.create(task).unwrap().uid,
+            2,
+            "the counter survives a restart"
+        );
         store.delete(&[0]).unwrap();
-        assert_eq!(store.all().unwrap().iter().map(|t| t.uid).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            store
+                .all()
+                .unwrap()
+                .iter()
+                .map(|t| t.uid)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
         assert_eq!(store.len().unwrap(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }

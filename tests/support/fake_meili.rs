@@ -22,7 +22,12 @@ fn param(req: &Message, name: &str) -> Option<String> {
 }
 
 /// Enqueues and at once runs a task; `run` returns the details and an error, if any.
-fn task(state: &mut NodeState, index: Option<&str>, kind: &str, run: impl FnOnce(&mut NodeState) -> (Value, Option<Value>)) -> Answer {
+fn task(
+    state: &mut NodeState,
+    index: Option<&str>,
+    kind: &str,
+    run: impl FnOnce(&mut NodeState) -> (Value, Option<Value>),
+) -> Answer {
     let uid = state.tasks.len();
     let enqueued = now();
     let (details, err) = run(state);
@@ -33,16 +38,27 @@ fn task(state: &mut NodeState, index: Option<&str>, kind: &str, run: impl FnOnce
         "canceledBy": null, "details": details, "error": err, "duration": "PT0.001S",
         "enqueuedAt": enqueued, "startedAt": enqueued, "finishedAt": finished,
     }));
-    json_answer(202, json!({"taskUid": uid, "indexUid": index, "status": "enqueued", "type": kind, "enqueuedAt": enqueued}))
+    json_answer(
+        202,
+        json!({"taskUid": uid, "indexUid": index, "status": "enqueued", "type": kind, "enqueuedAt": enqueued}),
+    )
 }
 
 fn task_error(code: &str, message: &str) -> Option<Value> {
-    Some(json!({"message": message, "code": code, "type": "invalid_request", "link": format!("https://docs.meilisearch.com/errors#{code}")}))
+    Some(
+        json!({"message": message, "code": code, "type": "invalid_request", "link": format!("https://docs.meilisearch.com/errors#{code}")}),
+    )
 }
 
 fn canonical(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => Some(s.clone()),
+        Value::String(s)
+            if !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(s.clone())
+        }
         Value::Number(n) if !n.is_f64() => Some(n.to_string()),
         _ => None,
     }
@@ -54,17 +70,38 @@ fn parse_documents(req: &Message) -> Result<Vec<Map<String, Value>>, Answer> {
         match serde_json::from_slice::<Value>(&req.body) {
             Ok(Value::Array(a)) => a,
             Ok(o @ Value::Object(_)) => vec![o],
-            _ => return Err(error(400, "malformed_payload", "invalid_request", "The `json` payload provided is malformed.")),
+            _ => {
+                return Err(error(
+                    400,
+                    "malformed_payload",
+                    "invalid_request",
+                    "The `json` payload provided is malformed.",
+                ))
+            }
         }
     } else if ct.starts_with("application/x-ndjson") {
         serde_json::Deserializer::from_slice(&req.body)
             .into_iter::<Value>()
             .collect::<Result<_, _>>()
-            .map_err(|_| error(400, "malformed_payload", "invalid_request", "The `ndjson` payload provided is malformed."))?
+            .map_err(|_| {
+                error(
+                    400,
+                    "malformed_payload",
+                    "invalid_request",
+                    "The `ndjson` payload provided is malformed.",
+                )
+            })?
     } else if ct.starts_with("text/csv") {
-        let delimiter = param(req, "csvDelimiter").and_then(|d| d.bytes().next()).unwrap_or(b',');
-        let mut r = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(&req.body[..]);
-        let headers = r.headers().map_err(|_| error(400, "malformed_payload", "invalid_request", "csv"))?.clone();
+        let delimiter = param(req, "csvDelimiter")
+            .and_then(|d| d.bytes().next())
+            .unwrap_or(b',');
+        let mut r = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .from_reader(&req.body[..]);
+        let headers = r
+            .headers()
+            .map_err(|_| error(400, "malformed_payload", "invalid_request", "csv"))?
+            .clone();
         let mut out = Vec::new();
         for rec in r.records() {
             let rec = rec.map_err(|_| error(400, "malformed_payload", "invalid_request", "csv"))?;
@@ -77,7 +114,10 @@ fn parse_documents(req: &Message) -> Result<Vec<Map<String, Value>>, Answer> {
                 let value = if v.is_empty() {
                     Value::Null
                 } else if number {
-                    v.trim().parse::<i64>().map(Value::from).unwrap_or_else(|_| json!(v.trim().parse::<f64>().unwrap_or(0.0)))
+                    v.trim()
+                        .parse::<i64>()
+                        .map(Value::from)
+                        .unwrap_or_else(|_| json!(v.trim().parse::<f64>().unwrap_or(0.0)))
                 } else {
                     Value::from(v)
                 };
@@ -87,7 +127,12 @@ fn parse_documents(req: &Message) -> Result<Vec<Map<String, Value>>, Answer> {
         }
         out
     } else {
-        return Err(error(415, "missing_content_type", "invalid_request", "A Content-Type header is missing."));
+        return Err(error(
+            415,
+            "missing_content_type",
+            "invalid_request",
+            "A Content-Type header is missing.",
+        ));
     };
     docs.into_iter()
         .map(|d| match d {
@@ -105,15 +150,36 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
             let pk = body["primaryKey"].as_str().map(str::to_string);
             task(state, Some(&uid.clone()), "indexCreation", move |s| {
                 if s.indexes.contains_key(&uid) {
-                    return (json!({"primaryKey": pk}), task_error("index_already_exists", &format!("Index `{uid}` already exists.")));
+                    return (
+                        json!({"primaryKey": pk}),
+                        task_error(
+                            "index_already_exists",
+                            &format!("Index `{uid}` already exists."),
+                        ),
+                    );
                 }
-                s.indexes.insert(uid, Index { primary_key: pk.clone(), filterable: json!([]), ..Index::default() });
+                s.indexes.insert(
+                    uid,
+                    Index {
+                        primary_key: pk.clone(),
+                        filterable: json!([]),
+                        ..Index::default()
+                    },
+                );
                 (json!({"primaryKey": pk}), None)
             })
         }
         ("GET", ["indexes", uid]) => match state.indexes.get(*uid) {
-            Some(i) => json_answer(200, json!({"uid": uid, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "primaryKey": i.primary_key})),
-            None => error(404, "index_not_found", "invalid_request", &format!("Index `{uid}` not found.")),
+            Some(i) => json_answer(
+                200,
+                json!({"uid": uid, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "primaryKey": i.primary_key}),
+            ),
+            None => error(
+                404,
+                "index_not_found",
+                "invalid_request",
+                &format!("Index `{uid}` not found."),
+            ),
         },
         ("DELETE", ["indexes", uid]) => {
             let uid = uid.to_string();
@@ -121,7 +187,10 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 let n = s.indexes.remove(&uid).map(|i| i.documents.len());
                 match n {
                     Some(n) => (json!({"deletedDocuments": n}), None),
-                    None => (json!({"deletedDocuments": 0}), task_error("index_not_found", &format!("Index `{uid}` not found."))),
+                    None => (
+                        json!({"deletedDocuments": 0}),
+                        task_error("index_not_found", &format!("Index `{uid}` not found.")),
+                    ),
                 }
             })
         }
@@ -135,7 +204,12 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                     c if c.starts_with("application/x-ndjson") => "ndjson",
                     _ => "json",
                 };
-                return error(400, "missing_payload", "invalid_request", &format!("A {format} payload is missing."));
+                return error(
+                    400,
+                    "missing_payload",
+                    "invalid_request",
+                    &format!("A {format} payload is missing."),
+                );
             }
             let docs = match parse_documents(req) {
                 Ok(d) => d,
@@ -145,51 +219,99 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
             let param_pk = param(req, "primaryKey");
             let replace = req.method == "POST";
             let count = docs.len();
-            task(state, Some(&uid.clone()), "documentAdditionOrUpdate", move |s| {
-                let index = s.indexes.entry(uid).or_insert_with(|| Index { filterable: json!([]), ..Index::default() });
-                let pk = match (&index.primary_key, param_pk) {
-                    (Some(k), Some(p)) if *k != p => {
-                        return (json!({"receivedDocuments": count, "indexedDocuments": 0}), task_error("index_primary_key_already_exists", &format!("Index already has a primary key: `{k}`.")));
+            task(
+                state,
+                Some(&uid.clone()),
+                "documentAdditionOrUpdate",
+                move |s| {
+                    let index = s.indexes.entry(uid).or_insert_with(|| Index {
+                        filterable: json!([]),
+                        ..Index::default()
+                    });
+                    let pk = match (&index.primary_key, param_pk) {
+                        (Some(k), Some(p)) if *k != p => {
+                            return (
+                                json!({"receivedDocuments": count, "indexedDocuments": 0}),
+                                task_error(
+                                    "index_primary_key_already_exists",
+                                    &format!("Index already has a primary key: `{k}`."),
+                                ),
+                            );
+                        }
+                        (Some(k), _) => k.clone(),
+                        (None, Some(p)) => p,
+                        (None, None) => {
+                            return (
+                                json!({"receivedDocuments": count, "indexedDocuments": 0}),
+                                task_error("index_primary_key_no_candidate_found", "no candidate"),
+                            )
+                        }
+                    };
+                    let mut ids = Vec::new();
+                    for d in &docs {
+                        match d.get(&pk).and_then(canonical) {
+                            Some(id) => ids.push(id),
+                            None => {
+                                return (
+                                    json!({"receivedDocuments": count, "indexedDocuments": 0}),
+                                    task_error("missing_document_id", "missing id"),
+                                )
+                            }
+                        }
                     }
-                    (Some(k), _) => k.clone(),
-                    (None, Some(p)) => p,
-                    (None, None) => return (json!({"receivedDocuments": count, "indexedDocuments": 0}), task_error("index_primary_key_no_candidate_found", "no candidate")),
-                };
-                let mut ids = Vec::new();
-                for d in &docs {
-                    match d.get(&pk).and_then(canonical) {
-                        Some(id) => ids.push(id),
-                        None => return (json!({"receivedDocuments": count, "indexedDocuments": 0}), task_error("missing_document_id", "missing id")),
+                    index.primary_key = Some(pk);
+                    for (id, d) in ids.into_iter().zip(docs) {
+                        let entry = index
+                            .documents
+                            .entry(id)
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        if replace {
+                            *entry = Value::Object(d);
+                        } else if let Value::Object(o) = entry {
+                            o.extend(d);
+                        }
                     }
-                }
-                index.primary_key = Some(pk);
-                for (id, d) in ids.into_iter().zip(docs) {
-                    let entry = index.documents.entry(id).or_insert_with(|| Value::Object(Map::new()));
-                    if replace {
-                        *entry = Value::Object(d);
-                    } else if let Value::Object(o) = entry {
-                        o.extend(d);
-                    }
-                }
-                (json!({"receivedDocuments": count, "indexedDocuments": count}), None)
-            })
+                    (
+                        json!({"receivedDocuments": count, "indexedDocuments": count}),
+                        None,
+                    )
+                },
+            )
         }
         ("GET", ["indexes", uid, "documents", id]) => {
             match state.indexes.get(*uid).and_then(|i| i.documents.get(*id)) {
                 Some(d) => json_answer(200, d.clone()),
-                None if state.indexes.contains_key(*uid) => error(404, "document_not_found", "invalid_request", &format!("Document `{id}` not found.")),
-                None => error(404, "index_not_found", "invalid_request", &format!("Index `{uid}` not found.")),
+                None if state.indexes.contains_key(*uid) => error(
+                    404,
+                    "document_not_found",
+                    "invalid_request",
+                    &format!("Document `{id}` not found."),
+                ),
+                None => error(
+                    404,
+                    "index_not_found",
+                    "invalid_request",
+                    &format!("Index `{uid}` not found."),
+                ),
             }
         }
         ("DELETE", ["indexes", uid, "documents", id]) => {
             let (uid, id) = (uid.to_string(), id.to_string());
-            task(state, Some(&uid.clone()), "documentDeletion", move |s| match s.indexes.get_mut(&uid) {
-                Some(i) => {
-                    let n = u64::from(i.documents.remove(&id).is_some());
-                    (json!({"providedIds": 1, "deletedDocuments": n}), None)
-                }
-                None => (json!({"providedIds": 1, "deletedDocuments": 0}), task_error("index_not_found", &format!("Index `{uid}` not found."))),
-            })
+            task(
+                state,
+                Some(&uid.clone()),
+                "documentDeletion",
+                move |s| match s.indexes.get_mut(&uid) {
+                    Some(i) => {
+                        let n = u64::from(i.documents.remove(&id).is_some());
+                        (json!({"providedIds": 1, "deletedDocuments": n}), None)
+                    }
+                    None => (
+                        json!({"providedIds": 1, "deletedDocuments": 0}),
+                        task_error("index_not_found", &format!("Index `{uid}` not found.")),
+                    ),
+                },
+            )
         }
         ("POST", ["indexes", uid, "documents", "delete-batch"]) => {
             let ids: Vec<Value> = serde_json::from_slice(&req.body).unwrap_or_default();
@@ -198,34 +320,67 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 let n = ids.len();
                 match s.indexes.get_mut(&uid) {
                     Some(i) => {
-                        let deleted = ids.iter().filter_map(canonical).filter(|id| i.documents.remove(id).is_some()).count();
+                        let deleted = ids
+                            .iter()
+                            .filter_map(canonical)
+                            .filter(|id| i.documents.remove(id).is_some())
+                            .count();
                         (json!({"providedIds": n, "deletedDocuments": deleted}), None)
                     }
-                    None => (json!({"providedIds": n, "deletedDocuments": 0}), task_error("index_not_found", &format!("Index `{uid}` not found."))),
+                    None => (
+                        json!({"providedIds": n, "deletedDocuments": 0}),
+                        task_error("index_not_found", &format!("Index `{uid}` not found.")),
+                    ),
                 }
             })
         }
         ("DELETE", ["indexes", uid, "documents"]) => {
             let uid = uid.to_string();
             task(state, Some(&uid.clone()), "documentDeletion", move |s| {
-                let n = s.indexes.get_mut(&uid).map(|i| std::mem::take(&mut i.documents).len()).unwrap_or(0);
-                (json!({"providedIds": 0, "deletedDocuments": n, "originalFilter": null}), None)
+                let n = s
+                    .indexes
+                    .get_mut(&uid)
+                    .map(|i| std::mem::take(&mut i.documents).len())
+                    .unwrap_or(0);
+                (
+                    json!({"providedIds": 0, "deletedDocuments": n, "originalFilter": null}),
+                    None,
+                )
             })
         }
-        ("GET", ["indexes", uid, "settings", "filterable-attributes"]) => match state.indexes.get(*uid) {
-            Some(i) => json_answer(200, i.filterable.clone()),
-            None => error(404, "index_not_found", "invalid_request", &format!("Index `{uid}` not found.")),
-        },
+        ("GET", ["indexes", uid, "settings", "filterable-attributes"]) => {
+            match state.indexes.get(*uid) {
+                Some(i) => json_answer(200, i.filterable.clone()),
+                None => error(
+                    404,
+                    "index_not_found",
+                    "invalid_request",
+                    &format!("Index `{uid}` not found."),
+                ),
+            }
+        }
         ("GET", ["indexes", uid, "settings"]) => match state.indexes.get(*uid) {
-            Some(i) => json_answer(200, json!({"displayedAttributes": ["*"], "searchableAttributes": ["*"], "filterableAttributes": i.filterable, "sortableAttributes": []})),
-            None => error(404, "index_not_found", "invalid_request", &format!("Index `{uid}` not found.")),
+            Some(i) => json_answer(
+                200,
+                json!({"displayedAttributes": ["*"], "searchableAttributes": ["*"], "filterableAttributes": i.filterable, "sortableAttributes": []}),
+            ),
+            None => error(
+                404,
+                "index_not_found",
+                "invalid_request",
+                &format!("Index `{uid}` not found."),
+            ),
         },
         ("PUT", ["indexes", uid, "settings", "filterable-attributes"]) => {
             let value: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
             let uid = uid.to_string();
             task(state, Some(&uid.clone()), "settingsUpdate", move |s| {
                 let i = s.indexes.entry(uid).or_default();
-                i.filterable = if value.is_null() { json!([]) } else { value.clone() };
+                i.filterable = if value.is_null() {
+                    json!([])
+                } else {
+                    value.clone()
+                };
                 (json!({"filterableAttributes": value}), None)
             })
         }
@@ -248,27 +403,53 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                         *fields.entry(k.clone()).or_default() += 1;
                     }
                 }
-                json_answer(200, json!({"numberOfDocuments": i.documents.len(), "rawDocumentDbSize": 100 * i.documents.len(), "avgDocumentSize": 100, "isIndexing": false, "numberOfEmbeddings": 0, "numberOfEmbeddedDocuments": 0, "fieldDistribution": fields}))
+                json_answer(
+                    200,
+                    json!({"numberOfDocuments": i.documents.len(), "rawDocumentDbSize": 100 * i.documents.len(), "avgDocumentSize": 100, "isIndexing": false, "numberOfEmbeddings": 0, "numberOfEmbeddedDocuments": 0, "fieldDistribution": fields}),
+                )
             }
-            None => error(404, "index_not_found", "invalid_request", &format!("Index `{uid}` not found.")),
+            None => error(
+                404,
+                "index_not_found",
+                "invalid_request",
+                &format!("Index `{uid}` not found."),
+            ),
         },
         ("GET", ["tasks"]) => {
-            let wanted: Option<Vec<u64>> = param(req, "uids").map(|u| u.split(',').filter_map(|x| x.parse().ok()).collect());
+            let wanted: Option<Vec<u64>> =
+                param(req, "uids").map(|u| u.split(',').filter_map(|x| x.parse().ok()).collect());
             let results: Vec<Value> = state
                 .tasks
                 .iter()
                 .rev()
-                .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(&t["uid"].as_u64().unwrap())))
+                .filter(|t| {
+                    wanted
+                        .as_ref()
+                        .is_none_or(|w| w.contains(&t["uid"].as_u64().unwrap()))
+                })
                 .cloned()
                 .collect();
-            json_answer(200, json!({"results": results, "total": results.len(), "limit": 20, "from": null, "next": null}))
+            json_answer(
+                200,
+                json!({"results": results, "total": results.len(), "limit": 20, "from": null, "next": null}),
+            )
         }
-        ("GET", ["tasks", uid]) => match uid.parse::<usize>().ok().and_then(|u| state.tasks.get(u)) {
+        ("GET", ["tasks", uid]) => match uid.parse::<usize>().ok().and_then(|u| state.tasks.get(u))
+        {
             Some(t) => json_answer(200, t.clone()),
-            None => error(404, "task_not_found", "invalid_request", &format!("Task `{uid}` not found.")),
+            None => error(
+                404,
+                "task_not_found",
+                "invalid_request",
+                &format!("Task `{uid}` not found."),
+            ),
         },
-        ("POST", ["tasks", "cancel"]) => task(state, None, "taskCancelation", |_| (json!({"matchedTasks": 0, "canceledTasks": 0}), None)),
-        ("DELETE", ["tasks"]) => task(state, None, "taskDeletion", |_| (json!({"matchedTasks": 0, "deletedTasks": 0}), None)),
+        ("POST", ["tasks", "cancel"]) => task(state, None, "taskCancelation", |_| {
+            (json!({"matchedTasks": 0, "canceledTasks": 0}), None)
+        }),
+        ("DELETE", ["tasks"]) => task(state, None, "taskDeletion", |_| {
+            (json!({"matchedTasks": 0, "deletedTasks": 0}), None)
+        }),
         _ => (404, Vec::new(), Vec::new()),
     }
 }

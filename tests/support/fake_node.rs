@@ -241,22 +241,14 @@ impl Behaviour {
                 200,
                 json!({"results": [], "offset": 0, "limit": 20, "total": 0}),
             ),
-            ("GET", ["indexes", uid]) | ("GET", ["indexes", uid, "settings"]) => error(
-                404,
-                "index_not_found",
-                "invalid_request",
-                &format!("Index `{uid}` not found."),
-            ),
-            ("GET", ["tasks"]) => json_answer(
-                200,
-                json!({"results": [], "total": 0, "limit": 20, "from": null, "next": null}),
-            ),
-            ("POST", ["tasks", "cancel"]) | ("DELETE", ["tasks"]) if req.query().is_empty() => error(
-                400,
-                "missing_task_filters",
-                "invalid_request",
-                "Query parameters to filter the tasks to cancel are missing.",
-            ),
+            ("POST", ["tasks", "cancel"]) | ("DELETE", ["tasks"]) if req.query().is_empty() => {
+                error(
+                    400,
+                    "missing_task_filters",
+                    "invalid_request",
+                    "Query parameters to filter the tasks to cancel are missing.",
+                )
+            }
             _ => super::fake_meili::route(&mut self.state.lock().unwrap(), req, &segs),
         }
     }

@@ -99,6 +99,26 @@ pub struct GatewayProcess {
     pub metrics_addr: SocketAddr,
     pub config_path: PathBuf,
     pub dir: ScratchDir,
+    env: Vec<(String, String)>,
+}
+
+fn spawn(config_path: &Path, dir: &Path, env: &[(&str, &str)]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("miroir.log"))
+        .expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_miroir"));
+    cmd.arg("--config")
+        .arg(config_path)
+        .env("RUST_LOG", "info")
+        .env_remove("MIROIR_MASTER_KEY")
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn miroir")
 }
 
 impl GatewayProcess {
@@ -113,27 +133,34 @@ impl GatewayProcess {
             config_text(addr, metrics_addr, &dir.0, nodes, extra),
         )
         .expect("write config");
-        let log = std::fs::File::create(dir.0.join("miroir.log")).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_miroir"));
-        cmd.arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .env_remove("MIROIR_MASTER_KEY")
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn miroir");
+        let child = spawn(&config_path, &dir.0, env);
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let gw = GatewayProcess {
             child,
             addr,
             metrics_addr,
             config_path,
             dir,
+            env,
         };
         gw.wait_until_listening().await;
         gw
+    }
+
+    /// Stops the process (SIGKILL, as a crash) and starts it again on the same files.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.child = spawn(&self.config_path, &self.dir.0, &env);
+        self.wait_until_listening().await;
     }
 
     async fn wait_until_listening(&self) {

@@ -8,3 +8,4 @@ pub mod fake_node;
 pub mod gateway;
 pub mod http;
 pub mod meili;
+pub mod meili_api;

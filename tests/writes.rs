@@ -1,0 +1,430 @@
+//! The write path through the gateway binary, against Meilisearch-compatible test nodes:
+//! batches land on their shard's owners only, tagged; tasks aggregate; errors match.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use miroir::config::{ClusterSpec, NodeSpec};
+use miroir::routing::shard_of;
+use miroir::topology::Topology;
+use serde_json::{json, Value};
+use support::fake_node::FakeNode;
+use support::gateway::{Extra, GatewayProcess, NodeEntry};
+use support::meili_api::Api;
+
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/meili-test-set.json"
+);
+
+/// The topology the gateway builds for these nodes (16 shards, one group, rf 1).
+fn topology(nodes: &[FakeNode]) -> Topology {
+    let specs: Vec<NodeSpec> = nodes
+        .iter()
+        .map(|n| NodeSpec {
+            id: n.name.clone(),
+            url: n.url(),
+            authority: n.addr.to_string(),
+            addr: n.addr,
+            group: "a".into(),
+        })
+        .collect();
+    Topology::new(
+        &ClusterSpec {
+            shards: 16,
+            replication_factor: 1,
+        },
+        &specs,
+        1,
+    )
+}
+
+fn id_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Every document sits on exactly its owner, tagged with its shard.
+fn check_placement(
+    nodes: &[FakeNode],
+    topo: &Topology,
+    index: &str,
+    expected: usize,
+) -> BTreeMap<String, Value> {
+    let mut all = BTreeMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for (id, doc) in node.documents(index) {
+            let shard = shard_of(id.as_bytes(), topo.shards);
+            assert_eq!(
+                topo.owners(shard),
+                [i],
+                "document {id} is on {} but belongs elsewhere",
+                node.name
+            );
+            assert_eq!(
+                doc["_miroir_shard"],
+                miroir::shard_tag::value(shard),
+                "document {id}"
+            );
+            assert!(
+                all.insert(id.clone(), doc).is_none(),
+                "document {id} is stored twice"
+            );
+        }
+    }
+    assert_eq!(all.len(), expected);
+    all
+}
+
+async fn start() -> (Vec<FakeNode>, GatewayProcess, Api) {
+    let mut nodes = Vec::new();
+    for name in ["n1", "n2", "n3"] {
+        nodes.push(FakeNode::start(name, None).await);
+    }
+    let entries: Vec<NodeEntry> = nodes
+        .iter()
+        .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
+        .collect();
+    let gw = GatewayProcess::start(&entries, &Extra::default(), &[]).await;
+    let api = Api::new(gw.addr, None);
+    (nodes, gw, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_land_on_their_owners_in_every_format() {
+    let (nodes, gw, mut api) = start().await;
+    let topo = topology(&nodes);
+
+    let created = api
+        .call(
+            "POST",
+            "/indexes",
+            Some("application/json"),
+            br#"{"uid":"people","primaryKey":"id"}"#,
+        )
+        .await;
+    assert_eq!(created.status, 202);
+    assert_eq!(created.json()["taskUid"], 0);
+    assert_eq!(api.wait(0).await["status"], "succeeded");
+
+    let data = std::fs::read(DATA).unwrap();
+    let docs: Vec<Value> = serde_json::from_slice(&data).unwrap();
+    let task = api
+        .write(
+            "POST",
+            "/indexes/people/documents",
+            Some("application/json"),
+            &data,
+        )
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["type"], "documentAdditionOrUpdate");
+    assert_eq!(
+        task["details"],
+        json!({"receivedDocuments": docs.len(), "indexedDocuments": docs.len()})
+    );
+    let stored = check_placement(&nodes, &topo, "people", docs.len());
+    // Byte-for-byte the client's document, plus the tag.
+    for d in &docs {
+        let mut s = stored[&id_of(&d["id"])].clone();
+        s.as_object_mut().unwrap().shift_remove("_miroir_shard");
+        assert_eq!(&s, d);
+    }
+    // Every node received exactly one request for the batch.
+    for n in &nodes {
+        let adds: Vec<_> = n
+            .received("/indexes/people/documents")
+            .into_iter()
+            .filter(|m| !m.body.is_empty())
+            .collect();
+        assert_eq!(adds.len(), 1, "{}", n.name);
+        assert!(adds[0].query().contains("primaryKey=id"));
+    }
+
+    let ndjson = b"{\"id\": 1000, \"name\": \"N one\"}\n{\"id\": \"n-2\", \"name\": \"N two\"}\n";
+    let t = api
+        .write(
+            "PUT",
+            "/indexes/people/documents",
+            Some("application/x-ndjson"),
+            ndjson,
+        )
+        .await;
+    assert_eq!(t["status"], "succeeded");
+    let csv = b"id;name;age:number\n2000;Csv One;33\n2001;\"Csv; Two\";44\n";
+    let t = api
+        .write(
+            "POST",
+            "/indexes/people/documents?csvDelimiter=%3B",
+            Some("text/csv"),
+            csv,
+        )
+        .await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+    let stored = check_placement(&nodes, &topo, "people", docs.len() + 4);
+    assert_eq!(stored["2001"]["name"], "Csv; Two");
+    assert_eq!(stored["2001"]["age"], 44);
+
+    // Reads hide the tag.
+    let doc = api.get("/indexes/people/documents/2001").await.json();
+    assert_eq!(doc, json!({"id": "2001", "name": "Csv; Two", "age": 44}));
+    let stats = api.get("/indexes/people/stats").await.json();
+    assert_eq!(stats["numberOfDocuments"], docs.len() + 4);
+    assert!(stats["fieldDistribution"].get("_miroir_shard").is_none());
+    assert_eq!(stats["fieldDistribution"]["name"], docs.len() + 4);
+    assert_eq!(
+        api.get("/indexes/people/settings/filterable-attributes")
+            .await
+            .json(),
+        json!([])
+    );
+    for n in &nodes {
+        assert_eq!(
+            n.state.lock().unwrap().indexes["people"].filterable,
+            json!(["_miroir_shard"])
+        );
+    }
+    drop(gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_reach_the_owners() {
+    let (nodes, _gw, mut api) = start().await;
+    let topo = topology(&nodes);
+    let docs: Vec<Value> = (0..40).map(|i| json!({"id": i, "v": i})).collect();
+    let t = api
+        .write(
+            "POST",
+            "/indexes/d/documents",
+            Some("application/json"),
+            Value::from(docs).to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(t["status"], "succeeded");
+    // Created implicitly: the tag is filterable there too, and the key was inferred.
+    assert_eq!(
+        nodes[0].state.lock().unwrap().indexes["d"].filterable,
+        json!(["_miroir_shard"])
+    );
+    assert_eq!(
+        nodes[0].state.lock().unwrap().indexes["d"]
+            .primary_key
+            .as_deref(),
+        Some("id")
+    );
+
+    let t = api
+        .write("DELETE", "/indexes/d/documents/7", None, b"")
+        .await;
+    assert_eq!(
+        t["details"],
+        json!({"providedIds": 1, "deletedDocuments": 1})
+    );
+    let owner = topo.owners(shard_of(b"7", 16))[0];
+    let total: usize = nodes
+        .iter()
+        .map(|n| n.received("/indexes/d/documents/7").len())
+        .sum();
+    assert_eq!(
+        (nodes[owner].received("/indexes/d/documents/7").len(), total),
+        (1, 1),
+        "only the owner is asked"
+    );
+
+    let t = api
+        .write(
+            "POST",
+            "/indexes/d/documents/delete-batch",
+            Some("application/json"),
+            b"[1, \"2\", 3, 999]",
+        )
+        .await;
+    assert_eq!(
+        t["details"],
+        json!({"providedIds": 4, "deletedDocuments": 3})
+    );
+    check_placement(&nodes, &topo, "d", 36);
+
+    let t = api.write("DELETE", "/indexes/d/documents", None, b"").await;
+    assert_eq!(t["details"]["deletedDocuments"], 36);
+    check_placement(&nodes, &topo, "d", 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_payloads_and_documents_fail_like_meilisearch() {
+    let (nodes, _gw, mut api) = start().await;
+    // Refused at once.
+    let r = api.call("POST", "/indexes/e/documents", None, b"[]").await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (415, "missing_content_type".into())
+    );
+    let r = api
+        .call(
+            "POST",
+            "/indexes/e/documents",
+            Some("application/json"),
+            br#"[{"id": 1}, {id: 2}]"#,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "The `json` payload provided is malformed. `Couldn't serialize document value: key must be a string at line 1 column 14`."
+    );
+    let r = api
+        .call(
+            "POST",
+            "/indexes/e/documents",
+            Some("application/json"),
+            b"",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (400, "missing_payload".into())
+    );
+
+    // Accepted, then failed, as a single node does; nothing reaches the nodes' data.
+    let t = api
+        .write(
+            "POST",
+            "/indexes/e/documents?primaryKey=id",
+            Some("application/json"),
+            br#"[{"id": 1}, {"name": "no id"}]"#,
+        )
+        .await;
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["error"]["code"], "missing_document_id");
+    assert_eq!(
+        t["error"]["message"],
+        r#"Document doesn't have a `id` attribute: `{"name":"no id"}`."#
+    );
+    assert_eq!(
+        t["details"],
+        json!({"receivedDocuments": 2, "indexedDocuments": 0})
+    );
+    let t = api
+        .write(
+            "POST",
+            "/indexes/e/documents?primaryKey=id",
+            Some("application/json"),
+            br#"[{"id": "a b"}]"#,
+        )
+        .await;
+    assert_eq!(t["error"]["code"], "invalid_document_id");
+    let t = api
+        .write(
+            "POST",
+            "/indexes/e/documents?primaryKey=id",
+            Some("application/json"),
+            br#"[{"id": 5, "_miroir_shard": "x"}]"#,
+        )
+        .await;
+    assert_eq!(t["error"]["code"], "miroir_reserved_field");
+    let t = api
+        .write(
+            "POST",
+            "/indexes/e/documents",
+            Some("application/json"),
+            br#"[{"uid": 1, "id": 2}]"#,
+        )
+        .await;
+    assert_eq!(
+        t["error"]["code"],
+        "index_primary_key_multiple_candidates_found"
+    );
+    assert!(nodes.iter().all(|n| n.documents("e").is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_list_filter_page_and_survive_a_restart() {
+    let (_nodes, mut gw, mut api) = start().await;
+    for i in 0..5 {
+        let body = json!([{"id": i}]).to_string();
+        api.write(
+            "POST",
+            &format!("/indexes/t{}/documents", i % 2),
+            Some("application/json"),
+            body.as_bytes(),
+        )
+        .await;
+    }
+    api.write(
+        "POST",
+        "/indexes/t0/documents?primaryKey=id",
+        Some("application/json"),
+        br#"[{"x": 1}]"#,
+    )
+    .await;
+
+    let all = api.get("/tasks").await.json();
+    assert_eq!(all["total"], 6);
+    let uids: Vec<u64> = all["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["uid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uids, [5, 4, 3, 2, 1, 0]);
+    assert_eq!(
+        (all["from"].clone(), all["next"].clone()),
+        (json!(5), Value::Null)
+    );
+
+    let page = api.get("/tasks?limit=2").await.json();
+    assert_eq!(
+        (
+            page["from"].clone(),
+            page["next"].clone(),
+            page["limit"].clone()
+        ),
+        (json!(5), json!(3), json!(2))
+    );
+    let page = api.get("/tasks?limit=2&from=3").await.json();
+    assert_eq!(page["results"][0]["uid"], 3);
+    let failed = api.get("/tasks?statuses=failed").await.json();
+    assert_eq!(failed["total"], 1);
+    assert_eq!(failed["results"][0]["uid"], 5);
+    let t1 = api
+        .get("/tasks?indexUids=t1&types=documentAdditionOrUpdate")
+        .await
+        .json();
+    assert_eq!(t1["total"], 2);
+    let rev = api.get("/tasks?reverse=true&limit=1").await.json();
+    assert_eq!(rev["results"][0]["uid"], 0);
+
+    let before = api.get("/tasks/3").await.json();
+    gw.restart().await;
+    let mut api = Api::new(gw.addr, None);
+    assert_eq!(
+        api.get("/tasks/3").await.json(),
+        before,
+        "the task survives the restart"
+    );
+    let next = api
+        .call(
+            "POST",
+            "/indexes/t9/documents",
+            Some("application/json"),
+            br#"[{"id": 1}]"#,
+        )
+        .await;
+    assert_eq!(next.json()["taskUid"], 6, "uids go on after a restart");
+
+    // Deleting finished tasks.
+    let del = api.call("DELETE", "/tasks?indexUids=t0", None, b"").await;
+    assert_eq!(del.status, 200);
+    let del_task = api.wait(del.json()["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(del_task["type"], "taskDeletion");
+    assert_eq!(del_task["details"]["deletedTasks"], 4);
+    assert_eq!(api.get("/tasks?indexUids=t0").await.json()["total"], 0);
+    let missing = api.call("DELETE", "/tasks", None, b"").await;
+    assert_eq!(
+        (missing.status, missing.json()["code"].clone()),
+        (400, "missing_task_filters".into())
+    );
+}
