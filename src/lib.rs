@@ -10,6 +10,7 @@ pub mod config;
 pub mod describe;
 pub mod error;
 pub mod health;
+pub mod merge;
 pub mod metrics;
 pub mod node_client;
 pub mod ops;

@@ -1,0 +1,257 @@
+//! One search merged from its shard answers: hits in single-node order, distinct across
+//! shards, `maxTotalHits` re-applied, totals and facets summed, injected fields removed by
+//! splicing the hits' bytes, fields in the node's order, a fresh `requestUid`.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::facets::{merge_distribution, merge_stats, FacetSettings};
+use super::raw::{elements, members, write_object_without, Member};
+use super::score::{compare, components, Component};
+use crate::shard_tag;
+
+/// What the merge must know of the client's request and the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPlan {
+    pub offset: usize,
+    pub limit: usize,
+    /// `(page, hitsPerPage)` in page mode.
+    pub page: Option<(usize, usize)>,
+    pub hits: HitPlan,
+    /// The distinct attribute in force (request, else index setting).
+    pub distinct: Option<String>,
+    pub max_total_hits: usize,
+    pub facets: FacetSettings,
+}
+
+/// What to remove from each hit.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HitPlan {
+    pub show_ranking_score: bool,
+    pub show_ranking_score_details: bool,
+    /// Fields the gateway asked for only to merge (e.g. the distinct attribute).
+    pub strip: Vec<String>,
+}
+
+impl HitPlan {
+    fn drops(&self, key: &[u8]) -> bool {
+        key == shard_tag::FIELD.as_bytes()
+            || (!self.show_ranking_score && key == b"_rankingScore")
+            || (!self.show_ranking_score_details && key == b"_rankingScoreDetails")
+            || self.strip.iter().any(|s| s.as_bytes() == key)
+    }
+
+    /// Copies a hit without the fields the client did not ask for.
+    pub fn write_hit(&self, buf: &[u8], range: (usize, usize), out: &mut Vec<u8>) {
+        let strip_nested = |k: &[u8]| k == b"_formatted";
+        let nested_drop = |k: &[u8]| self.drops(k);
+        write_object_without(buf, range, &nested_drop, &strip_nested, out);
+    }
+}
+
+/// Why shard answers cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeError(pub String);
+
+/// One hit as the merge sees it: its bytes and what orders it.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub range: (usize, usize),
+    pub score: f64,
+    pub components: Vec<Component>,
+    /// The distinct attribute's values, canonical JSON (`None`: the field is absent).
+    pub distinct: Option<Vec<String>>,
+}
+
+/// One shard's answer, parsed just enough.
+#[derive(Debug)]
+pub struct ShardAnswer<'a> {
+    pub buf: &'a [u8],
+    pub top: Vec<Member>,
+    pub hits: Vec<Hit>,
+}
+
+impl<'a> ShardAnswer<'a> {
+    /// Reads an answer: top-level members, each hit's range, score, details and distinct value.
+    pub fn parse(buf: &'a [u8], distinct: Option<&str>) -> Result<ShardAnswer<'a>, MergeError> {
+        let start = buf.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+        if buf.get(start) != Some(&b'{') {
+            return Err(MergeError("a shard answer is not a JSON object".into()));
+        }
+        let top = members(buf, start);
+        let mut hits = Vec::new();
+        if let Some(m) = top.iter().find(|m| &buf[m.key.0..m.key.1] == b"hits") {
+            for range in elements(buf, m.value.0) {
+                hits.push(Self::hit(buf, range, distinct)?);
+            }
+        }
+        Ok(ShardAnswer { buf, top, hits })
+    }
+
+    fn hit(buf: &[u8], range: (usize, usize), distinct: Option<&str>) -> Result<Hit, MergeError> {
+        let mut hit = Hit {
+            range,
+            score: 0.0,
+            components: Vec::new(),
+            distinct: None,
+        };
+        for m in members(buf, range.0) {
+            let key = &buf[m.key.0..m.key.1];
+            let value = &buf[m.value.0..m.value.1];
+            if key == b"_rankingScore" {
+                hit.score = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+            } else if key == b"_rankingScoreDetails" {
+                let details: Map<String, Value> =
+                    serde_json::from_slice(value).map_err(|e| MergeError(format!("bad score details: {e}")))?;
+                hit.components = components(&details);
+            } else if distinct.is_some_and(|d| d.as_bytes() == key) {
+                let v: Value = serde_json::from_slice(value).unwrap_or(Value::Null);
+                hit.distinct = match v {
+                    Value::Null => None,
+                    Value::Array(items) => Some(items.iter().map(Value::to_string).collect()),
+                    other => Some(vec![other.to_string()]),
+                };
+            }
+        }
+        Ok(hit)
+    }
+
+    fn member(&self, name: &str) -> Option<&'a [u8]> {
+        self.top
+            .iter()
+            .find(|m| &self.buf[m.key.0..m.key.1] == name.as_bytes())
+            .map(|m| &self.buf[m.value.0..m.value.1])
+    }
+
+    fn number(&self, name: &str) -> Option<u64> {
+        self.member(name).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+    }
+
+    fn object(&self, name: &str) -> Option<Map<String, Value>> {
+        self.member(name).and_then(|v| serde_json::from_slice(v).ok())
+    }
+}
+
+/// The merged order of all hits: `(shard, hit)` pairs, with distinct applied across shards.
+/// Returns the order and how many hits distinct removed.
+pub fn merge_order(shards: &[ShardAnswer<'_>], distinct: bool) -> (Vec<(usize, usize)>, usize) {
+    let total: usize = shards.iter().map(|s| s.hits.len()).sum();
+    let mut cursors = vec![0usize; shards.len()];
+    let mut out = Vec::with_capacity(total);
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut dropped = 0;
+    loop {
+        // k is small (one answer per shard group): a linear pick of the best head.
+        let mut best: Option<usize> = None;
+        for s in 0..shards.len() {
+            let Some(h) = shards[s].hits.get(cursors[s]) else { continue };
+            best = match best {
+                None => Some(s),
+                Some(b) => {
+                    let bh = &shards[b].hits[cursors[b]];
+                    // Ties keep the earlier shard first, for a stable order.
+                    if compare(&h.components, h.score, &bh.components, bh.score) == Ordering::Greater {
+                        Some(s)
+                    } else {
+                        Some(b)
+                    }
+                }
+            };
+        }
+        let Some(s) = best else { break };
+        let hit = &shards[s].hits[cursors[s]];
+        cursors[s] += 1;
+        if distinct {
+            if let Some(values) = &hit.distinct {
+                if values.iter().any(|v| seen.contains(v.as_str())) {
+                    dropped += 1;
+                    continue;
+                }
+                seen.extend(values.iter().map(String::as_str));
+            }
+        }
+        out.push((s, cursors[s] - 1));
+    }
+    (out, dropped)
+}
+
+/// Merges shard answers of one search into the client's answer.
+pub fn merge_search(shards: &[ShardAnswer<'_>], plan: &SearchPlan, gateway_ms: u64) -> Result<Vec<u8>, MergeError> {
+    let first = shards.first().ok_or_else(|| MergeError("no shard answered".into()))?;
+    let (mut order, dropped) = merge_order(shards, plan.distinct.is_some());
+    order.truncate(plan.max_total_hits);
+    let (skip, take) = match plan.page {
+        Some((page, per_page)) => (page.saturating_sub(1).saturating_mul(per_page), per_page),
+        None => (plan.offset, plan.limit),
+    };
+    let window: Vec<(usize, usize)> = order.iter().skip(skip).take(take).copied().collect();
+
+    let sum = |name: &str| shards.iter().filter_map(|s| s.number(name)).sum::<u64>();
+    let mut out = Vec::with_capacity(window.iter().map(|&(s, h)| shards[s].hits[h].range.1 - shards[s].hits[h].range.0).sum::<usize>() + 512);
+    out.push(b'{');
+    for (i, m) in first.top.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let key = &first.buf[m.key.0..m.key.1];
+        out.extend_from_slice(&first.buf[m.start..m.value.0]);
+        let value: Vec<u8> = match key {
+            b"hits" => {
+                let mut hits = Vec::new();
+                hits.push(b'[');
+                for (n, &(s, h)) in window.iter().enumerate() {
+                    if n > 0 {
+                        hits.push(b',');
+                    }
+                    plan.hits.write_hit(shards[s].buf, shards[s].hits[h].range, &mut hits);
+                }
+                hits.push(b']');
+                hits
+            }
+            b"processingTimeMs" => {
+                let slowest = shards.iter().filter_map(|s| s.number("processingTimeMs")).max().unwrap_or(0);
+                (slowest + gateway_ms).to_string().into_bytes()
+            }
+            b"limit" => plan.limit.to_string().into_bytes(),
+            b"offset" => plan.offset.to_string().into_bytes(),
+            b"hitsPerPage" => plan.page.map_or(0, |p| p.1).to_string().into_bytes(),
+            b"page" => plan.page.map_or(1, |p| p.0).to_string().into_bytes(),
+            b"estimatedTotalHits" => sum("estimatedTotalHits").saturating_sub(dropped as u64).to_string().into_bytes(),
+            b"totalHits" => total_hits(sum("totalHits"), dropped, plan).to_string().into_bytes(),
+            b"totalPages" => {
+                let total = total_hits(sum("totalHits"), dropped, plan);
+                let per_page = plan.page.map_or(1, |p| p.1) as u64;
+                let pages = if per_page == 0 { 0 } else { total.div_ceil(per_page) };
+                pages.to_string().into_bytes()
+            }
+            b"semanticHitCount" => sum("semanticHitCount").to_string().into_bytes(),
+            b"facetDistribution" => {
+                let parts: Vec<Map<String, Value>> = shards.iter().filter_map(|s| s.object("facetDistribution")).collect();
+                let refs: Vec<&Map<String, Value>> = parts.iter().collect();
+                let mut merged = merge_distribution(&refs, &plan.facets);
+                merged.shift_remove(shard_tag::FIELD);
+                serde_json::to_vec(&merged).unwrap_or_default()
+            }
+            b"facetStats" => {
+                let parts: Vec<Map<String, Value>> = shards.iter().filter_map(|s| s.object("facetStats")).collect();
+                let refs: Vec<&Map<String, Value>> = parts.iter().collect();
+                serde_json::to_vec(&merge_stats(&refs)).unwrap_or_default()
+            }
+            b"requestUid" => format!("\"{}\"", uuid::Uuid::now_v7()).into_bytes(),
+            _ => first.buf[m.value.0..m.value.1].to_vec(),
+        };
+        out.extend_from_slice(&value);
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// Exhaustive totals (page mode): summed, less distinct duplicates, capped like a node.
+fn total_hits(sum: u64, dropped: usize, plan: &SearchPlan) -> u64 {
+    sum.saturating_sub(dropped as u64).min(plan.max_total_hits as u64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+use serde_json::{json, Value};
+
+use super::*;
+
+/// Details with one scored rule, then an optional `year:asc` sort rule.
+fn details(score: f64, sort: Option<i64>) -> Value {
+    let mut d = json!({"proximity": {"order": 0, "score": score}});
+    if let Some(v) = sort {
+        d["year:asc"] = json!({"order": 1, "value": v});
+    }
+    d
+}
+
+/// A hit whose rule score is `score / 2`.
+fn hit(id: u64, score: f64, sort: Option<i64>, genre: &str) -> Value {
+    let s = score / 2.0;
+    json!({"id": id, "genre": genre, "_miroir_shard": "!!!!", "_rankingScore": s, "_rankingScoreDetails": details(s, sort)})
+}
+
+fn answer(hits: Vec<Value>, total: u64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "hits": hits, "query": "q", "processingTimeMs": 3, "limit": 20, "offset": 0,
+        "estimatedTotalHits": total, "requestUid": "0190-old"
+    }))
+    .unwrap()
+}
+
+fn plan() -> SearchPlan {
+    SearchPlan {
+        offset: 0,
+        limit: 20,
+        page: None,
+        hits: HitPlan::default(),
+        distinct: None,
+        max_total_hits: 1000,
+        facets: FacetSettings::default(),
+    }
+}
+
+fn merged(bodies: &[Vec<u8>], plan: &SearchPlan) -> Value {
+    let shards: Vec<ShardAnswer<'_>> = bodies.iter().map(|b| ShardAnswer::parse(b, plan.distinct.as_deref()).unwrap()).collect();
+    serde_json::from_slice(&merge_search(&shards, plan, 1).unwrap()).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v["hits"].as_array().unwrap().iter().map(|h| h["id"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn hits_interleave_by_score_and_lose_injected_fields() {
+    let a = answer(vec![hit(1, 2.0, None, "x"), hit(3, 1.0, None, "x")], 2);
+    let b = answer(vec![hit(2, 2.0, None, "y"), hit(4, 0.0, None, "y")], 5);
+    let out = merged(&[a, b], &plan());
+    assert_eq!(ids(&out), [1, 2, 3, 4]);
+    assert_eq!(out["hits"][0], json!({"id": 1, "genre": "x"}));
+    assert_eq!(out["estimatedTotalHits"], 7);
+    assert_eq!(out["processingTimeMs"], 4);
+    assert_ne!(out["requestUid"], "0190-old");
+    let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["hits", "query", "processingTimeMs", "limit", "offset", "estimatedTotalHits", "requestUid"]);
+}
+
+#[test]
+fn sort_values_decide_before_scores() {
+    let a = answer(vec![hit(1, 2.0, Some(2000), "x"), hit(3, 2.0, Some(2010), "x")], 2);
+    let b = answer(vec![hit(2, 2.0, Some(1990), "y"), hit(4, 2.0, Some(2005), "y")], 2);
+    assert_eq!(ids(&merged(&[a, b], &plan())), [2, 1, 4, 3]);
+}
+
+#[test]
+fn paging_offsets_and_the_total_cap_apply_to_the_merged_list() {
+    let a = answer((0..5).map(|i| hit(i * 2, 2.0 - i as f64 * 0.1, None, "x")).collect(), 5);
+    let b = answer((0..5).map(|i| hit(i * 2 + 1, 1.95 - i as f64 * 0.1, None, "y")).collect(), 5);
+    let mut p = plan();
+    p.offset = 3;
+    p.limit = 4;
+    assert_eq!(ids(&merged(&[a.clone(), b.clone()], &p)), [3, 4, 5, 6]);
+    p.max_total_hits = 5;
+    assert_eq!(ids(&merged(&[a.clone(), b.clone()], &p)), [3, 4]);
+    let mut pages = plan();
+    pages.page = Some((2, 3));
+    let mut a2: Value = serde_json::from_slice(&a).unwrap();
+    let mut b2: Value = serde_json::from_slice(&b).unwrap();
+    for v in [&mut a2, &mut b2] {
+        let o = v.as_object_mut().unwrap();
+        o.remove("estimatedTotalHits");
+        o.remove("limit");
+        o.remove("offset");
+        o.insert("hitsPerPage".into(), json!(6));
+        o.insert("page".into(), json!(1));
+        o.insert("totalPages".into(), json!(1));
+        o.insert("totalHits".into(), json!(5));
+    }
+    let out = merged(&[serde_json::to_vec(&a2).unwrap(), serde_json::to_vec(&b2).unwrap()], &pages);
+    assert_eq!(ids(&out), [3, 4, 5]);
+    assert_eq!((out["totalHits"].clone(), out["totalPages"].clone(), out["page"].clone(), out["hitsPerPage"].clone()), (json!(10), json!(4), json!(2), json!(3)));
+}
+
+#[test]
+fn distinct_applies_across_shards() {
+    let a = answer(vec![hit(1, 2.0, None, "x"), hit(3, 1.0, None, "z")], 2);
+    let b = answer(vec![hit(2, 1.5, None, "x"), hit(4, 0.5, None, "y")], 2);
+    let mut p = plan();
+    p.distinct = Some("genre".into());
+    let out = merged(&[a, b], &p);
+    assert_eq!(ids(&out), [1, 3, 4]);
+    assert_eq!(out["estimatedTotalHits"], 3);
+    p.hits.strip = vec!["genre".into()];
+    let a = answer(vec![hit(1, 2.0, None, "x")], 1);
+    assert_eq!(merged(&[a], &p)["hits"][0], json!({"id": 1}));
+}
+
+#[test]
+fn scores_stay_when_asked_and_formatted_loses_the_tag() {
+    let mut h = hit(1, 2.0, None, "x");
+    h["_formatted"] = json!({"id": "1", "genre": "x", "_miroir_shard": "!!!!"});
+    let mut p = plan();
+    p.hits.show_ranking_score = true;
+    let out = merged(&[answer(vec![h], 1)], &p);
+    assert_eq!(out["hits"][0], json!({"id": 1, "genre": "x", "_rankingScore": 1.0, "_formatted": {"id": "1", "genre": "x"}}));
+}
+
+#[test]
+fn facets_merge() {
+    let mut a: Value = serde_json::from_slice(&answer(vec![], 0)).unwrap();
+    a["facetDistribution"] = json!({"genre": {"x": 2, "y": 1}, "_miroir_shard": {"!!!!": 3}});
+    a["facetStats"] = json!({"year": {"min": 1990.0, "max": 2000.0}});
+    let mut b = a.clone();
+    b["facetDistribution"] = json!({"genre": {"y": 4}});
+    b["facetStats"] = json!({"year": {"min": 1980.0, "max": 1995.0}});
+    let out = merged(&[serde_json::to_vec(&a).unwrap(), serde_json::to_vec(&b).unwrap()], &plan());
+    assert_eq!(out["facetDistribution"], json!({"genre": {"x": 2, "y": 5}}));
+    assert_eq!(out["facetStats"], json!({"year": {"min": 1980.0, "max": 2000.0}}));
+}
+
+proptest::proptest! {
+    /// Merging sorted shard lists gives the same order as sorting all hits together, and
+    /// every hit appears once.
+    #[test]
+    fn merge_equals_a_global_sort(scores in proptest::collection::vec((0u8..3, 0u8..3, 0i64..5), 0..40), shards in 1usize..5) {
+        let mut all: Vec<(u64, f64, i64, usize)> = scores.iter().enumerate().map(|(i, (w, _, y))| (i as u64, *w as f64, *y, i % shards)).collect();
+        let key = |h: &(u64, f64, i64, usize)| (-(h.1 as i64), h.2);
+        let mut bodies = Vec::new();
+        for s in 0..shards {
+            let mut mine: Vec<_> = all.iter().filter(|h| h.3 == s).cloned().collect();
+            mine.sort_by_key(|h| (key(h), h.0));
+            bodies.push(answer(mine.iter().map(|h| hit(h.0, h.1.min(2.0), Some(h.2), "g")).collect(), mine.len() as u64));
+        }
+        let out = merged(&bodies, &SearchPlan { limit: 1000, ..plan() });
+        let got = ids(&out);
+        all.sort_by_key(|h| key(h));
+        proptest::prop_assert_eq!(got.len(), all.len());
+        let got_keys: Vec<_> = got.iter().map(|id| key(all.iter().find(|h| h.0 == *id).unwrap())).collect();
+        let want_keys: Vec<_> = all.iter().map(key).collect();
+        proptest::prop_assert_eq!(got_keys, want_keys);
+    }
+}
