@@ -147,23 +147,7 @@ impl ProxyHttp for Gateway {
             let e = MeiliError::payload_too_large(self.max_body_bytes);
             return self.reply(session, ctx, Reply::error(&e)).await;
         }
-        let served_here = match route.class {
-            RouteClass::OneNode => {
-                matches!(route.endpoint, Endpoint::SettingsGet | Endpoint::SettingGet)
-            }
-            RouteClass::ByKey | RouteClass::Broadcast => true,
-            RouteClass::FanOut => {
-                matches!(route.endpoint, Endpoint::GlobalStats | Endpoint::IndexStats)
-            }
-            RouteClass::Gateway => matches!(
-                route.endpoint,
-                Endpoint::TaskGet
-                    | Endpoint::TaskList
-                    | Endpoint::TaskCancel
-                    | Endpoint::TaskDelete
-            ),
-            RouteClass::Unsupported => false,
-        };
+        let served_here = ops::serves(&route);
         if served_here {
             let reply = match self.read_body(session).await {
                 Ok(body) => self.serve(session, ctx, &route, body).await,

@@ -83,7 +83,7 @@ async fn gateway_answers_are_meilisearch_shaped_and_keep_alive_safe() {
     let resp = client
         .send(
             "POST",
-            "/indexes/movies/search",
+            "/indexes/movies/similar",
             &[("content-type", "application/json")],
             b"{}",
         )
@@ -274,7 +274,7 @@ async fn every_request_is_counted_in_metrics() {
     }
     client.get("/nope").await.unwrap();
     client
-        .send("POST", "/multi-search", &[], b"{}")
+        .send("POST", "/indexes/m/similar", &[], b"{}")
         .await
         .unwrap();
     // Metrics are updated in the logging phase, just after the response is sent.

@@ -1,6 +1,7 @@
 //! Merging shard answers into the answer one node would give (DESIGN §5). Plain code: the
 //! gateway hands it bytes and gets bytes back; hits are copied, never re-serialized.
 
+pub mod facet_search;
 pub mod facets;
 pub mod raw;
 pub mod score;

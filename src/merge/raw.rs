@@ -52,7 +52,9 @@ pub fn value_end(buf: &[u8], pos: usize) -> usize {
         }
         _ => {
             let mut i = pos;
-            while i < buf.len() && !matches!(buf[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+            while i < buf.len()
+                && !matches!(buf[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+            {
                 i += 1;
             }
             i
@@ -120,7 +122,10 @@ pub fn write_object_without(
     out: &mut Vec<u8>,
 ) {
     let ms = members(buf, range.0);
-    if ms.iter().all(|m| !drop(&buf[m.key.0..m.key.1]) && !nested(&buf[m.key.0..m.key.1])) {
+    if ms
+        .iter()
+        .all(|m| !drop(&buf[m.key.0..m.key.1]) && !nested(&buf[m.key.0..m.key.1]))
+    {
         out.extend_from_slice(&buf[range.0..range.1]);
         return;
     }
@@ -155,10 +160,16 @@ mod tests {
         let ms = members(doc, 0);
         let keys: Vec<&[u8]> = ms.iter().map(|m| &doc[m.key.0..m.key.1]).collect();
         assert_eq!(keys, [&b"a"[..], b"b", b"e", b"f"]);
-        assert_eq!(&doc[ms[1].value.0..ms[1].value.1], br#"{"c": [1, "x]\"y", {"d": null}]}"#);
+        assert_eq!(
+            &doc[ms[1].value.0..ms[1].value.1],
+            br#"{"c": [1, "x]\"y", {"d": null}]}"#
+        );
         assert_eq!(&doc[ms[3].value.0..ms[3].value.1], b"-1.5e3");
         let arr = br#"[ {"a":1}, [2], "3" ]"#;
-        let els: Vec<&[u8]> = elements(arr, 0).into_iter().map(|(s, e)| &arr[s..e]).collect();
+        let els: Vec<&[u8]> = elements(arr, 0)
+            .into_iter()
+            .map(|(s, e)| &arr[s..e])
+            .collect();
         assert_eq!(els, [&br#"{"a":1}"#[..], b"[2]", br#""3""#]);
         assert!(elements(b"[]", 0).is_empty());
         assert!(members(b"{}", 0).is_empty());
@@ -169,7 +180,13 @@ mod tests {
         let hit = br#"{"id":1,"_miroir_shard":"!!!!","title":"t","_formatted":{"id":"1","_miroir_shard":"!!!!","title":"<em>t</em>"},"_rankingScore":0.5}"#;
         let mut out = Vec::new();
         let drop = |k: &[u8]| k == b"_miroir_shard" || k == b"_rankingScore";
-        write_object_without(hit, (0, hit.len()), &drop, &|k| k == b"_formatted", &mut out);
+        write_object_without(
+            hit,
+            (0, hit.len()),
+            &drop,
+            &|k| k == b"_formatted",
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"id":1,"title":"t","_formatted":{"id":"1","title":"<em>t</em>"}}"#

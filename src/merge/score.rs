@@ -35,8 +35,12 @@ pub fn components(details: &Map<String, Value>) -> Vec<Component> {
                 _ => out.push(Component::Score(num(entry, "score").unwrap_or(0.0))),
             },
             "attribute" => {
-                out.push(Component::Score(num(entry, "attributeRankingOrderScore").unwrap_or(0.0)));
-                out.push(Component::Score(num(entry, "queryWordDistanceScore").unwrap_or(0.0)));
+                out.push(Component::Score(
+                    num(entry, "attributeRankingOrderScore").unwrap_or(0.0),
+                ));
+                out.push(Component::Score(
+                    num(entry, "queryWordDistanceScore").unwrap_or(0.0),
+                ));
             }
             "exactness" => {
                 let rank = match entry.get("matchType").and_then(Value::as_str) {
@@ -45,7 +49,9 @@ pub fn components(details: &Map<String, Value>) -> Vec<Component> {
                     _ => 1.0,
                 };
                 out.push(Component::Score(rank / 3.0));
-                if let (Some(m), Some(max)) = (num(entry, "matchingWords"), num(entry, "maxMatchingWords")) {
+                if let (Some(m), Some(max)) =
+                    (num(entry, "matchingWords"), num(entry, "maxMatchingWords"))
+                {
                     out.push(Component::Score((m + 1.0) / (max + 1.0)));
                 }
             }
@@ -114,7 +120,16 @@ fn compare_component(l: &Component, r: &Component, federated: bool) -> Option<Or
         (Sort { asc: la, value: lv }, Sort { asc: ra, value: rv }) if la == ra => {
             Some(compare_sort_values(*la, lv, rv))
         }
-        (Geo { asc: la, distance: ld }, Geo { asc: ra, distance: rd }) if la == ra => Some(match (ld, rd) {
+        (
+            Geo {
+                asc: la,
+                distance: ld,
+            },
+            Geo {
+                asc: ra,
+                distance: rd,
+            },
+        ) if la == ra => Some(match (ld, rd) {
             (None, None) => Ordering::Equal,
             (None, Some(_)) => Ordering::Less,
             (Some(_), None) => Ordering::Greater,
@@ -134,7 +149,12 @@ fn compare_component(l: &Component, r: &Component, federated: bool) -> Option<Or
 
 /// Compares two hits of one query: `Greater` means `left` ranks first. Falls back to the
 /// global `_rankingScore` when the details cannot be compared step by step.
-pub fn compare(left: &[Component], left_score: f64, right: &[Component], right_score: f64) -> Ordering {
+pub fn compare(
+    left: &[Component],
+    left_score: f64,
+    right: &[Component],
+    right_score: f64,
+) -> Ordering {
     let mut l = left.iter();
     let mut r = right.iter();
     loop {
@@ -213,7 +233,12 @@ fn as_fraction(s: f64) -> (u64, u64) {
 }
 
 /// Meilisearch's federated comparison of weighted values (`weighted_scores::compare`).
-pub fn compare_weighted(left: &[Component], left_global: f64, right: &[Component], right_global: f64) -> Ordering {
+pub fn compare_weighted(
+    left: &[Component],
+    left_global: f64,
+    right: &[Component],
+    right_global: f64,
+) -> Ordering {
     let mut l = left.iter();
     let mut r = right.iter();
     loop {
@@ -264,8 +289,14 @@ mod tests {
                 Component::Score(0.75),
                 Component::Score(1.0),
                 Component::Score(0.8),
-                Component::Sort { asc: false, value: json!(2001) },
-                Component::Geo { asc: true, distance: Some(12.5) },
+                Component::Sort {
+                    asc: false,
+                    value: json!(2001)
+                },
+                Component::Geo {
+                    asc: true,
+                    distance: Some(12.5)
+                },
                 Component::Score(1.0 / 3.0),
                 Component::Score(0.5),
             ]
@@ -275,16 +306,45 @@ mod tests {
     #[test]
     fn rules_compare_in_order_not_by_global_score() {
         // A sort value decides before later rules, whatever the global scores say.
-        let a = vec![Component::Score(1.0), Component::Sort { asc: true, value: json!(5) }, Component::Score(0.1)];
-        let b = vec![Component::Score(1.0), Component::Sort { asc: true, value: json!(9) }, Component::Score(1.0)];
+        let a = vec![
+            Component::Score(1.0),
+            Component::Sort {
+                asc: true,
+                value: json!(5),
+            },
+            Component::Score(0.1),
+        ];
+        let b = vec![
+            Component::Score(1.0),
+            Component::Sort {
+                asc: true,
+                value: json!(9),
+            },
+            Component::Score(1.0),
+        ];
         assert_eq!(compare(&a, 0.3, &b, 0.9), Ordering::Greater);
         // Numbers before strings, null last.
-        assert_eq!(compare_sort_values(true, &json!(100), &json!("a")), Ordering::Greater);
-        assert_eq!(compare_sort_values(false, &json!(null), &json!("a")), Ordering::Less);
-        assert_eq!(compare_sort_values(false, &json!("b"), &json!("a")), Ordering::Greater);
+        assert_eq!(
+            compare_sort_values(true, &json!(100), &json!("a")),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_sort_values(false, &json!(null), &json!("a")),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_sort_values(false, &json!("b"), &json!("a")),
+            Ordering::Greater
+        );
         // Nearer first when ascending.
-        let near = vec![Component::Geo { asc: true, distance: Some(1.0) }];
-        let far = vec![Component::Geo { asc: true, distance: Some(2.0) }];
+        let near = vec![Component::Geo {
+            asc: true,
+            distance: Some(1.0),
+        }];
+        let far = vec![Component::Geo {
+            asc: true,
+            distance: Some(2.0),
+        }];
         assert_eq!(compare(&near, 1.0, &far, 1.0), Ordering::Greater);
     }
 
@@ -292,10 +352,29 @@ mod tests {
     fn weighted_values_follow_meilisearch() {
         let plain = vec![Component::Score(0.5), Component::Score(1.0)];
         assert_eq!(weighted(&plain, 0.8, 0.5), vec![Component::Score(0.4)]);
-        let sorted = vec![Component::Score(0.5), Component::Sort { asc: true, value: json!(1) }];
+        let sorted = vec![
+            Component::Score(0.5),
+            Component::Sort {
+                asc: true,
+                value: json!(1),
+            },
+        ];
         let w = weighted(&sorted, 0.5, 2.0);
-        assert_eq!(w[1], Component::Sort { asc: true, value: json!(1) });
-        assert!((match w[0] { Component::Score(s) => s, _ => 0.0 } - 1.0).abs() < 1e-9);
+        assert_eq!(
+            w[1],
+            Component::Sort {
+                asc: true,
+                value: json!(1)
+            }
+        );
+        assert!(
+            (match w[0] {
+                Component::Score(s) => s,
+                _ => 0.0,
+            } - 1.0)
+                .abs()
+                < 1e-9
+        );
         // Rank::merge: ((outer - 1) * inner_max + inner) / (outer_max * inner_max).
         assert!((merged(&[0.5, 1.0]) - 0.5).abs() < 1e-12);
         assert!((merged(&[0.5, 0.5]) - 0.25).abs() < 1e-12);

@@ -76,7 +76,10 @@ pub struct ShardAnswer<'a> {
 impl<'a> ShardAnswer<'a> {
     /// Reads an answer: top-level members, each hit's range, score, details and distinct value.
     pub fn parse(buf: &'a [u8], distinct: Option<&str>) -> Result<ShardAnswer<'a>, MergeError> {
-        let start = buf.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+        let start = buf
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
         if buf.get(start) != Some(&b'{') {
             return Err(MergeError("a shard answer is not a JSON object".into()));
         }
@@ -101,10 +104,13 @@ impl<'a> ShardAnswer<'a> {
             let key = &buf[m.key.0..m.key.1];
             let value = &buf[m.value.0..m.value.1];
             if key == b"_rankingScore" {
-                hit.score = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+                hit.score = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0.0);
             } else if key == b"_rankingScoreDetails" {
-                let details: Map<String, Value> =
-                    serde_json::from_slice(value).map_err(|e| MergeError(format!("bad score details: {e}")))?;
+                let details: Map<String, Value> = serde_json::from_slice(value)
+                    .map_err(|e| MergeError(format!("bad score details: {e}")))?;
                 hit.components = components(&details);
             } else if distinct.is_some_and(|d| d.as_bytes() == key) {
                 let v: Value = serde_json::from_slice(value).unwrap_or(Value::Null);
@@ -118,6 +124,11 @@ impl<'a> ShardAnswer<'a> {
         Ok(hit)
     }
 
+    /// A top-level number of the answer (0 if absent).
+    pub fn number_or_zero(&self, name: &str) -> u64 {
+        self.number(name).unwrap_or(0)
+    }
+
     fn member(&self, name: &str) -> Option<&'a [u8]> {
         self.top
             .iter()
@@ -126,11 +137,14 @@ impl<'a> ShardAnswer<'a> {
     }
 
     fn number(&self, name: &str) -> Option<u64> {
-        self.member(name).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        self.member(name)
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
     }
 
-    fn object(&self, name: &str) -> Option<Map<String, Value>> {
-        self.member(name).and_then(|v| serde_json::from_slice(v).ok())
+    /// A top-level object of the answer.
+    pub fn object(&self, name: &str) -> Option<Map<String, Value>> {
+        self.member(name)
+            .and_then(|v| serde_json::from_slice(v).ok())
     }
 }
 
@@ -146,13 +160,17 @@ pub fn merge_order(shards: &[ShardAnswer<'_>], distinct: bool) -> (Vec<(usize, u
         // k is small (one answer per shard group): a linear pick of the best head.
         let mut best: Option<usize> = None;
         for s in 0..shards.len() {
-            let Some(h) = shards[s].hits.get(cursors[s]) else { continue };
+            let Some(h) = shards[s].hits.get(cursors[s]) else {
+                continue;
+            };
             best = match best {
                 None => Some(s),
                 Some(b) => {
                     let bh = &shards[b].hits[cursors[b]];
                     // Ties keep the earlier shard first, for a stable order.
-                    if compare(&h.components, h.score, &bh.components, bh.score) == Ordering::Greater {
+                    if compare(&h.components, h.score, &bh.components, bh.score)
+                        == Ordering::Greater
+                    {
                         Some(s)
                     } else {
                         Some(b)
@@ -178,8 +196,14 @@ pub fn merge_order(shards: &[ShardAnswer<'_>], distinct: bool) -> (Vec<(usize, u
 }
 
 /// Merges shard answers of one search into the client's answer.
-pub fn merge_search(shards: &[ShardAnswer<'_>], plan: &SearchPlan, gateway_ms: u64) -> Result<Vec<u8>, MergeError> {
-    let first = shards.first().ok_or_else(|| MergeError("no shard answered".into()))?;
+pub fn merge_search(
+    shards: &[ShardAnswer<'_>],
+    plan: &SearchPlan,
+    gateway_ms: u64,
+) -> Result<Vec<u8>, MergeError> {
+    let first = shards
+        .first()
+        .ok_or_else(|| MergeError("no shard answered".into()))?;
     let (mut order, dropped) = merge_order(shards, plan.distinct.is_some());
     order.truncate(plan.max_total_hits);
     let (skip, take) = match plan.page {
@@ -189,7 +213,13 @@ pub fn merge_search(shards: &[ShardAnswer<'_>], plan: &SearchPlan, gateway_ms: u
     let window: Vec<(usize, usize)> = order.iter().skip(skip).take(take).copied().collect();
 
     let sum = |name: &str| shards.iter().filter_map(|s| s.number(name)).sum::<u64>();
-    let mut out = Vec::with_capacity(window.iter().map(|&(s, h)| shards[s].hits[h].range.1 - shards[s].hits[h].range.0).sum::<usize>() + 512);
+    let mut out = Vec::with_capacity(
+        window
+            .iter()
+            .map(|&(s, h)| shards[s].hits[h].range.1 - shards[s].hits[h].range.0)
+            .sum::<usize>()
+            + 512,
+    );
     out.push(b'{');
     for (i, m) in first.top.iter().enumerate() {
         if i > 0 {
@@ -205,37 +235,58 @@ pub fn merge_search(shards: &[ShardAnswer<'_>], plan: &SearchPlan, gateway_ms: u
                     if n > 0 {
                         hits.push(b',');
                     }
-                    plan.hits.write_hit(shards[s].buf, shards[s].hits[h].range, &mut hits);
+                    plan.hits
+                        .write_hit(shards[s].buf, shards[s].hits[h].range, &mut hits);
                 }
                 hits.push(b']');
                 hits
             }
             b"processingTimeMs" => {
-                let slowest = shards.iter().filter_map(|s| s.number("processingTimeMs")).max().unwrap_or(0);
+                let slowest = shards
+                    .iter()
+                    .filter_map(|s| s.number("processingTimeMs"))
+                    .max()
+                    .unwrap_or(0);
                 (slowest + gateway_ms).to_string().into_bytes()
             }
             b"limit" => plan.limit.to_string().into_bytes(),
             b"offset" => plan.offset.to_string().into_bytes(),
             b"hitsPerPage" => plan.page.map_or(0, |p| p.1).to_string().into_bytes(),
             b"page" => plan.page.map_or(1, |p| p.0).to_string().into_bytes(),
-            b"estimatedTotalHits" => sum("estimatedTotalHits").saturating_sub(dropped as u64).to_string().into_bytes(),
-            b"totalHits" => total_hits(sum("totalHits"), dropped, plan).to_string().into_bytes(),
+            b"estimatedTotalHits" => sum("estimatedTotalHits")
+                .saturating_sub(dropped as u64)
+                .to_string()
+                .into_bytes(),
+            b"totalHits" => total_hits(sum("totalHits"), dropped, plan)
+                .to_string()
+                .into_bytes(),
             b"totalPages" => {
                 let total = total_hits(sum("totalHits"), dropped, plan);
                 let per_page = plan.page.map_or(1, |p| p.1) as u64;
-                let pages = if per_page == 0 { 0 } else { total.div_ceil(per_page) };
+                let pages = if per_page == 0 {
+                    0
+                } else {
+                    total.div_ceil(per_page)
+                };
                 pages.to_string().into_bytes()
             }
             b"semanticHitCount" => sum("semanticHitCount").to_string().into_bytes(),
             b"facetDistribution" => {
-                let parts: Vec<Map<String, Value>> = shards.iter().filter_map(|s| s.object("facetDistribution")).collect();
+                let parts: Vec<Map<String, Value>> = shards
+                    .iter()
+                    .filter_map(|s| s.object("facetDistribution"))
+                    .collect();
                 let refs: Vec<&Map<String, Value>> = parts.iter().collect();
-                let mut merged = merge_distribution(&refs, &plan.facets);
+                let candidates = sum("estimatedTotalHits").max(sum("totalHits"));
+                let mut merged = merge_distribution(&refs, &plan.facets, candidates);
                 merged.shift_remove(shard_tag::FIELD);
                 serde_json::to_vec(&merged).unwrap_or_default()
             }
             b"facetStats" => {
-                let parts: Vec<Map<String, Value>> = shards.iter().filter_map(|s| s.object("facetStats")).collect();
+                let parts: Vec<Map<String, Value>> = shards
+                    .iter()
+                    .filter_map(|s| s.object("facetStats"))
+                    .collect();
                 let refs: Vec<&Map<String, Value>> = parts.iter().collect();
                 serde_json::to_vec(&merge_stats(&refs)).unwrap_or_default()
             }
@@ -250,7 +301,8 @@ pub fn merge_search(shards: &[ShardAnswer<'_>], plan: &SearchPlan, gateway_ms: u
 
 /// Exhaustive totals (page mode): summed, less distinct duplicates, capped like a node.
 fn total_hits(sum: u64, dropped: usize, plan: &SearchPlan) -> u64 {
-    sum.saturating_sub(dropped as u64).min(plan.max_total_hits as u64)
+    sum.saturating_sub(dropped as u64)
+        .min(plan.max_total_hits as u64)
 }
 
 #[cfg(test)]

@@ -95,6 +95,14 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             }
         }
         Endpoint::SwapIndexes => services.indexes.forget_all(),
+        Endpoint::SettingsUpdate
+        | Endpoint::SettingsReset
+        | Endpoint::SettingUpdate
+        | Endpoint::SettingReset => {
+            if let Some(i) = &req.route.index {
+                services.indexes.forget_settings(i);
+            }
+        }
         _ => {}
     }
     if synchronous(endpoint) {

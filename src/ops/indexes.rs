@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -15,11 +16,17 @@ pub struct IndexInfo {
     pub primary_key: Option<String>,
 }
 
+/// How long index settings read for merging are trusted (settings written through the
+/// gateway invalidate them at once).
+const SETTINGS_TTL: Duration = Duration::from_secs(2);
+
 /// Primary keys by index uid. Keys the gateway inferred itself are remembered until the
 /// nodes report one, so two batches sent before the first is processed route alike.
+/// Also keeps index settings briefly, for merging search answers.
 #[derive(Default)]
 pub struct IndexCache {
     known: Mutex<HashMap<String, String>>,
+    settings: Mutex<HashMap<String, (Instant, Value)>>,
 }
 
 impl IndexCache {
@@ -61,9 +68,32 @@ impl IndexCache {
     /// Forgets `uid` (deleted, renamed, swapped or its key changed).
     pub fn forget(&self, uid: &str) {
         self.lock().remove(uid);
+        self.forget_settings(uid);
     }
 
     pub fn forget_all(&self) {
         self.lock().clear();
+        self.settings_lock().clear();
+    }
+
+    fn settings_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Value)>> {
+        self.settings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Recently read settings of `uid`.
+    pub fn settings(&self, uid: &str) -> Option<Value> {
+        self.settings_lock()
+            .get(uid)
+            .filter(|(at, _)| at.elapsed() < SETTINGS_TTL)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn remember_settings(&self, uid: &str, settings: Value) {
+        self.settings_lock()
+            .insert(uid.to_string(), (Instant::now(), settings));
+    }
+
+    pub fn forget_settings(&self, uid: &str) {
+        self.settings_lock().remove(uid);
     }
 }

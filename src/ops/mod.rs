@@ -4,9 +4,13 @@
 //! touches Pingora.
 
 mod broadcast;
+mod browse;
 mod documents;
+mod federated;
 pub mod indexes;
+mod placement;
 mod reads;
+mod search;
 mod stats;
 mod task_routes;
 mod write;
@@ -19,6 +23,7 @@ use crate::error::{ErrorType, MeiliError};
 use crate::node_client::{NodeRequest, NodeResponse};
 use crate::respond::Reply;
 use crate::routes::{Endpoint, Route};
+
 use crate::tasks::TaskService;
 
 pub use indexes::IndexCache;
@@ -105,9 +110,45 @@ pub fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// A node's answer passed to the client unchanged (status, JSON body).
+/// Removes the shard tag from the attribute lists of an error message, so it reads as a
+/// single node's (e.g. "Available filterable attribute patterns are: ...").
+pub fn hide_tag_in_message(message: &str) -> String {
+    let tag = format!("`{}`", crate::shard_tag::FIELD);
+    let only = format!("Available filterable attribute patterns are: {tag}.");
+    let mut out = message.replace(
+        &only,
+        "This index does not have configured filterable attributes.",
+    );
+    out = out
+        .replace(&format!("{tag}, "), "")
+        .replace(&format!(", {tag}"), "");
+    out
+}
+
+/// A node's error body with the tag hidden from its message.
+fn sanitized(body: &Bytes) -> Bytes {
+    let tag = crate::shard_tag::FIELD.as_bytes();
+    if !body.windows(tag.len()).any(|w| w == tag) {
+        return body.clone();
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    if let Some(m) = v.get("message").and_then(serde_json::Value::as_str) {
+        v["message"] = serde_json::Value::from(hide_tag_in_message(m));
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+/// A node's answer passed to the client unchanged (status, JSON body; the shard tag hidden
+/// from error messages).
 pub fn relay(resp: &NodeResponse) -> Reply {
-    let mut reply = Reply::json(resp.status, resp.body.clone());
+    let body = if resp.status >= 400 {
+        sanitized(&resp.body)
+    } else {
+        resp.body.clone()
+    };
+    let mut reply = Reply::json(resp.status, body);
     if resp.body.is_empty() {
         reply.content_type = None;
     }
@@ -134,6 +175,23 @@ pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
     )))
 }
 
+/// Whether [`dispatch`] serves this route (the others are proxied to one node, answered by
+/// the proxy itself, or not served yet).
+pub fn serves(route: &Route) -> bool {
+    use crate::routes::RouteClass as C;
+    use Endpoint as E;
+    match route.class {
+        C::OneNode => matches!(route.endpoint, E::SettingsGet | E::SettingGet),
+        C::ByKey | C::Broadcast => true,
+        C::FanOut => !matches!(route.endpoint, E::Similar | E::IndexFields),
+        C::Gateway => matches!(
+            route.endpoint,
+            E::TaskGet | E::TaskList | E::TaskCancel | E::TaskDelete
+        ),
+        C::Unsupported => false,
+    }
+}
+
 /// Serves `req`, whose route belongs to the gateway, a write class, or the fan-out classes
 /// implemented here.
 pub async fn dispatch(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
@@ -148,7 +206,28 @@ pub async fn dispatch(cluster: &Cluster<'_>, services: &Services, req: &Request<
         E::TaskDelete => task_routes::delete(cluster, services, req).await,
         E::GlobalStats | E::IndexStats => stats::stats(cluster, req).await,
         E::SettingsGet | E::SettingGet => reads::settings(cluster, req).await,
+        E::Search => search::search(cluster, services, req).await,
+        E::MultiSearch => search::multi_search(cluster, services, req).await,
+        E::FacetSearch => search::facet_search(cluster, services, req).await,
+        E::DocumentsBrowse | E::DocumentsFetch => browse::browse(cluster, req).await,
         E::DocumentGet => reads::document(cluster, req).await,
         _ => broadcast::broadcast(cluster, services, req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_messages_lose_the_tag() {
+        assert_eq!(
+            super::hide_tag_in_message("Index `m`: Attribute `age` is not filterable. Available filterable attribute patterns are: `_miroir_shard`.\n2:5 age > 30"),
+            "Index `m`: Attribute `age` is not filterable. This index does not have configured filterable attributes.\n2:5 age > 30"
+        );
+        assert_eq!(
+            super::hide_tag_in_message(
+                "Available filterable attribute patterns are: `_miroir_shard`, `color`."
+            ),
+            "Available filterable attribute patterns are: `color`."
+        );
     }
 }

@@ -38,12 +38,20 @@ fn plan() -> SearchPlan {
 }
 
 fn merged(bodies: &[Vec<u8>], plan: &SearchPlan) -> Value {
-    let shards: Vec<ShardAnswer<'_>> = bodies.iter().map(|b| ShardAnswer::parse(b, plan.distinct.as_deref()).unwrap()).collect();
+    let shards: Vec<ShardAnswer<'_>> = bodies
+        .iter()
+        .map(|b| ShardAnswer::parse(b, plan.distinct.as_deref()).unwrap())
+        .collect();
     serde_json::from_slice(&merge_search(&shards, plan, 1).unwrap()).unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u64> {
-    v["hits"].as_array().unwrap().iter().map(|h| h["id"].as_u64().unwrap()).collect()
+    v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect()
 }
 
 #[test]
@@ -57,20 +65,47 @@ fn hits_interleave_by_score_and_lose_injected_fields() {
     assert_eq!(out["processingTimeMs"], 4);
     assert_ne!(out["requestUid"], "0190-old");
     let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["hits", "query", "processingTimeMs", "limit", "offset", "estimatedTotalHits", "requestUid"]);
+    assert_eq!(
+        keys,
+        [
+            "hits",
+            "query",
+            "processingTimeMs",
+            "limit",
+            "offset",
+            "estimatedTotalHits",
+            "requestUid"
+        ]
+    );
 }
 
 #[test]
 fn sort_values_decide_before_scores() {
-    let a = answer(vec![hit(1, 2.0, Some(2000), "x"), hit(3, 2.0, Some(2010), "x")], 2);
-    let b = answer(vec![hit(2, 2.0, Some(1990), "y"), hit(4, 2.0, Some(2005), "y")], 2);
+    let a = answer(
+        vec![hit(1, 2.0, Some(2000), "x"), hit(3, 2.0, Some(2010), "x")],
+        2,
+    );
+    let b = answer(
+        vec![hit(2, 2.0, Some(1990), "y"), hit(4, 2.0, Some(2005), "y")],
+        2,
+    );
     assert_eq!(ids(&merged(&[a, b], &plan())), [2, 1, 4, 3]);
 }
 
 #[test]
 fn paging_offsets_and_the_total_cap_apply_to_the_merged_list() {
-    let a = answer((0..5).map(|i| hit(i * 2, 2.0 - i as f64 * 0.1, None, "x")).collect(), 5);
-    let b = answer((0..5).map(|i| hit(i * 2 + 1, 1.95 - i as f64 * 0.1, None, "y")).collect(), 5);
+    let a = answer(
+        (0..5)
+            .map(|i| hit(i * 2, 2.0 - i as f64 * 0.1, None, "x"))
+            .collect(),
+        5,
+    );
+    let b = answer(
+        (0..5)
+            .map(|i| hit(i * 2 + 1, 1.95 - i as f64 * 0.1, None, "y"))
+            .collect(),
+        5,
+    );
     let mut p = plan();
     p.offset = 3;
     p.limit = 4;
@@ -91,9 +126,23 @@ fn paging_offsets_and_the_total_cap_apply_to_the_merged_list() {
         o.insert("totalPages".into(), json!(1));
         o.insert("totalHits".into(), json!(5));
     }
-    let out = merged(&[serde_json::to_vec(&a2).unwrap(), serde_json::to_vec(&b2).unwrap()], &pages);
+    let out = merged(
+        &[
+            serde_json::to_vec(&a2).unwrap(),
+            serde_json::to_vec(&b2).unwrap(),
+        ],
+        &pages,
+    );
     assert_eq!(ids(&out), [3, 4, 5]);
-    assert_eq!((out["totalHits"].clone(), out["totalPages"].clone(), out["page"].clone(), out["hitsPerPage"].clone()), (json!(10), json!(4), json!(2), json!(3)));
+    assert_eq!(
+        (
+            out["totalHits"].clone(),
+            out["totalPages"].clone(),
+            out["page"].clone(),
+            out["hitsPerPage"].clone()
+        ),
+        (json!(10), json!(4), json!(2), json!(3))
+    );
 }
 
 #[test]
@@ -117,7 +166,10 @@ fn scores_stay_when_asked_and_formatted_loses_the_tag() {
     let mut p = plan();
     p.hits.show_ranking_score = true;
     let out = merged(&[answer(vec![h], 1)], &p);
-    assert_eq!(out["hits"][0], json!({"id": 1, "genre": "x", "_rankingScore": 1.0, "_formatted": {"id": "1", "genre": "x"}}));
+    assert_eq!(
+        out["hits"][0],
+        json!({"id": 1, "genre": "x", "_rankingScore": 1.0, "_formatted": {"id": "1", "genre": "x"}})
+    );
 }
 
 #[test]
@@ -128,9 +180,18 @@ fn facets_merge() {
     let mut b = a.clone();
     b["facetDistribution"] = json!({"genre": {"y": 4}});
     b["facetStats"] = json!({"year": {"min": 1980.0, "max": 1995.0}});
-    let out = merged(&[serde_json::to_vec(&a).unwrap(), serde_json::to_vec(&b).unwrap()], &plan());
+    let out = merged(
+        &[
+            serde_json::to_vec(&a).unwrap(),
+            serde_json::to_vec(&b).unwrap(),
+        ],
+        &plan(),
+    );
     assert_eq!(out["facetDistribution"], json!({"genre": {"x": 2, "y": 5}}));
-    assert_eq!(out["facetStats"], json!({"year": {"min": 1980.0, "max": 2000.0}}));
+    assert_eq!(
+        out["facetStats"],
+        json!({"year": {"min": 1980.0, "max": 2000.0}})
+    );
 }
 
 proptest::proptest! {
