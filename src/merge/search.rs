@@ -253,10 +253,8 @@ pub fn merge_search(
             b"offset" => plan.offset.to_string().into_bytes(),
             b"hitsPerPage" => plan.page.map_or(0, |p| p.1).to_string().into_bytes(),
             b"page" => plan.page.map_or(1, |p| p.0).to_string().into_bytes(),
-            b"estimatedTotalHits" => sum("estimatedTotalHits")
-                .saturating_sub(dropped as u64)
-                .to_string()
-                .into_bytes(),
+            // A node's estimate counts candidates before distinct: so does the sum.
+            b"estimatedTotalHits" => sum("estimatedTotalHits").to_string().into_bytes(),
             b"totalHits" => total_hits(sum("totalHits"), dropped, plan)
                 .to_string()
                 .into_bytes(),

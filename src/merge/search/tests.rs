@@ -153,7 +153,8 @@ fn distinct_applies_across_shards() {
     p.distinct = Some("genre".into());
     let out = merged(&[a, b], &p);
     assert_eq!(ids(&out), [1, 3, 4]);
-    assert_eq!(out["estimatedTotalHits"], 3);
+    // Like a node's, the estimate counts candidates before distinct.
+    assert_eq!(out["estimatedTotalHits"], 4);
     p.hits.strip = vec!["genre".into()];
     let a = answer(vec![hit(1, 2.0, None, "x")], 1);
     assert_eq!(merged(&[a], &p)["hits"][0], json!({"id": 1}));
