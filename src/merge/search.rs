@@ -205,6 +205,16 @@ pub fn merge_search(
         .first()
         .ok_or_else(|| MergeError("no shard answered".into()))?;
     let (mut order, dropped) = merge_order(shards, plan.distinct.is_some());
+    // With distinct, a node counts distinct values; when every shard returned all its hits,
+    // the merged list is that count exactly.
+    let complete = shards.iter().all(|s| {
+        let total = s
+            .number("estimatedTotalHits")
+            .or_else(|| s.number("totalHits"))
+            .unwrap_or(0);
+        s.hits.len() as u64 >= total
+    });
+    let distinct_total = (plan.distinct.is_some() && complete).then_some(order.len() as u64);
     order.truncate(plan.max_total_hits);
     let (skip, take) = match plan.page {
         Some((page, per_page)) => (page.saturating_sub(1).saturating_mul(per_page), per_page),
@@ -254,12 +264,16 @@ pub fn merge_search(
             b"hitsPerPage" => plan.page.map_or(0, |p| p.1).to_string().into_bytes(),
             b"page" => plan.page.map_or(1, |p| p.0).to_string().into_bytes(),
             // A node's estimate counts candidates before distinct: so does the sum.
-            b"estimatedTotalHits" => sum("estimatedTotalHits").to_string().into_bytes(),
-            b"totalHits" => total_hits(sum("totalHits"), dropped, plan)
+            b"estimatedTotalHits" => distinct_total
+                .unwrap_or_else(|| sum("estimatedTotalHits"))
+                .to_string()
+                .into_bytes(),
+            b"totalHits" => distinct_total
+                .unwrap_or_else(|| total_hits(sum("totalHits"), dropped))
                 .to_string()
                 .into_bytes(),
             b"totalPages" => {
-                let total = total_hits(sum("totalHits"), dropped, plan);
+                let total = distinct_total.unwrap_or_else(|| total_hits(sum("totalHits"), dropped));
                 let per_page = plan.page.map_or(1, |p| p.1) as u64;
                 let pages = if per_page == 0 {
                     0
@@ -298,9 +312,8 @@ pub fn merge_search(
 }
 
 /// Exhaustive totals (page mode): summed, less distinct duplicates, capped like a node.
-fn total_hits(sum: u64, dropped: usize, plan: &SearchPlan) -> u64 {
+fn total_hits(sum: u64, dropped: usize) -> u64 {
     sum.saturating_sub(dropped as u64)
-        .min(plan.max_total_hits as u64)
 }
 
 #[cfg(test)]

@@ -19,6 +19,13 @@ fn rewritten(req: &Request<'_>) -> (crate::node_client::NodeRequest, bool) {
     match (req.route.endpoint, setting) {
         // A reset of `filterableAttributes` is forwarded as is, then the tag is put back.
         (E::SettingsUpdate, _) if body_has_filterable_reset(&req.body) => (req.forward(), true),
+        // The client's list, with the tag added, says it all: nothing to add afterwards.
+        (E::SettingsUpdate, _) if body_sets_filterable(&req.body) => {
+            match settings::patch_body_with_tag(&req.body) {
+                Some(body) => (with_body(req, body), false),
+                None => (req.forward(), false),
+            }
+        }
         (E::SettingsUpdate, _) => match settings::patch_body_with_tag(&req.body) {
             Some(body) => (with_body(req, body), false),
             None => (req.forward(), false),
@@ -45,6 +52,11 @@ fn rewritten(req: &Request<'_>) -> (crate::node_client::NodeRequest, bool) {
         (E::IndexCreate, _) => (req.forward(), true),
         _ => (req.forward(), false),
     }
+}
+
+fn body_sets_filterable(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|v| v.get("filterableAttributes").is_some_and(Value::is_array))
 }
 
 fn body_has_filterable_reset(body: &[u8]) -> bool {
@@ -121,7 +133,17 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
     }
     let (request, mut tag_after) = rewritten(req);
     // A settings write creates a missing index: the new index needs the tag too.
-    if matches!(endpoint, Endpoint::SettingsUpdate | Endpoint::SettingUpdate) && !tag_after {
+    let carries_tag = match (endpoint, req.route.param.as_deref()) {
+        (Endpoint::SettingsUpdate, _) => body_sets_filterable(&req.body),
+        (Endpoint::SettingUpdate, Some("filterable-attributes")) => {
+            serde_json::from_slice::<Value>(&req.body).is_ok_and(|v| v.is_array())
+        }
+        _ => false,
+    };
+    if matches!(endpoint, Endpoint::SettingsUpdate | Endpoint::SettingUpdate)
+        && !tag_after
+        && !carries_tag
+    {
         if let Some(index) = &req.route.index {
             tag_after = matches!(services.indexes.lookup(cluster, index).await, Ok(None));
         }

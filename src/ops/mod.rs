@@ -113,16 +113,20 @@ pub fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
 /// Removes the shard tag from the attribute lists of an error message, so it reads as a
 /// single node's (e.g. "Available filterable attribute patterns are: ...").
 pub fn hide_tag_in_message(message: &str) -> String {
-    let tag = format!("`{}`", crate::shard_tag::FIELD);
+    let field = crate::shard_tag::FIELD;
+    let tag = format!("`{field}`");
     let only = format!("Available filterable attribute patterns are: {tag}.");
-    let mut out = message.replace(
-        &only,
-        "This index does not have configured filterable attributes.",
-    );
-    out = out
+    message
+        .replace(
+            &only,
+            "This index does not have configured filterable attributes.",
+        )
         .replace(&format!("{tag}, "), "")
-        .replace(&format!(", {tag}"), "");
-    out
+        .replace(&format!(", {tag}"), "")
+        // Lists written inside one pair of backticks: `a, _miroir_shard, b`.
+        .replace(&format!("{field}, "), "")
+        .replace(&format!(", {field}"), "")
+        .replace(&tag, "``")
 }
 
 /// A node's error body with the tag hidden from its message.
@@ -225,9 +229,15 @@ mod tests {
         );
         assert_eq!(
             super::hide_tag_in_message(
-                "Available filterable attribute patterns are: `_miroir_shard`, `color`."
+                "Available filterable attribute patterns are: `_geo`, `_miroir_shard`, `color`."
             ),
-            "Available filterable attribute patterns are: `color`."
+            "Available filterable attribute patterns are: `_geo`, `color`."
+        );
+        assert_eq!(
+            super::hide_tag_in_message(
+                "Available filterable attributes patterns are: `_geo, _miroir_shard, brand`."
+            ),
+            "Available filterable attributes patterns are: `_geo, brand`."
         );
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod fake_meili;
 pub mod fake_node;
 pub mod gateway;

@@ -153,8 +153,12 @@ fn distinct_applies_across_shards() {
     p.distinct = Some("genre".into());
     let out = merged(&[a, b], &p);
     assert_eq!(ids(&out), [1, 3, 4]);
-    // Like a node's, the estimate counts candidates before distinct.
-    assert_eq!(out["estimatedTotalHits"], 4);
+    // Every shard returned all its hits: the total is the distinct count, exactly.
+    assert_eq!(out["estimatedTotalHits"], 3);
+    // Partial lists: the shards' estimates are summed, as a node's estimate would be.
+    let a = answer(vec![hit(1, 2.0, None, "x")], 40);
+    let b = answer(vec![hit(2, 1.5, None, "x")], 2);
+    assert_eq!(merged(&[a, b], &p)["estimatedTotalHits"], 42);
     p.hits.strip = vec!["genre".into()];
     let a = answer(vec![hit(1, 2.0, None, "x")], 1);
     assert_eq!(merged(&[a], &p)["hits"][0], json!({"id": 1}));

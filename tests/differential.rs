@@ -1,0 +1,590 @@
+//! Differential reads against real Meilisearch, when a `meilisearch` binary is available:
+//! the same documents and settings in one node and in Miroir over three nodes, then the same
+//! queries to both, answers compared field by field.
+//!
+//! Allowed differences, each justified in the README: `processingTimeMs` and `requestUid`
+//! (per request), and the order of hits whose ranking is equal in every rule (a node breaks
+//! such ties by its internal document id, which shards do not share); where such a tie
+//! straddles the end of the window, which of the tied hits are included.
+
+mod support;
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use support::gateway::{Extra, GatewayProcess, NodeEntry};
+use support::meili::{self, MeiliNode};
+use support::meili_api::Api;
+
+const KEY: &str = "miroir-differential-key-0123456789";
+
+/// One request of the corpus.
+struct Probe {
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+}
+
+fn search(index: &str, body: Value) -> Probe {
+    Probe {
+        method: "POST",
+        path: format!("/indexes/{index}/search"),
+        body: Some(body),
+    }
+}
+
+/// Hits of equal ranking, identified by their score details.
+fn signature(hit: &Value) -> String {
+    hit.get("_rankingScoreDetails")
+        .map(Value::to_string)
+        .unwrap_or_default()
+        + &hit
+            .get("_federation")
+            .map(|f| f["weightedRankingScore"].to_string())
+            .unwrap_or_default()
+}
+
+fn without_ranking_internals(hit: &Value) -> Value {
+    let mut h = hit.clone();
+    if let Some(o) = h.as_object_mut() {
+        o.remove("_rankingScoreDetails");
+    }
+    h
+}
+
+/// Compares hit lists, tolerating permutations among equally ranked hits. Returns the number
+/// of hits that were in a tie group whose order differed.
+fn compare_hits(
+    a: &[Value],
+    b: &[Value],
+    full_window: bool,
+    offset: usize,
+    distinct: bool,
+    what: &str,
+) -> Result<usize, String> {
+    if a.len() != b.len() {
+        return Err(format!("{what}: {} hits vs {}", a.len(), b.len()));
+    }
+    let mut reordered = 0;
+    let mut i = 0;
+    while i < a.len() {
+        let sig = signature(&a[i]);
+        if signature(&b[i]) != sig {
+            return Err(format!(
+                "{what}: hit {i} ranks differently:\n single {}\n miroir {}",
+                a[i], b[i]
+            ));
+        }
+        let mut j = i + 1;
+        while j < a.len() && signature(&a[j]) == sig {
+            if signature(&b[j]) != sig {
+                return Err(format!(
+                    "{what}: hit {j} ranks differently:\n single {}\n miroir {}",
+                    a[j], b[j]
+                ));
+            }
+            j += 1;
+        }
+        let mut left: Vec<String> = a[i..j]
+            .iter()
+            .map(|h| without_ranking_internals(h).to_string())
+            .collect();
+        let mut right: Vec<String> = b[i..j]
+            .iter()
+            .map(|h| without_ranking_internals(h).to_string())
+            .collect();
+        // A group may extend past either end of the window: before it, after its limit, or
+        // past `maxTotalHits` (1000 here), where a node stops.
+        let edge =
+            (i == 0 && offset > 0) || (j == a.len() && (full_window || offset + a.len() >= 1000));
+        if left != right {
+            // With distinct, the hit standing for a value is the first of its tied documents.
+            if !edge && !distinct {
+                left.sort();
+                right.sort();
+                if left != right {
+                    return Err(format!(
+                        "{what}: tied hits {i}..{j} differ:\n single {left:?}\n miroir {right:?}"
+                    ));
+                }
+            }
+            reordered += j - i;
+        }
+        i = j;
+    }
+    Ok(reordered)
+}
+
+/// Compares two answers; returns how many hits differed only in tie order.
+fn compare(
+    a: &Value,
+    b: &Value,
+    window: Option<(usize, usize)>,
+    distinct: bool,
+    what: &str,
+) -> Result<usize, String> {
+    let (Some(ao), Some(bo)) = (a.as_object(), b.as_object()) else {
+        return if a == b {
+            Ok(0)
+        } else {
+            Err(format!("{what}: {a} vs {b}"))
+        };
+    };
+    let ka: Vec<&String> = ao.keys().collect();
+    let kb: Vec<&String> = bo.keys().collect();
+    if ka != kb {
+        return Err(format!("{what}: fields {ka:?} vs {kb:?}"));
+    }
+    let mut reordered = 0;
+    for (k, va) in ao {
+        let vb = &bo[k];
+        match k.as_str() {
+            "processingTimeMs" | "requestUid" => {}
+            // Storage sizes are each node's own.
+            "rawDocumentDbSize" | "avgDocumentSize" => {}
+            "hits" => {
+                let (ha, hb) = (va.as_array().unwrap(), vb.as_array().unwrap());
+                let (offset, limit) = window.unwrap_or((0, usize::MAX));
+                reordered += compare_hits(ha, hb, ha.len() == limit, offset, distinct, what)?;
+            }
+            "results"
+                if va.is_array()
+                    && va
+                        .as_array()
+                        .unwrap()
+                        .first()
+                        .is_some_and(|r| r.get("hits").is_some()) =>
+            {
+                for (i, (ra, rb)) in va
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .zip(vb.as_array().unwrap())
+                    .enumerate()
+                {
+                    let w = (
+                        ra["offset"].as_u64().unwrap_or(0) as usize,
+                        ra["limit"].as_u64().map_or(usize::MAX, |l| l as usize),
+                    );
+                    reordered +=
+                        compare(ra, rb, Some(w), distinct, &format!("{what} results[{i}]"))?;
+                }
+            }
+            "facetDistribution" if va != vb => {
+                let mut detail = Vec::new();
+                for (facet, values) in va.as_object().into_iter().flatten() {
+                    // Known difference (README): a facet truncated to `maxValuesPerFacet`
+                    // (100 here) is merged from the shards' own truncated lists.
+                    let truncated = values.as_object().is_some_and(|v| v.len() >= 100);
+                    if vb.get(facet) != Some(values) && !truncated {
+                        detail.push(format!(
+                            "{facet}: single {values}\n miroir {}",
+                            vb.get(facet).unwrap_or(&Value::Null)
+                        ));
+                    }
+                }
+                if !detail.is_empty() {
+                    return Err(format!(
+                        "{what}: facetDistribution differs in {}",
+                        detail.join("\n")
+                    ));
+                }
+            }
+            _ if va != vb => {
+                return Err(format!(
+                    "{what}: `{k}` differs:\n single {va}\n miroir {vb}"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(reordered)
+}
+
+fn queries() -> Vec<Probe> {
+    let mut out = Vec::new();
+    let texts = [
+        "",
+        "red",
+        "red shoe",
+        "rde shoe",
+        "wireles speaker",
+        "vintge camera",
+        "phone",
+        "smartphone",
+        "lamp modern",
+        "\"leather jacket\"",
+        "-red shoe",
+        "guitar -black",
+        "acme",
+        "zenith",
+        "öko",
+        "1",
+        "12",
+        "2020",
+        "19",
+        "ch",
+        "ca",
+        "w",
+        "durable lightweight premium",
+        "blue sofa by Hooli",
+        "kettle blender",
+        "bicycle",
+        "quiet powerful",
+        "backpak",
+        "wodden table",
+        "compact",
+    ];
+    // Plain text queries, with details shown so ties are known.
+    for q in texts {
+        out.push(search(
+            "products",
+            json!({"q": q, "showRankingScoreDetails": true}),
+        ));
+    }
+    // Every parameter family.
+    let mut variants = vec![
+        json!({"q": "red", "filter": "price < 100", "showRankingScoreDetails": true}),
+        json!({"q": "shoe", "filter": ["category = Clothing", ["brand = Acme", "brand = Globex"]], "showRankingScoreDetails": true}),
+        json!({"q": "", "filter": "year >= 2010 AND rating > 3", "sort": ["price:asc"], "showRankingScoreDetails": true}),
+        json!({"q": "phone", "sort": ["price:desc"], "showRankingScoreDetails": true}),
+        json!({"q": "", "sort": ["year:desc", "price:asc"], "showRankingScoreDetails": true, "limit": 50}),
+        json!({"q": "lamp", "sort": ["title:asc"], "showRankingScoreDetails": true}),
+        json!({"q": "", "sort": ["_geoPoint(45.0, 2.0):asc"], "showRankingScoreDetails": true}),
+        json!({"q": "chair", "sort": ["_geoPoint(50.5, 10.2):desc"], "showRankingScoreDetails": true}),
+        json!({"q": "", "filter": "_geoRadius(45.0, 2.0, 200000)", "showRankingScoreDetails": true}),
+        json!({"q": "watch", "distinct": "brand", "showRankingScoreDetails": true}),
+        json!({"q": "", "distinct": "category", "showRankingScoreDetails": true, "limit": 10}),
+        json!({"q": "red", "facets": ["category", "brand", "rating"], "showRankingScoreDetails": true}),
+        json!({"q": "", "facets": ["*"], "limit": 0}),
+        json!({"q": "speaker", "facets": ["price", "year"], "showRankingScoreDetails": true}),
+        json!({"q": "camera", "offset": 5, "limit": 7, "showRankingScoreDetails": true}),
+        json!({"q": "", "offset": 990, "limit": 20, "sort": ["popularity:desc"], "showRankingScoreDetails": true}),
+        json!({"q": "", "offset": 995, "limit": 10, "showRankingScoreDetails": true}),
+        json!({"q": "", "offset": 1200, "limit": 10, "showRankingScoreDetails": true}),
+        json!({"q": "jacket", "page": 2, "hitsPerPage": 5, "showRankingScoreDetails": true}),
+        json!({"q": "", "page": 1, "hitsPerPage": 0}),
+        json!({"q": "kettle", "hitsPerPage": 3, "showRankingScoreDetails": true}),
+        json!({"q": "blender", "page": 40, "hitsPerPage": 25, "sort": ["price:asc"], "showRankingScoreDetails": true}),
+        json!({"q": "green", "attributesToRetrieve": ["title", "price"], "showRankingScoreDetails": true}),
+        json!({"q": "green lamp", "attributesToHighlight": ["title", "description"], "showRankingScoreDetails": true}),
+        json!({"q": "durable", "attributesToCrop": ["description:4"], "cropLength": 5, "showRankingScoreDetails": true}),
+        json!({"q": "wooden chair", "showMatchesPosition": true, "showRankingScoreDetails": true}),
+        json!({"q": "smart watch", "showRankingScore": true, "showRankingScoreDetails": true}),
+        json!({"q": "smart watch black", "matchingStrategy": "all", "showRankingScoreDetails": true}),
+        json!({"q": "smart watch black", "matchingStrategy": "last", "showRankingScoreDetails": true}),
+        json!({"q": "portable", "rankingScoreThreshold": 0.9, "showRankingScoreDetails": true}),
+        json!({"q": "acme", "attributesToSearchOn": ["brand"], "showRankingScoreDetails": true}),
+        json!({"q": "guitar", "locales": ["eng"], "showRankingScoreDetails": true}),
+        json!({"q": "", "filter": "tags IN [red, blue]", "facets": ["tags"], "showRankingScoreDetails": true}),
+        json!({"q": "leather", "filter": "price 10 TO 200", "sort": ["rating:desc"], "facets": ["brand"], "showRankingScoreDetails": true}),
+        json!({"q": "blue", "filter": "NOT category = Home", "showRankingScoreDetails": true}),
+        json!({"q": "", "filter": "year NOT EXISTS", "showRankingScoreDetails": true}),
+        json!({"q": "", "sort": ["year:asc"], "limit": 30, "showRankingScoreDetails": true}),
+        json!({"q": "modern", "attributesToRetrieve": ["id"], "distinct": "brand", "showRankingScoreDetails": true}),
+        json!({"q": "classic", "attributesToHighlight": ["*"], "highlightPreTag": "[", "highlightPostTag": "]", "showRankingScoreDetails": true}),
+        // Errors, which must be the node's own.
+        json!({"q": "x", "limit": "ten"}),
+        json!({"q": "x", "filter": "nope = 1"}),
+        json!({"q": "x", "sort": ["description:asc"]}),
+        json!({"q": "x", "facets": ["description"]}),
+        json!({"unknownParameter": true}),
+    ];
+    // Sorted and filtered variants of many words.
+    for (i, w) in [
+        "shoe", "phone", "lamp", "chair", "table", "speaker", "watch", "backpack", "camera",
+        "guitar", "bicycle", "kettle", "blender", "sofa", "jacket",
+    ]
+    .iter()
+    .enumerate()
+    {
+        variants.push(json!({"q": w, "sort": [if i % 2 == 0 { "price:asc" } else { "year:desc" }], "showRankingScoreDetails": true}));
+        variants.push(json!({"q": w, "filter": format!("rating >= {}", i % 5), "facets": ["category"], "showRankingScoreDetails": true}));
+        variants.push(json!({"q": format!("{} {w}", ADJ[i % ADJ.len()]), "limit": 10 + i, "showRankingScoreDetails": true}));
+        variants.push(json!({"q": &w[..2], "showRankingScoreDetails": true}));
+    }
+    for v in variants {
+        out.push(search("products", v));
+    }
+    // The people index (real Meilisearch test documents).
+    for q in [
+        "lucas",
+        "hess",
+        "green",
+        "male",
+        "blue eyes",
+        "lorem ipsum",
+        "Blairstown",
+        "1",
+        "",
+        "adeline flynn",
+    ] {
+        out.push(search(
+            "people",
+            json!({"q": q, "showRankingScoreDetails": true, "facets": ["color", "gender"]}),
+        ));
+    }
+    // GET search.
+    for q in [
+        "q=red&limit=5&showRankingScoreDetails=true",
+        "q=phone&sort=price:asc&showRankingScoreDetails=true&attributesToRetrieve=title,price",
+        "q=&facets=category,brand&limit=3&showRankingScoreDetails=true",
+        "q=x&limit=abc",
+    ] {
+        out.push(Probe {
+            method: "GET",
+            path: format!("/indexes/products/search?{q}"),
+            body: None,
+        });
+    }
+    // Multi-search, plain and federated.
+    out.push(Probe { method: "POST", path: "/multi-search".into(), body: Some(json!({"queries": [
+        {"indexUid": "products", "q": "red", "showRankingScoreDetails": true},
+        {"indexUid": "people", "q": "lucas", "showRankingScoreDetails": true},
+        {"indexUid": "products", "q": "", "facets": ["category"], "limit": 3, "showRankingScoreDetails": true}
+    ]}))});
+    out.push(Probe {
+        method: "POST",
+        path: "/multi-search".into(),
+        body: Some(json!({"queries": [
+            {"indexUid": "products", "q": "x"}, {"indexUid": "missing", "q": "x"}
+        ]})),
+    });
+    out.push(Probe {
+        method: "POST",
+        path: "/multi-search".into(),
+        body: Some(json!({"federation": {"limit": 10}, "queries": [
+            {"indexUid": "products", "q": "red shoe"},
+            {"indexUid": "people", "q": "green", "federationOptions": {"weight": 0.9}}
+        ]})),
+    });
+    out.push(Probe { method: "POST", path: "/multi-search".into(), body: Some(json!({"federation": {"offset": 3, "limit": 5, "facetsByIndex": {"products": ["category"], "people": ["gender"]}}, "queries": [
+        {"indexUid": "products", "q": "lamp"},
+        {"indexUid": "people", "q": "male", "federationOptions": {"weight": 1.2}}
+    ]}))});
+    out.push(Probe { method: "POST", path: "/multi-search".into(), body: Some(json!({"federation": {"page": 2, "hitsPerPage": 4}, "queries": [
+        {"indexUid": "products", "q": "guitar"}, {"indexUid": "products", "q": "camera", "federationOptions": {"weight": 2.0}}
+    ]}))});
+    out.push(Probe {
+        method: "POST",
+        path: "/multi-search".into(),
+        body: Some(json!({"federation": {}, "queries": [
+            {"indexUid": "products", "q": "x", "limit": 5}
+        ]})),
+    });
+    // Facet search.
+    for body in [
+        json!({"facetName": "brand", "facetQuery": "a"}),
+        json!({"facetName": "category", "facetQuery": ""}),
+        json!({"facetName": "category", "q": "red"}),
+        json!({"facetName": "tags", "facetQuery": "bl", "filter": "price < 500"}),
+        json!({"facetName": "description", "facetQuery": "x"}),
+    ] {
+        out.push(Probe {
+            method: "POST",
+            path: "/indexes/products/facet-search".into(),
+            body: Some(body),
+        });
+    }
+    // Document reads with sort (without sort, a node's order is its internal ids).
+    for body in [
+        json!({"filter": "price < 20", "sort": ["price:asc"], "limit": 15}),
+        json!({"filter": "category = Music", "sort": ["year:desc", "price:asc"], "offset": 10, "limit": 10, "fields": ["title", "year"]}),
+        json!({"sort": ["title:asc"], "limit": 5, "fields": ["title"]}),
+        json!({"filter": "nope = 1"}),
+    ] {
+        out.push(Probe {
+            method: "POST",
+            path: "/indexes/products/documents/fetch".into(),
+            body: Some(body),
+        });
+    }
+    out.push(Probe {
+        method: "GET",
+        path: "/indexes/products/documents?sort=price:desc&limit=7&fields=title,price".into(),
+        body: None,
+    });
+    out.push(Probe {
+        method: "GET",
+        path: "/indexes/products/documents/42".into(),
+        body: None,
+    });
+    out.push(Probe {
+        method: "GET",
+        path: "/indexes/products/stats".into(),
+        body: None,
+    });
+    out.push(search("missing", json!({"q": "x"})));
+    out
+}
+
+const ADJ: &[&str] = &["red", "vintage", "wireless", "smart", "leather"];
+
+async fn load(api: &mut Api) {
+    let products = Value::from(support::corpus::products(10_000));
+    let people = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/meili-test-set.json"
+    ))
+    .unwrap();
+    let steps: Vec<(&str, String, Value)> = vec![
+        (
+            "PATCH",
+            "/indexes/products/settings".into(),
+            json!({
+                "searchableAttributes": ["title", "brand", "description", "tags", "category"],
+                "filterableAttributes": ["brand", "category", "price", "year", "rating", "tags", "_geo"],
+                "sortableAttributes": ["price", "year", "rating", "title", "popularity", "_geo"],
+                "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness", "popularity:desc"],
+                "synonyms": {"phone": ["smartphone"], "smartphone": ["phone"], "sofa": ["couch"]},
+                "faceting": {"sortFacetValuesBy": {"brand": "count", "*": "alpha"}},
+                "typoTolerance": {"minWordSizeForTypos": {"oneTypo": 4, "twoTypos": 8}}
+            }),
+        ),
+        (
+            "PATCH",
+            "/indexes/people/settings".into(),
+            json!({"filterableAttributes": ["color", "gender", "age"], "sortableAttributes": ["age"]}),
+        ),
+    ];
+    for (method, path, body) in steps {
+        let t = api
+            .write(
+                method,
+                &path,
+                Some("application/json"),
+                body.to_string().as_bytes(),
+            )
+            .await;
+        assert_eq!(t["status"], "succeeded", "{path}: {t}");
+    }
+    let t = api
+        .write(
+            "POST",
+            "/indexes/products/documents?primaryKey=id",
+            Some("application/json"),
+            products.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+    let t = api
+        .write(
+            "POST",
+            "/indexes/people/documents",
+            Some("application/json"),
+            &people,
+        )
+        .await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_through_miroir_match_a_single_node() {
+    let Some(bin) = meili::binary() else {
+        meili::skip_notice("reads_through_miroir_match_a_single_node");
+        return;
+    };
+    let started = Instant::now();
+    let single = MeiliNode::start(&bin, KEY).await;
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(MeiliNode::start(&bin, KEY).await);
+    }
+    let entries: Vec<NodeEntry> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
+        .collect();
+    let gw =
+        GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
+    let mut a = Api::new(single.addr, Some(KEY));
+    let mut b = Api::new(gw.addr, Some(KEY));
+    let (_, _) = tokio::join!(load(&mut a), load(&mut b));
+    eprintln!("loaded in {:?}", started.elapsed());
+
+    let probes = queries();
+    assert!(probes.len() >= 150, "only {} queries", probes.len());
+    let mut failures = Vec::new();
+    let mut reordered = 0;
+    let mut tied_queries = 0;
+    for p in &probes {
+        let body = p
+            .body
+            .as_ref()
+            .map(|b| b.to_string().into_bytes())
+            .unwrap_or_default();
+        let ct = p.body.as_ref().map(|_| "application/json");
+        let ra = a.call(p.method, &p.path, ct, &body).await;
+        let rb = b.call(p.method, &p.path, ct, &body).await;
+        let what = format!(
+            "{} {} {}",
+            p.method,
+            p.path,
+            p.body.as_ref().map(Value::to_string).unwrap_or_default()
+        );
+        if ra.status != rb.status {
+            failures.push(format!(
+                "{what}: status {} vs {}: {} / {}",
+                ra.status,
+                rb.status,
+                ra.text(),
+                rb.text()
+            ));
+            continue;
+        }
+        let (ja, jb) = (ra.json(), rb.json());
+        // The window the answer covers, to tell which tie groups it may cut.
+        let params: Value = match &p.body {
+            Some(b) if b.get("federation").is_some() => b["federation"].clone(),
+            Some(b) => b.clone(),
+            None => {
+                let query = p.path.split_once('?').map_or("", |(_, q)| q);
+                let mut o = serde_json::Map::new();
+                for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+                    if let Ok(n) = v.parse::<u64>() {
+                        o.insert(k.to_string(), Value::from(n));
+                    }
+                }
+                Value::Object(o)
+            }
+        };
+        let offset = params["offset"].as_u64().unwrap_or(0) as usize;
+        let limit = params["limit"]
+            .as_u64()
+            .or(params["hitsPerPage"].as_u64())
+            .unwrap_or(20) as usize;
+        let page = params["page"].as_u64().unwrap_or(1).max(1) as usize;
+        let window = if params.get("page").is_some() || params.get("hitsPerPage").is_some() {
+            ((page - 1) * limit, limit)
+        } else {
+            (offset, limit)
+        };
+        let distinct = p
+            .body
+            .as_ref()
+            .is_some_and(|b| b.to_string().contains("\"distinct\""));
+        match compare(&ja, &jb, Some(window), distinct, &what) {
+            Ok(0) => {}
+            Ok(n) => {
+                reordered += n;
+                tied_queries += 1;
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    eprintln!(
+        "differential: {} queries, {} failed, {} answers differed only in the order of {} tied hits ({:?} in all)",
+        probes.len(),
+        failures.len(),
+        tied_queries,
+        reordered,
+        started.elapsed()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ:\n{}",
+        failures.len(),
+        probes.len(),
+        failures.join("\n\n")
+    );
+}
