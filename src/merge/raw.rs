@@ -4,9 +4,19 @@
 use memchr::memchr2;
 
 /// The end (exclusive) of the string whose opening quote is at `pos`.
-fn string_end(buf: &[u8], mut pos: usize) -> usize {
+pub fn string_end(buf: &[u8], mut pos: usize) -> usize {
     pos += 1;
-    while let Some(i) = memchr2(b'"', b'\\', &buf[pos..]) {
+    // Most strings (keys, short values) end within a few bytes: a plain loop first, the
+    // vectorized search only for long ones.
+    let short = (pos + 24).min(buf.len());
+    while pos < short {
+        match buf[pos] {
+            b'"' => return pos + 1,
+            b'\\' => pos += 2,
+            _ => pos += 1,
+        }
+    }
+    while let Some(i) = memchr2(b'"', b'\\', &buf[pos.min(buf.len())..]) {
         pos += i;
         if buf[pos] == b'\\' {
             pos += 2;
@@ -17,7 +27,7 @@ fn string_end(buf: &[u8], mut pos: usize) -> usize {
     buf.len()
 }
 
-fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
+pub fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
     while pos < buf.len() && matches!(buf[pos], b' ' | b'\n' | b'\r' | b'\t') {
         pos += 1;
     }
@@ -28,28 +38,8 @@ fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
 pub fn value_end(buf: &[u8], pos: usize) -> usize {
     match buf.get(pos) {
         Some(b'"') => string_end(buf, pos),
-        Some(b'{' | b'[') => {
-            let mut depth = 0usize;
-            let mut i = pos;
-            while i < buf.len() {
-                match buf[i] {
-                    b'"' => {
-                        i = string_end(buf, i);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return i + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-            buf.len()
-        }
+        Some(b'{') => container_end(buf, pos + 1, b'{', b'}', 1),
+        Some(b'[') => container_end(buf, pos + 1, b'[', b']', 1),
         _ => {
             let mut i = pos;
             while i < buf.len()
@@ -60,6 +50,156 @@ pub fn value_end(buf: &[u8], pos: usize) -> usize {
             i
         }
     }
+}
+
+/// The end of a container whose inside starts at `pos`, `depth` levels deep. Only this
+/// container's own brackets count (brackets of the other kind cannot unbalance it), so one
+/// vectorized search finds the next quote or bracket.
+pub fn container_end(buf: &[u8], mut pos: usize, open: u8, close: u8, mut depth: usize) -> usize {
+    while let Some(i) = memchr::memchr3(b'"', open, close, &buf[pos.min(buf.len())..]) {
+        pos += i;
+        match buf[pos] {
+            b'"' => {
+                pos = string_end(buf, pos);
+                continue;
+            }
+            b if b == open => depth += 1,
+            _ => {
+                depth -= 1;
+                if depth == 0 {
+                    return pos + 1;
+                }
+            }
+        }
+        pos += 1;
+    }
+    buf.len()
+}
+
+/// Where the string ending with the quote at `close` opens (a quote preceded by an even
+/// number of backslashes).
+fn string_start(buf: &[u8], close: usize) -> Option<usize> {
+    let mut end = close;
+    while let Some(q) = memchr::memrchr(b'"', &buf[..end]) {
+        let backslashes = buf[..q].iter().rev().take_while(|&&b| b == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Some(q);
+        }
+        end = q;
+    }
+    None
+}
+
+fn rskip_ws(buf: &[u8], mut end: usize) -> usize {
+    while end > 0 && matches!(buf[end - 1], b' ' | b'\n' | b'\r' | b'\t') {
+        end -= 1;
+    }
+    end
+}
+
+/// The start of the value ending at `end` (exclusive), read backwards; `None` for anything
+/// unexpected.
+fn value_start(buf: &[u8], end: usize) -> Option<usize> {
+    match buf.get(end.checked_sub(1)?)? {
+        b'"' => string_start(buf, end - 1),
+        b'}' | b']' => {
+            let (open, close) = if buf[end - 1] == b'}' {
+                (b'{', b'}')
+            } else {
+                (b'[', b']')
+            };
+            let mut depth = 0usize;
+            let mut i = end;
+            while i > 0 {
+                i -= 1;
+                match buf[i] {
+                    b'"' => i = string_start(buf, i)?,
+                    b if b == close => depth += 1,
+                    b if b == open => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            None
+        }
+        _ => {
+            let mut i = end;
+            while i > 0
+                && !matches!(
+                    buf[i - 1],
+                    b':' | b',' | b'[' | b'{' | b' ' | b'\n' | b'\r' | b'\t'
+                )
+            {
+                i -= 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+/// The top-level members of a search answer shaped as Meilisearch writes it (`hits` first),
+/// read from the end so the hits array is never scanned. Returns the members in order and
+/// where the first hit may start; `None` if the answer has another shape.
+pub fn search_answer_members(buf: &[u8]) -> Option<(Vec<Member>, usize)> {
+    const PREFIX: &[u8] = b"{\"hits\":[";
+    let start = skip_ws(buf, 0);
+    if !buf[start..].starts_with(PREFIX) {
+        return None;
+    }
+    let array = start + PREFIX.len() - 1;
+    let mut end = rskip_ws(buf, buf.len());
+    if end == 0 || buf[end - 1] != b'}' {
+        return None;
+    }
+    end -= 1;
+    let mut out = Vec::new();
+    loop {
+        end = rskip_ws(buf, end);
+        let last = *buf.get(end.checked_sub(1)?)?;
+        // An array that is not all numbers (a query vector is) can only be the hits.
+        let numeric = last == b']' && {
+            let run = buf[..end - 1]
+                .iter()
+                .rev()
+                .take_while(|b| b"0123456789.-+eE, \n\r\t".contains(b))
+                .count();
+            buf.get(end - 2 - run.min(end - 2)) == Some(&b'[') || end - 1 == array + 1
+        };
+        let vs = if last == b']' && (!numeric || end - 1 == array + 1) {
+            array
+        } else {
+            value_start(buf, end)?
+        };
+        let colon = rskip_ws(buf, vs);
+        if buf.get(colon.checked_sub(1)?)? != &b':' {
+            return None;
+        }
+        let key_end = rskip_ws(buf, colon - 1);
+        if buf.get(key_end.checked_sub(1)?)? != &b'"' {
+            return None;
+        }
+        let key_start = string_start(buf, key_end - 1)?;
+        out.push(Member {
+            start: key_start,
+            key: (key_start + 1, key_end - 1),
+            value: (vs, end),
+        });
+        let before = rskip_ws(buf, key_start);
+        match buf.get(before.checked_sub(1)?)? {
+            b',' => end = before - 1,
+            b'{' if before - 1 == start => break,
+            _ => return None,
+        }
+    }
+    out.reverse();
+    if out.first().map(|m| &buf[m.key.0..m.key.1]) != Some(&b"hits"[..]) {
+        return None;
+    }
+    Some((out, array + 1))
 }
 
 /// One member of an object: key (without quotes, escapes kept) and value range.
@@ -73,6 +213,11 @@ pub struct Member {
 
 /// The members of the object at `pos` (which must be `{`), in order.
 pub fn members(buf: &[u8], pos: usize) -> Vec<Member> {
+    members_and_end(buf, pos).0
+}
+
+/// The members of the object at `pos` and the object's end (exclusive), in one pass.
+pub fn members_and_end(buf: &[u8], pos: usize) -> (Vec<Member>, usize) {
     let mut out = Vec::new();
     let mut i = skip_ws(buf, pos + 1);
     while i < buf.len() && buf[i] == b'"' {
@@ -92,7 +237,8 @@ pub fn members(buf: &[u8], pos: usize) -> Vec<Member> {
             break;
         }
     }
-    out
+    // `i` is at the closing brace.
+    (out, (i + 1).min(buf.len()))
 }
 
 /// The elements of the array at `pos` (which must be `[`), as ranges.
@@ -173,6 +319,20 @@ mod tests {
         assert_eq!(els, [&br#"{"a":1}"#[..], b"[2]", br#""3""#]);
         assert!(elements(b"[]", 0).is_empty());
         assert!(members(b"{}", 0).is_empty());
+    }
+
+    #[test]
+    fn answers_read_from_the_end_match_a_forward_read() {
+        for answer in [
+            &br#"{"hits":[{"id":1,"t":"a\"]}"},{"id":2}],"query":"q\\","processingTimeMs":1,"limit":20,"offset":0,"estimatedTotalHits":2,"facetDistribution":{"c":{"x":1}},"requestUid":"u"}"#[..],
+            br#"{"hits":[],"query":"","queryVector":[0.5,-1e-3],"processingTimeMs":0,"requestUid":"u"}"#,
+            br#"{"hits":[{"v":[1,2]}],"query":"","processingTimeMs":0}"#,
+        ] {
+            let (members, first) = search_answer_members(answer).expect("parsed");
+            assert_eq!(members, super::members(answer, 0), "{}", String::from_utf8_lossy(answer));
+            assert_eq!(first, 9);
+        }
+        assert!(search_answer_members(br#"{"query":"x","hits":[]}"#).is_none());
     }
 
     #[test]

@@ -79,6 +79,90 @@ pub fn components(details: &Map<String, Value>) -> Vec<Component> {
     out
 }
 
+/// The components of a hit straight from the bytes of its `_rankingScoreDetails` object,
+/// without building a tree (the merge's hot path; [`components`] is the reference).
+pub fn components_raw(buf: &[u8], start: usize) -> Vec<Component> {
+    use super::raw::members;
+    let num = |range: (usize, usize)| -> f64 {
+        std::str::from_utf8(&buf[range.0..range.1])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut rules: Vec<(u64, &[u8], Vec<super::raw::Member>)> = members(buf, start)
+        .into_iter()
+        .map(|m| {
+            let fields = if buf.get(m.value.0) == Some(&b'{') {
+                members(buf, m.value.0)
+            } else {
+                Vec::new()
+            };
+            let order = fields
+                .iter()
+                .find(|f| &buf[f.key.0..f.key.1] == b"order")
+                .map_or(u64::MAX, |f| num(f.value) as u64);
+            (order, &buf[m.key.0..m.key.1], fields)
+        })
+        .collect();
+    rules.sort_by_key(|r| r.0);
+    let field = |fields: &[super::raw::Member], name: &[u8]| {
+        fields
+            .iter()
+            .find(|f| &buf[f.key.0..f.key.1] == name)
+            .map(|f| f.value)
+    };
+    let mut out = Vec::with_capacity(rules.len() + 2);
+    for (_, name, fields) in &rules {
+        let f = |n: &[u8]| field(fields, n).map(num);
+        match *name {
+            b"words" => match (f(b"matchingWords"), f(b"maxMatchingWords")) {
+                (Some(m), Some(max)) if max > 0.0 => out.push(Component::Score(m / max)),
+                _ => out.push(Component::Score(f(b"score").unwrap_or(0.0))),
+            },
+            b"attribute" => {
+                out.push(Component::Score(
+                    f(b"attributeRankingOrderScore").unwrap_or(0.0),
+                ));
+                out.push(Component::Score(
+                    f(b"queryWordDistanceScore").unwrap_or(0.0),
+                ));
+            }
+            b"exactness" => {
+                let rank = match field(fields, b"matchType").map(|r| &buf[r.0..r.1]) {
+                    Some(b"\"exactMatch\"") => 3.0,
+                    Some(b"\"matchesStart\"") => 2.0,
+                    _ => 1.0,
+                };
+                out.push(Component::Score(rank / 3.0));
+                if let (Some(m), Some(max)) = (f(b"matchingWords"), f(b"maxMatchingWords")) {
+                    out.push(Component::Score((m + 1.0) / (max + 1.0)));
+                }
+            }
+            b"skipped" => out.push(Component::Score(0.0)),
+            b"vectorSort" => out.push(Component::Vector(f(b"similarity").unwrap_or(0.0))),
+            b"pin" => {}
+            other if other.ends_with(b":asc") || other.ends_with(b":desc") => {
+                let asc = other.ends_with(b":asc");
+                if other.starts_with(b"_geoPoint(") {
+                    let distance = field(fields, b"distance").and_then(|r| {
+                        std::str::from_utf8(&buf[r.0..r.1])
+                            .ok()
+                            .and_then(|s| s.parse().ok())
+                    });
+                    out.push(Component::Geo { asc, distance });
+                } else {
+                    let value = field(fields, b"value")
+                        .and_then(|r| serde_json::from_slice(&buf[r.0..r.1]).ok())
+                        .unwrap_or(Value::Null);
+                    out.push(Component::Sort { asc, value });
+                }
+            }
+            _ => out.push(Component::Score(f(b"score").unwrap_or(0.0))),
+        }
+    }
+    out
+}
+
 /// Meilisearch's order of sort values: `Greater` means `left` ranks first.
 pub fn compare_sort_values(asc: bool, left: &Value, right: &Value) -> Ordering {
     let order = match (left, right) {
@@ -300,6 +384,26 @@ mod tests {
                 Component::Score(1.0 / 3.0),
                 Component::Score(0.5),
             ]
+        );
+    }
+
+    #[test]
+    fn the_raw_reader_agrees_with_the_reference() {
+        let details = json!({
+            "words": {"order": 0, "matchingWords": 1, "maxMatchingWords": 2, "score": 0.5},
+            "typo": {"order": 1, "typoCount": 0, "maxTypoCount": 1, "score": 1.0},
+            "attribute": {"order": 3, "attributeRankingOrderScore": 1.0, "queryWordDistanceScore": 0.8, "score": 0.9},
+            "year:desc": {"order": 4, "value": 2001},
+            "title:asc": {"order": 7, "value": "b\"c"},
+            "_geoPoint(1, 2):asc": {"order": 5, "value": {"lat": 1, "lng": 2}, "distance": 12.5},
+            "exactness": {"order": 6, "matchType": "noExactMatch", "matchingWords": 0, "maxMatchingWords": 1, "score": 0.3},
+            "proximity": {"order": 2, "score": 0.75},
+            "skipped": {"order": 8}
+        });
+        let bytes = serde_json::to_vec(&details).unwrap();
+        assert_eq!(
+            components_raw(&bytes, 0),
+            components(details.as_object().unwrap())
         );
     }
 

@@ -8,8 +8,11 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::facets::{merge_distribution, merge_stats, FacetSettings};
-use super::raw::{elements, members, write_object_without, Member};
-use super::score::{compare, components, Component};
+use super::raw::{
+    members_and_end, search_answer_members, skip_ws, string_end, value_end, write_object_without,
+    Member,
+};
+use super::score::{compare, components_raw, Component};
 use crate::shard_tag;
 
 /// What the merge must know of the client's request and the index.
@@ -24,6 +27,21 @@ pub struct SearchPlan {
     pub distinct: Option<String>,
     pub max_total_hits: usize,
     pub facets: FacetSettings,
+}
+
+impl SearchPlan {
+    /// How many hits the merge may take from one shard: the whole window, unless distinct
+    /// may drop some (then all of them).
+    pub fn needed(&self) -> usize {
+        if self.distinct.is_some() {
+            return usize::MAX;
+        }
+        let end = match self.page {
+            Some((page, per_page)) => page.max(1).saturating_mul(per_page),
+            None => self.offset.saturating_add(self.limit),
+        };
+        end.min(self.max_total_hits)
+    }
 }
 
 /// What to remove from each hit.
@@ -65,42 +83,107 @@ pub struct Hit {
     pub distinct: Option<Vec<String>>,
 }
 
-/// One shard's answer, parsed just enough.
+/// One shard's answer, parsed just enough: its top-level members at once, its hits one by
+/// one as the merge reaches them (a merge of k shards for a window of n reads about n + k
+/// hits, not all of them).
 #[derive(Debug)]
 pub struct ShardAnswer<'a> {
     pub buf: &'a [u8],
     pub top: Vec<Member>,
     pub hits: Vec<Hit>,
+    /// Where the next unread hit may start; `None` once the array is read.
+    next: Option<usize>,
+    distinct: Option<String>,
 }
 
 impl<'a> ShardAnswer<'a> {
-    /// Reads an answer: top-level members, each hit's range, score, details and distinct value.
+    /// Reads the top-level members; hits are read by [`ShardAnswer::ensure`].
     pub fn parse(buf: &'a [u8], distinct: Option<&str>) -> Result<ShardAnswer<'a>, MergeError> {
-        let start = buf
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .unwrap_or(0);
+        let start = skip_ws(buf, 0);
         if buf.get(start) != Some(&b'{') {
             return Err(MergeError("a shard answer is not a JSON object".into()));
         }
-        let top = members(buf, start);
-        let mut hits = Vec::new();
-        if let Some(m) = top.iter().find(|m| &buf[m.key.0..m.key.1] == b"hits") {
-            for range in elements(buf, m.value.0) {
-                hits.push(Self::hit(buf, range, distinct)?);
-            }
-        }
-        Ok(ShardAnswer { buf, top, hits })
+        // Read from the end, the hits array is never scanned; any other shape is read forwards.
+        let (top, next) = match search_answer_members(buf) {
+            Some((top, first)) => (top, Some(first)),
+            None => Self::forward(buf, start),
+        };
+        Ok(ShardAnswer {
+            buf,
+            top,
+            hits: Vec::new(),
+            next,
+            distinct: distinct.map(str::to_string),
+        })
     }
 
-    fn hit(buf: &[u8], range: (usize, usize), distinct: Option<&str>) -> Result<Hit, MergeError> {
+    fn forward(buf: &[u8], start: usize) -> (Vec<Member>, Option<usize>) {
+        let mut top = Vec::new();
+        let mut next = None;
+        let mut i = skip_ws(buf, start + 1);
+        while i < buf.len() && buf[i] == b'"' {
+            let key_end = string_end(buf, i);
+            let vs = skip_ws(buf, skip_ws(buf, key_end) + 1);
+            let ve = value_end(buf, vs);
+            if &buf[i + 1..key_end - 1] == b"hits" && buf.get(vs) == Some(&b'[') {
+                next = Some(vs + 1);
+            }
+            top.push(Member {
+                start: i,
+                key: (i + 1, key_end - 1),
+                value: (vs, ve),
+            });
+            i = skip_ws(buf, ve);
+            if i < buf.len() && buf[i] == b',' {
+                i = skip_ws(buf, i + 1);
+            } else {
+                break;
+            }
+        }
+        (top, next)
+    }
+
+    /// Reads hits until hit `i` is known; whether it exists.
+    pub fn ensure(&mut self, i: usize) -> Result<bool, MergeError> {
+        let buf = self.buf;
+        while self.hits.len() <= i {
+            let Some(mut j) = self.next else {
+                return Ok(false);
+            };
+            while j < buf.len() && matches!(buf[j], b' ' | b'\n' | b'\r' | b'\t' | b',') {
+                j += 1;
+            }
+            if j >= buf.len() || buf[j] != b'{' {
+                self.next = None;
+                return Ok(false);
+            }
+            let (fields, end) = members_and_end(buf, j);
+            let hit = Self::hit(buf, (j, end), &fields, self.distinct.as_deref())?;
+            self.hits.push(hit);
+            self.next = Some(end);
+        }
+        Ok(true)
+    }
+
+    /// Reads every hit (distinct needs them all).
+    pub fn ensure_all(&mut self) -> Result<(), MergeError> {
+        while self.ensure(self.hits.len())? {}
+        Ok(())
+    }
+
+    fn hit(
+        buf: &[u8],
+        range: (usize, usize),
+        fields: &[Member],
+        distinct: Option<&str>,
+    ) -> Result<Hit, MergeError> {
         let mut hit = Hit {
             range,
             score: 0.0,
             components: Vec::new(),
             distinct: None,
         };
-        for m in members(buf, range.0) {
+        for m in fields {
             let key = &buf[m.key.0..m.key.1];
             let value = &buf[m.value.0..m.value.1];
             if key == b"_rankingScore" {
@@ -109,9 +192,10 @@ impl<'a> ShardAnswer<'a> {
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0.0);
             } else if key == b"_rankingScoreDetails" {
-                let details: Map<String, Value> = serde_json::from_slice(value)
-                    .map_err(|e| MergeError(format!("bad score details: {e}")))?;
-                hit.components = components(&details);
+                if value.first() != Some(&b'{') {
+                    return Err(MergeError("bad score details".into()));
+                }
+                hit.components = components_raw(buf, m.value.0);
             } else if distinct.is_some_and(|d| d.as_bytes() == key) {
                 let v: Value = serde_json::from_slice(value).unwrap_or(Value::Null);
                 hit.distinct = match v {
@@ -148,15 +232,30 @@ impl<'a> ShardAnswer<'a> {
     }
 }
 
-/// The merged order of all hits: `(shard, hit)` pairs, with distinct applied across shards.
-/// Returns the order and how many hits distinct removed.
-pub fn merge_order(shards: &[ShardAnswer<'_>], distinct: bool) -> (Vec<(usize, usize)>, usize) {
-    let total: usize = shards.iter().map(|s| s.hits.len()).sum();
+/// The merged order of the hits, `(shard, hit)` pairs, up to `needed` of them (all with
+/// distinct, applied across shards). Returns the order and how many hits distinct removed.
+pub fn merge_order(
+    shards: &mut [ShardAnswer<'_>],
+    distinct: bool,
+    needed: usize,
+) -> Result<(Vec<(usize, usize)>, usize), MergeError> {
+    if distinct {
+        for s in shards.iter_mut() {
+            s.ensure_all()?;
+        }
+    }
     let mut cursors = vec![0usize; shards.len()];
-    let mut out = Vec::with_capacity(total);
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut out = Vec::with_capacity(needed.min(4096));
+    let mut seen: HashSet<String> = HashSet::new();
     let mut dropped = 0;
     loop {
+        if out.len() >= needed {
+            break;
+        }
+        for (s, cursor) in cursors.iter().enumerate() {
+            shards[s].ensure(*cursor)?;
+        }
+        let shards: &[ShardAnswer<'_>] = shards;
         // k is small (one answer per shard group): a linear pick of the best head.
         let mut best: Option<usize> = None;
         for s in 0..shards.len() {
@@ -187,24 +286,25 @@ pub fn merge_order(shards: &[ShardAnswer<'_>], distinct: bool) -> (Vec<(usize, u
                     dropped += 1;
                     continue;
                 }
-                seen.extend(values.iter().map(String::as_str));
+                seen.extend(values.iter().cloned());
             }
         }
         out.push((s, cursors[s] - 1));
     }
-    (out, dropped)
+    Ok((out, dropped))
 }
 
 /// Merges shard answers of one search into the client's answer.
 pub fn merge_search(
-    shards: &[ShardAnswer<'_>],
+    shards: &mut [ShardAnswer<'_>],
     plan: &SearchPlan,
     gateway_ms: u64,
 ) -> Result<Vec<u8>, MergeError> {
+    let (mut order, dropped) = merge_order(shards, plan.distinct.is_some(), plan.needed())?;
+    let shards: &[ShardAnswer<'_>] = shards;
     let first = shards
         .first()
         .ok_or_else(|| MergeError("no shard answered".into()))?;
-    let (mut order, dropped) = merge_order(shards, plan.distinct.is_some());
     // With distinct, a node counts distinct values; when every shard returned all its hits,
     // the merged list is that count exactly.
     let complete = shards.iter().all(|s| {

@@ -146,7 +146,13 @@ pub async fn federated(
                     federation_distinct(&federation).or(p.plan.distinct.as_deref()),
                 )?);
             }
-            let (order, dropped) = merge_order(&shards, p.plan.distinct.is_some());
+            // Federated distinct may drop hits anywhere: then every hit is read.
+            let needed = if federation_distinct(&federation).is_some() {
+                usize::MAX
+            } else {
+                p.plan.needed()
+            };
+            let (order, dropped) = merge_order(&mut shards, p.plan.distinct.is_some(), needed)?;
             hit_number += shards
                 .iter()
                 .map(|s| s.number_or_zero("estimatedTotalHits"))

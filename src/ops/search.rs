@@ -278,7 +278,9 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
             .iter()
             .map(|a| ShardAnswer::parse(&a.body, distinct.as_deref()))
             .collect();
-        shards.and_then(|s| merge_search(&s, &prepared.plan, started.elapsed().as_millis() as u64))
+        shards.and_then(|mut s| {
+            merge_search(&mut s, &prepared.plan, started.elapsed().as_millis() as u64)
+        })
     });
     match merged {
         Ok(body) => Reply::json(200, body),
@@ -376,7 +378,7 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
                 out.push(b',');
             }
             out.extend_from_slice(&merge_search(
-                &shards,
+                &mut shards,
                 &p.plan,
                 started.elapsed().as_millis() as u64,
             )?);

@@ -38,11 +38,11 @@ fn plan() -> SearchPlan {
 }
 
 fn merged(bodies: &[Vec<u8>], plan: &SearchPlan) -> Value {
-    let shards: Vec<ShardAnswer<'_>> = bodies
+    let mut shards: Vec<ShardAnswer<'_>> = bodies
         .iter()
         .map(|b| ShardAnswer::parse(b, plan.distinct.as_deref()).unwrap())
         .collect();
-    serde_json::from_slice(&merge_search(&shards, plan, 1).unwrap()).unwrap()
+    serde_json::from_slice(&merge_search(&mut shards, plan, 1).unwrap()).unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u64> {
