@@ -3,6 +3,7 @@
 
 pub mod facet_search;
 pub mod facets;
+pub mod plan;
 pub mod raw;
 pub mod score;
 pub mod search;

@@ -9,11 +9,12 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::placement::choose;
-use super::search::{for_target, gather, judge, merge_settings, prepare, result_ranges};
+use super::search::{for_target, gather, judge, merge_settings, result_ranges};
 use super::{Request, Services};
 use crate::cluster::Cluster;
 use crate::error::MeiliError;
 use crate::merge::facets::{merge_distribution, merge_stats, FacetSettings};
+use crate::merge::plan::prepare;
 use crate::merge::score::{compare_weighted, weighted, Component};
 use crate::merge::search::{merge_order, ShardAnswer};
 use crate::merge::MergeError;

@@ -12,29 +12,11 @@ use super::placement::{and_filter, choose, Target};
 use super::{cpu_bound, relay, unreachable, Request, Services};
 use crate::cluster::Cluster;
 use crate::error::{ErrorType, MeiliError};
-use crate::merge::facets::FacetSettings;
-use crate::merge::{merge_search, HitPlan, SearchPlan, ShardAnswer};
+use crate::merge::plan::{prepare, MergeSettings};
+use crate::merge::{merge_search, ShardAnswer};
 use crate::node_client::NodeResponse;
 use crate::respond::Reply;
 use crate::tasks::query::pairs;
-
-/// Index settings the merge needs.
-#[derive(Debug, Clone)]
-pub struct MergeSettings {
-    pub max_total_hits: usize,
-    pub facets: FacetSettings,
-    pub distinct: Option<String>,
-}
-
-impl MergeSettings {
-    fn from_settings(s: &Value) -> MergeSettings {
-        MergeSettings {
-            max_total_hits: s["pagination"]["maxTotalHits"].as_u64().unwrap_or(1000) as usize,
-            facets: FacetSettings::from_settings(&s["faceting"]),
-            distinct: s["distinctAttribute"].as_str().map(str::to_string),
-        }
-    }
-}
 
 /// The settings of `index`, asked of a node with the gateway's key (briefly cached).
 pub(super) async fn merge_settings(
@@ -103,84 +85,6 @@ fn get_params_to_body(query: &str) -> Option<Map<String, Value>> {
         body.insert(k, value);
     }
     Some(body)
-}
-
-/// The merge plan of one query and the body each shard gets.
-pub struct Prepared {
-    pub plan: SearchPlan,
-    pub shard_body: Map<String, Value>,
-}
-
-fn as_usize(v: Option<&Value>, default: usize) -> Option<usize> {
-    match v {
-        None | Some(Value::Null) => Some(default),
-        Some(v) => v.as_u64().map(|n| n as usize),
-    }
-}
-
-/// Rewrites one query for the shards; `None` if its parameters are not what the merge can
-/// read (the nodes then judge them).
-pub fn prepare(query: &Map<String, Value>, settings: &MergeSettings) -> Option<Prepared> {
-    let page_mode = query.get("page").is_some_and(|v| !v.is_null())
-        || query.get("hitsPerPage").is_some_and(|v| !v.is_null());
-    let offset = as_usize(query.get("offset"), 0)?;
-    let limit = as_usize(query.get("limit"), 20)?;
-    let flag = |name: &str| query.get(name).and_then(Value::as_bool).unwrap_or(false);
-    let distinct = match query.get("distinct") {
-        Some(Value::String(d)) => Some(d.clone()),
-        None | Some(Value::Null) => settings.distinct.clone(),
-        Some(_) => return None,
-    };
-    let mut shard_body = query.clone();
-    let page = if page_mode {
-        let page = as_usize(query.get("page"), 1)?;
-        let per_page = as_usize(query.get("hitsPerPage"), 20)?;
-        shard_body.insert("page".into(), Value::from(1));
-        shard_body.insert(
-            "hitsPerPage".into(),
-            Value::from(page.max(1).saturating_mul(per_page)),
-        );
-        Some((page, per_page))
-    } else {
-        shard_body.insert("offset".into(), Value::from(0));
-        shard_body.insert(
-            "limit".into(),
-            Value::from(
-                offset
-                    .saturating_add(limit)
-                    .min(settings.max_total_hits.max(limit)),
-            ),
-        );
-        None
-    };
-    shard_body.insert("showRankingScore".into(), Value::Bool(true));
-    shard_body.insert("showRankingScoreDetails".into(), Value::Bool(true));
-    let mut strip = Vec::new();
-    if let (Some(d), Some(Value::Array(fields))) =
-        (&distinct, shard_body.get_mut("attributesToRetrieve"))
-    {
-        let retrieved = fields.iter().any(|f| f == "*" || f == d.as_str());
-        if !retrieved {
-            fields.push(Value::from(d.clone()));
-            strip.push(d.clone());
-        }
-    }
-    Some(Prepared {
-        plan: SearchPlan {
-            offset,
-            limit,
-            page,
-            hits: HitPlan {
-                show_ranking_score: flag("showRankingScore"),
-                show_ranking_score_details: flag("showRankingScoreDetails"),
-                strip,
-            },
-            distinct,
-            max_total_hits: settings.max_total_hits,
-            facets: settings.facets.clone(),
-        },
-        shard_body,
-    })
 }
 
 /// The body a target node gets: the shard body, with the target's shard filter.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod compare;
 pub mod corpus;
 pub mod fake_meili;
 pub mod fake_node;
