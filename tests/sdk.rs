@@ -1,0 +1,58 @@
+//! The official Meilisearch Python SDK, unchanged, against one real node and against Miroir
+//! over three: the same script prints the same results. Runs when a `meilisearch` binary and
+//! Python's `meilisearch` package are both available; otherwise says so and passes.
+
+mod support;
+
+use std::process::Command;
+
+use support::gateway::{Extra, GatewayProcess, NodeEntry};
+use support::meili::{self, MeiliNode};
+
+const KEY: &str = "miroir-sdk-master-key-0123456789";
+
+fn python_sdk() -> bool {
+    Command::new("python3")
+        .args(["-c", "import meilisearch"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn run(url: &str) -> Vec<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/smoke.py");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/meili-test-set.json");
+    let out = Command::new("python3").args([script, url, KEY, data]).output().expect("python3");
+    assert!(out.status.success(), "the SDK script failed on {url}:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_sees_one_meilisearch() {
+    let Some(bin) = meili::binary() else {
+        meili::skip_notice("the_python_sdk_sees_one_meilisearch");
+        return;
+    };
+    if !python_sdk() {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "\n*** SKIPPED the_python_sdk_sees_one_meilisearch: Python's `meilisearch` package is not installed (pip install meilisearch) ***\n");
+        return;
+    }
+    let single = MeiliNode::start(&bin, KEY).await;
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(MeiliNode::start(&bin, KEY).await);
+    }
+    let entries: Vec<NodeEntry> = nodes.iter().enumerate().map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a")).collect();
+    let gw = GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
+    let (a, b) = tokio::task::spawn_blocking({
+        let (s, g) = (single.url(), format!("http://{}", gw.addr));
+        move || (run(&s), run(&g))
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y);
+    }
+    assert!(a.len() >= 15, "the script printed only {} steps", a.len());
+}
