@@ -1,10 +1,13 @@
 //! The nodes of one topology snapshot, as the gateway's own operations reach them: one node,
 //! any healthy node, or many nodes concurrently.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures::future::join_all;
 use http::HeaderValue;
 
 use crate::health::NodeHealth;
+use crate::metrics::Metrics;
 use crate::node_client::{NodeClient, NodeError, NodeRequest, NodeResponse};
 use crate::topology::{NodeIdx, Topology};
 
@@ -15,11 +18,44 @@ pub struct Cluster<'a> {
     pub health: &'a NodeHealth,
     /// `Bearer <master key>`, for the gateway's own calls (task polling, validation).
     pub master: Option<&'a HeaderValue>,
+    pub metrics: &'a Metrics,
+    /// Requests sent so far, for the fan-out width of the access log and metrics.
+    pub sent: AtomicUsize,
 }
 
 impl<'a> Cluster<'a> {
+    pub fn new(
+        topology: &'a Topology,
+        client: &'a NodeClient,
+        health: &'a NodeHealth,
+        master: Option<&'a HeaderValue>,
+        metrics: &'a Metrics,
+    ) -> Self {
+        Cluster {
+            topology,
+            client,
+            health,
+            master,
+            metrics,
+            sent: AtomicUsize::new(0),
+        }
+    }
+
     pub async fn send(&self, node: NodeIdx, req: &NodeRequest) -> Result<NodeResponse, NodeError> {
-        self.client.send(&self.topology.nodes[node], req).await
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let id = self.topology.nodes[node].id.as_str();
+        let result = self.client.send(&self.topology.nodes[node], req).await;
+        let outcome = match &result {
+            Ok(resp) if resp.status >= 500 => "error",
+            Ok(_) => "ok",
+            Err(NodeError::Timeout) => "timeout",
+            Err(_) => "unreachable",
+        };
+        self.metrics
+            .node_requests
+            .with_label_values(&[id, outcome])
+            .inc();
+        result
     }
 
     /// Sends every request at once and waits for all answers.

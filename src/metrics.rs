@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the gateway exports.
@@ -26,6 +26,17 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// The generation of the topology in use (1 at start, +1 per successful reload).
     pub topology_generation: IntGauge,
+    /// Requests the gateway sent to each node, by outcome (`ok`, `error` for a 5xx answer,
+    /// `unreachable`, `timeout`).
+    pub node_requests: IntCounterVec,
+    /// Nodes one client request was sent to.
+    pub fanout_width: Histogram,
+    /// Time spent merging shard answers.
+    pub merge_duration: Histogram,
+    /// Documents per client batch.
+    pub write_batch_documents: Histogram,
+    /// Tasks in the gateway's task store.
+    pub task_store_tasks: IntGauge,
 }
 
 impl Metrics {
@@ -74,8 +85,61 @@ impl Metrics {
             "Generation of the topology in use; grows by one per successful reload.",
         )
         .expect("valid metric");
+        let node_requests = IntCounterVec::new(
+            Opts::new(
+                "miroir_node_requests_total",
+                "Requests sent to each node, by outcome.",
+            ),
+            &["node", "outcome"],
+        )
+        .expect("valid metric");
+        let fanout_width = Histogram::with_opts(
+            HistogramOpts::new(
+                "miroir_fanout_width",
+                "Nodes one client request was sent to.",
+            )
+            .buckets(vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0, 64.0]),
+        )
+        .expect("valid metric");
+        let merge_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "miroir_merge_duration_seconds",
+                "Time spent merging shard answers.",
+            )
+            .buckets(vec![
+                0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                0.05,
+            ]),
+        )
+        .expect("valid metric");
+        let write_batch_documents = Histogram::with_opts(
+            HistogramOpts::new(
+                "miroir_write_batch_documents",
+                "Documents per client batch.",
+            )
+            .buckets(vec![
+                1.0,
+                10.0,
+                100.0,
+                1_000.0,
+                10_000.0,
+                100_000.0,
+                1_000_000.0,
+            ]),
+        )
+        .expect("valid metric");
+        let task_store_tasks = IntGauge::new(
+            "miroir_task_store_tasks",
+            "Tasks in the gateway's task store.",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(node_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(fanout_width.clone()),
+            Box::new(merge_duration.clone()),
+            Box::new(write_batch_documents.clone()),
+            Box::new(task_store_tasks.clone()),
+            Box::new(requests.clone()),
             Box::new(request_duration.clone()),
             Box::new(in_flight.clone()),
             Box::new(node_up.clone()),
@@ -95,6 +159,11 @@ impl Metrics {
             node_up,
             reloads,
             topology_generation,
+            node_requests,
+            fanout_width,
+            merge_duration,
+            write_batch_documents,
+            task_store_tasks,
         }
     }
 

@@ -77,6 +77,8 @@ pub struct RequestCtx {
     tried: Vec<NodeIdx>,
     /// Bytes of request body seen on the proxied path.
     body_bytes: usize,
+    /// Node requests made for a request the gateway served itself.
+    fanout: usize,
 }
 
 impl RequestCtx {
@@ -102,6 +104,7 @@ impl ProxyHttp for Gateway {
             exchange: Exchange::default(),
             tried: Vec::new(),
             body_bytes: 0,
+            fanout: 0,
         }
     }
 
@@ -150,7 +153,11 @@ impl ProxyHttp for Gateway {
         let served_here = ops::serves(&route);
         if served_here {
             let reply = match self.read_body(session).await {
-                Ok(body) => self.serve(session, ctx, &route, body).await,
+                Ok(body) => {
+                    let (reply, fanout) = self.serve(session, ctx, &route, body).await;
+                    ctx.fanout = fanout;
+                    reply
+                }
                 Err(reply) => reply,
             };
             return self.reply(session, ctx, reply).await;
@@ -316,6 +323,23 @@ impl ProxyHttp for Gateway {
             .request_duration
             .with_label_values(&[class])
             .observe(elapsed.as_secs_f64());
+        // Proxied requests count for their node too (served ones counted as they are sent).
+        for (i, &n) in ctx.tried.iter().enumerate() {
+            let last = i + 1 == ctx.tried.len();
+            let outcome = match (last, status) {
+                (false, _) | (true, 0) => "unreachable",
+                (true, s) if s >= 500 => "error",
+                _ => "ok",
+            };
+            self.metrics
+                .node_requests
+                .with_label_values(&[ctx.topology.nodes[n].id.as_str(), outcome])
+                .inc();
+        }
+        let fanout = ctx.fanout.max(ctx.tried.len());
+        if fanout > 0 {
+            self.metrics.fanout_width.observe(fanout as f64);
+        }
         let index = ctx
             .route
             .as_ref()
@@ -332,7 +356,7 @@ impl ProxyHttp for Gateway {
             req.method,
             req.uri.path(),
             elapsed.as_secs_f64() * 1000.0,
-            usize::from(!ctx.tried.is_empty()),
+            fanout,
             ctx.exchange.request_id.as_deref().unwrap_or("-"),
             e.map(|e| format!(" error=\"{e}\"")).unwrap_or_default(),
         );
@@ -342,12 +366,13 @@ impl ProxyHttp for Gateway {
 impl Gateway {
     /// The nodes as this request's operations reach them.
     fn cluster<'a>(&'a self, ctx: &'a RequestCtx) -> Cluster<'a> {
-        Cluster {
-            topology: &ctx.topology,
-            client: &self.client,
-            health: &self.health,
-            master: self.master.as_ref(),
-        }
+        Cluster::new(
+            &ctx.topology,
+            &self.client,
+            &self.health,
+            self.master.as_ref(),
+            &self.metrics,
+        )
     }
 
     /// Reads the whole request body, within the size limit, answering `100 Continue` first
@@ -396,7 +421,7 @@ impl Gateway {
         ctx: &RequestCtx,
         route: &Route,
         body: Bytes,
-    ) -> Reply {
+    ) -> (Reply, usize) {
         let header = session.req_header();
         let req = ops::Request {
             method: &header.method,
@@ -408,7 +433,9 @@ impl Gateway {
             upstream_headers: &ctx.exchange.upstream_headers,
             received_at: crate::tasks::aggregate::now_rfc3339(),
         };
-        ops::dispatch(&self.cluster(ctx), &self.services, &req).await
+        let cluster = self.cluster(ctx);
+        let reply = ops::dispatch(&cluster, &self.services, &req).await;
+        (reply, cluster.sent.load(Ordering::Relaxed))
     }
 
     /// Writes a reply of the gateway's own, with the plugins' response headers.

@@ -118,6 +118,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
             client: client.clone(),
             services: services.clone(),
             master: master.clone(),
+            metrics: metrics.clone(),
         },
     );
     let gateway = Gateway::new(

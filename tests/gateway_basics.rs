@@ -293,6 +293,40 @@ async fn every_request_is_counted_in_metrics() {
     })
     .await;
     assert!(all_there, "{}", gw.metrics().await);
+    // The exposition passes Prometheus' own linter.
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            use std::io::Write;
+            let text = gw.metrics().await;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "\n*** SKIPPED promtool check metrics: promtool not found (apt-get install prometheus) ***\n");
+        }
+    }
+    assert!(gw
+        .metrics()
+        .await
+        .contains(r#"miroir_node_requests_total{node="n1",outcome="ok"}"#));
     // The access log names the class, status and request id.
     let log = gw.log();
     assert!(

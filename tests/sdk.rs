@@ -20,10 +20,23 @@ fn python_sdk() -> bool {
 
 fn run(url: &str) -> Vec<String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/smoke.py");
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/meili-test-set.json");
-    let out = Command::new("python3").args([script, url, KEY, data]).output().expect("python3");
-    assert!(out.status.success(), "the SDK script failed on {url}:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/meili-test-set.json"
+    );
+    let out = Command::new("python3")
+        .args([script, url, KEY, data])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "the SDK script failed on {url}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,8 +55,13 @@ async fn the_python_sdk_sees_one_meilisearch() {
     for _ in 0..3 {
         nodes.push(MeiliNode::start(&bin, KEY).await);
     }
-    let entries: Vec<NodeEntry> = nodes.iter().enumerate().map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a")).collect();
-    let gw = GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
+    let entries: Vec<NodeEntry> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
+        .collect();
+    let gw =
+        GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
     let (a, b) = tokio::task::spawn_blocking({
         let (s, g) = (single.url(), format!("http://{}", gw.addr));
         move || (run(&s), run(&g))

@@ -146,6 +146,10 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
             );
         }
     };
+    cluster
+        .metrics
+        .write_batch_documents
+        .observe(batch.documents as f64);
     if info.as_ref().is_none_or(|i| i.primary_key.is_none()) {
         services.indexes.remember(&index, &batch.primary_key);
     }

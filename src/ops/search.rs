@@ -177,6 +177,7 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
         Err(reply) => return reply,
     };
     let distinct = prepared.plan.distinct.clone();
+    let merge_started = Instant::now();
     let merged = cpu_bound(|| {
         let shards: Result<Vec<ShardAnswer<'_>>, _> = answers
             .iter()
@@ -186,6 +187,10 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
             merge_search(&mut s, &prepared.plan, started.elapsed().as_millis() as u64)
         })
     });
+    cluster
+        .metrics
+        .merge_duration
+        .observe(merge_started.elapsed().as_secs_f64());
     match merged {
         Ok(body) => Reply::json(200, body),
         Err(e) => Reply::error(&MeiliError::internal(format!(
@@ -263,6 +268,7 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
         Ok(a) => a,
         Err(reply) => return reply,
     };
+    let merge_started = Instant::now();
     let merged = cpu_bound(|| -> Result<Vec<u8>, crate::merge::MergeError> {
         let ranges: Vec<Vec<(usize, usize)>> =
             answers.iter().map(|a| result_ranges(&a.body)).collect();
@@ -290,6 +296,10 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
         out.extend_from_slice(b"]}");
         Ok(out)
     });
+    cluster
+        .metrics
+        .merge_duration
+        .observe(merge_started.elapsed().as_secs_f64());
     match merged {
         Ok(body) => Reply::json(200, body),
         Err(e) => Reply::error(&MeiliError::internal(format!(

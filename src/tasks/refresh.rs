@@ -24,6 +24,7 @@ pub struct TaskRefreshService {
     pub client: Arc<NodeClient>,
     pub services: Arc<Services>,
     pub master: Option<HeaderValue>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[async_trait]
@@ -31,13 +32,17 @@ impl BackgroundService for TaskRefreshService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         loop {
             let topology = self.store.snapshot();
-            let cluster = Cluster {
-                topology: &topology,
-                client: &self.client,
-                health: &self.health,
-                master: self.master.as_ref(),
-            };
+            let cluster = Cluster::new(
+                &topology,
+                &self.client,
+                &self.health,
+                self.master.as_ref(),
+                &self.metrics,
+            );
             self.services.tasks.refresh_pending(&cluster).await;
+            self.metrics
+                .task_store_tasks
+                .set(self.services.tasks.count() as i64);
             tokio::select! {
                 _ = tokio::time::sleep(PERIOD) => {}
                 _ = shutdown.changed() => return,
