@@ -173,11 +173,22 @@ pub fn unreachable(detail: &str) -> Reply {
 }
 
 pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
+    if e.is_busy() {
+        return Reply::error(&MeiliError::new(
+            503,
+            "miroir_task_store_busy",
+            ErrorType::System,
+            "The gateway is finishing an upgrade; retry in a moment.",
+        ));
+    }
     log::error!("{e}");
     Reply::error(&MeiliError::internal(format!(
         "The gateway could not record the task: {e}."
     )))
 }
+
+/// How long a request waits for a task store still held by a previous process.
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Whether [`dispatch`] serves this route (the others are proxied to one node, answered by
 /// the proxy itself, or not served yet).
@@ -200,6 +211,18 @@ pub fn serves(route: &Route) -> bool {
 /// implemented here.
 pub async fn dispatch(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     use Endpoint as E;
+    // Writes and task routes need the task store: during a graceful upgrade it is released
+    // by the previous process once its last requests are done, within its shutdown timeouts.
+    let needs_store = matches!(
+        req.route.class,
+        crate::routes::RouteClass::ByKey | crate::routes::RouteClass::Broadcast
+    ) || matches!(
+        req.route.endpoint,
+        E::TaskGet | E::TaskList | E::TaskCancel | E::TaskDelete
+    );
+    if needs_store && req.route.endpoint != E::DocumentGet {
+        services.tasks.ready(STORE_WAIT).await;
+    }
     match req.route.endpoint {
         E::DocumentsReplace | E::DocumentsUpdate => documents::add(cluster, services, req).await,
         E::DocumentDelete => documents::delete_one(cluster, services, req).await,

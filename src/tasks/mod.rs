@@ -8,8 +8,8 @@ pub mod refresh;
 pub mod store;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{json, Value};
 
@@ -21,25 +21,62 @@ use crate::cluster::Cluster;
 use crate::node_client::NodeRequest;
 
 /// The task store plus the set of tasks not final yet.
+///
+/// The store file can be held by the previous process during a graceful upgrade (it
+/// finishes its in-flight requests first): until it is released, task operations answer
+/// with a busy [`StoreError`] and the store is opened at the next use.
 pub struct TaskService {
-    store: TaskStore,
+    dir: PathBuf,
+    store: OnceLock<TaskStore>,
     pending: Mutex<BTreeSet<u64>>,
 }
 
 impl TaskService {
-    /// Opens the store in `dir` and finds the tasks still in progress.
+    /// Opens the store in `dir` (or leaves it to be opened later if another process holds
+    /// it) and finds the tasks still in progress.
     pub fn open(dir: &Path) -> Result<TaskService, StoreError> {
-        let store = TaskStore::open(dir)?;
-        let pending = store
+        let service = TaskService {
+            dir: dir.to_path_buf(),
+            store: OnceLock::new(),
+            pending: Mutex::new(BTreeSet::new()),
+        };
+        match service.store() {
+            Ok(_) => {}
+            Err(e) if e.is_busy() => log::warn!("{e}; it is opened again on next use"),
+            Err(e) => return Err(e),
+        }
+        Ok(service)
+    }
+
+    /// Waits (up to `within`) for the store, e.g. while the previous process of a graceful
+    /// upgrade finishes its last requests; whether it is available.
+    pub async fn ready(&self, within: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match self.store() {
+                Ok(_) => return true,
+                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// The store, opened on first success.
+    fn store(&self) -> Result<&TaskStore, StoreError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let store = TaskStore::open(&self.dir)?;
+        let pending: Vec<u64> = store
             .all()?
             .into_iter()
             .filter(|t| !t.is_final())
             .map(|t| t.uid)
             .collect();
-        Ok(TaskService {
-            store,
-            pending: Mutex::new(pending),
-        })
+        self.pending().extend(pending);
+        Ok(self.store.get_or_init(|| store))
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
@@ -51,11 +88,11 @@ impl TaskService {
         &self,
         build: impl FnOnce(u64) -> GatewayTask,
     ) -> Result<GatewayTask, StoreError> {
-        let mut task = self.store.create(build)?;
+        let mut task = self.store()?.create(build)?;
         if task.error.is_some() || task.node_tasks.is_empty() {
             // Settled by the gateway: its view is final at once.
             task.view = Some(aggregate::aggregate(&task, &[]));
-            self.store.put(&task)?;
+            self.store()?.put(&task)?;
         } else {
             self.pending().insert(task.uid);
         }
@@ -64,7 +101,7 @@ impl TaskService {
 
     /// Tasks in the store.
     pub fn count(&self) -> u64 {
-        self.store.len().unwrap_or(0)
+        self.store().and_then(|s| s.len()).unwrap_or(0)
     }
 
     /// Asks the nodes about `tasks` (one request per node) and stores the new views.
@@ -112,7 +149,7 @@ impl TaskService {
             let view = aggregate::aggregate(t, &views);
             if t.view.as_ref() != Some(&view) {
                 t.view = Some(view);
-                if let Err(e) = self.store.put(t) {
+                if let Err(e) = self.store().and_then(|s| s.put(t)) {
                     log::error!("{e}");
                 }
             }
@@ -124,10 +161,12 @@ impl TaskService {
 
     /// Refreshes every task still in progress (the background refresher).
     pub async fn refresh_pending(&self, cluster: &Cluster<'_>) {
+        // Also (re)opens a store the previous process has just released.
+        let Ok(store) = self.store() else { return };
         let uids: Vec<u64> = self.pending().iter().copied().collect();
         let mut tasks: Vec<GatewayTask> = uids
             .iter()
-            .filter_map(|u| self.store.get(*u).ok().flatten())
+            .filter_map(|u| store.get(*u).ok().flatten())
             .collect();
         for chunk in tasks.chunks_mut(200) {
             self.refresh(cluster, chunk).await;
@@ -136,7 +175,7 @@ impl TaskService {
 
     /// The view of task `uid`, fresh from the nodes if it is not final.
     pub async fn view(&self, cluster: &Cluster<'_>, uid: u64) -> Result<Option<Value>, StoreError> {
-        let Some(task) = self.store.get(uid)? else {
+        let Some(task) = self.store()?.get(uid)? else {
             return Ok(None);
         };
         let mut tasks = [task];
@@ -155,7 +194,7 @@ impl TaskService {
         cluster: &Cluster<'_>,
         filter: &TaskFilter,
     ) -> Result<Value, StoreError> {
-        let mut all = self.store.all()?;
+        let mut all = self.store()?.all()?;
         if !filter.reverse {
             all.reverse();
         }
@@ -204,7 +243,7 @@ impl TaskService {
     /// Finished tasks matching `filter` (deletion only removes those).
     pub fn finished_matching(&self, filter: &TaskFilter) -> Result<Vec<GatewayTask>, StoreError> {
         Ok(self
-            .store
+            .store()?
             .all()?
             .into_iter()
             .filter(|t| t.is_final() && t.view.as_ref().is_some_and(|v| filter.matches(v)))
@@ -214,7 +253,7 @@ impl TaskService {
     /// Tasks in progress matching `filter` (cancelation only touches those).
     pub fn unfinished_matching(&self, filter: &TaskFilter) -> Result<Vec<GatewayTask>, StoreError> {
         Ok(self
-            .store
+            .store()?
             .all()?
             .into_iter()
             .filter(|t| !t.is_final())
@@ -229,14 +268,14 @@ impl TaskService {
     }
 
     pub fn delete(&self, uids: &[u64]) -> Result<(), StoreError> {
-        self.store.delete(uids)
+        self.store()?.delete(uids)
     }
 
     pub fn put(&self, task: &GatewayTask) -> Result<(), StoreError> {
-        self.store.put(task)
+        self.store()?.put(task)
     }
 
     pub fn get(&self, uid: u64) -> Result<Option<GatewayTask>, StoreError> {
-        self.store.get(uid)
+        self.store()?.get(uid)
     }
 }

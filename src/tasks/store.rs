@@ -11,9 +11,19 @@ const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_UID: &str = "next_uid";
 
-/// A store failure (disk full, corruption); surfaced to clients as a 500.
+/// A store failure: disk full or corruption (a 500 for clients), or the file still held by
+/// the previous process during an upgrade (a 503).
 #[derive(Debug)]
 pub struct StoreError(pub String);
+
+/// The message of a store held by another process.
+const BUSY: &str = "the task store is held by another process (an upgrade in progress?)";
+
+impl StoreError {
+    pub fn is_busy(&self) -> bool {
+        self.0.starts_with(BUSY)
+    }
+}
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,7 +43,10 @@ impl TaskStore {
     /// Opens (or creates) `tasks.redb` in `dir`.
     pub fn open(dir: &Path) -> Result<TaskStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(err)?;
-        let db = Database::create(dir.join("tasks.redb")).map_err(err)?;
+        let db = Database::create(dir.join("tasks.redb")).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError(BUSY.to_string()),
+            other => err(other),
+        })?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(TASKS).map_err(err)?;
         txn.open_table(META).map_err(err)?;

@@ -181,6 +181,7 @@ impl Client {
         req.push_str("\r\n");
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
+        let reused = self.conn.is_some();
         let fut = async {
             if self.conn.is_none() {
                 self.conn = Some(BufReader::new(TcpStream::connect(self.addr).await?));
@@ -201,6 +202,13 @@ impl Client {
                     "response timed out",
                 ))
             });
+        // Like HTTP clients do, a GET on a kept-alive connection the server had closed is sent
+        // again on a new connection.
+        let stale = matches!(&result, Err(e) if e.kind() != std::io::ErrorKind::TimedOut);
+        if reused && stale && (method == "GET" || method == "HEAD") {
+            self.conn = None;
+            return Box::pin(self.send(method, target, headers, body)).await;
+        }
         match &result {
             Ok(msg)
                 if !msg
