@@ -4,12 +4,22 @@ use std::collections::BTreeSet;
 
 #[test]
 fn every_dashboard_query_uses_an_exported_metric() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/grafana-dashboard.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/grafana-dashboard.json"
+    ))
+    .unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
     // Labelled families appear once they have a series: give each one.
     let metrics = miroir::metrics::Metrics::new();
-    metrics.requests.with_label_values(&["one_node", "GET", "200"]).inc();
-    metrics.request_duration.with_label_values(&["one_node"]).observe(0.001);
+    metrics
+        .requests
+        .with_label_values(&["one_node", "GET", "200"])
+        .inc();
+    metrics
+        .request_duration
+        .with_label_values(&["one_node"])
+        .observe(0.001);
     metrics.node_up.with_label_values(&["n"]).set(1);
     metrics.node_requests.with_label_values(&["n", "ok"]).inc();
     let exported = String::from_utf8(metrics.render()).unwrap();
@@ -26,7 +36,13 @@ fn every_dashboard_query_uses_an_exported_metric() {
     }
     assert!(names.len() >= 8, "{names:?}");
     for name in names {
-        let base = name.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
-        assert!(exported.contains(&format!("# TYPE {base} ")), "the dashboard queries `{name}`, which is not exported");
+        let base = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        assert!(
+            exported.contains(&format!("# TYPE {base} ")),
+            "the dashboard queries `{name}`, which is not exported"
+        );
     }
 }
