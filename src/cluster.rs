@@ -44,7 +44,12 @@ impl<'a> Cluster<'a> {
     pub async fn send(&self, node: NodeIdx, req: &NodeRequest) -> Result<NodeResponse, NodeError> {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let id = self.topology.nodes[node].id.as_str();
+        let started = std::time::Instant::now();
         let result = self.client.send(&self.topology.nodes[node], req).await;
+        if result.is_ok() {
+            self.health
+                .observe_latency(&self.topology.nodes[node], started.elapsed().as_secs_f64());
+        }
         let outcome = match &result {
             Ok(resp) if resp.status >= 500 => "error",
             Ok(_) => "ok",

@@ -25,6 +25,8 @@ pub struct NodeHealth {
     settings: HealthSettings,
     /// Wakes the checker early, e.g. right after a topology reload.
     wake: Notify,
+    /// Recent response time of each node (exponentially weighted, seconds), by address.
+    latency: std::sync::Mutex<std::collections::HashMap<std::net::SocketAddr, f64>>,
 }
 
 fn backend_of(node: &Node) -> Backend {
@@ -101,7 +103,21 @@ impl NodeHealth {
             metrics,
             settings,
             wake: Notify::new(),
+            latency: Default::default(),
         }
+    }
+
+    /// Records how long `node` took to answer (EWMA, weight 0.2 to the newest).
+    pub fn observe_latency(&self, node: &Node, seconds: f64) {
+        let mut map = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(node.addr).or_insert(seconds);
+        *entry = 0.8 * *entry + 0.2 * seconds;
+    }
+
+    /// The node's recent response time (0 when unknown, so new nodes get tried).
+    pub fn latency(&self, node: &Node) -> f64 {
+        let map = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&node.addr).copied().unwrap_or(0.0)
     }
 
     /// Whether `node` passes its health checks. A node not checked yet (just added) counts as

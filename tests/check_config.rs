@@ -28,6 +28,10 @@ fn the_example_config_is_valid_and_described() {
         "{out}"
     );
     assert!(out.contains("$MIROIR_MASTER_KEY (not set)"), "{out}");
+    assert!(
+        out.contains("tolerates:        0 node failure(s) per shard for reads, 0 for writes"),
+        "{out}"
+    );
     // Every node is listed with its share of the 64 shards.
     let owned: Vec<usize> = out
         .lines()

@@ -255,11 +255,7 @@ const ADJ: &[&str] = &["red", "vintage", "wireless", "smart", "leather"];
 
 async fn load(api: &mut Api) {
     let products = Value::from(support::corpus::products(10_000));
-    let people = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/meili-test-set.json"
-    ))
-    .unwrap();
+    let people = support::data::people();
     let steps: Vec<(&str, String, Value)> = vec![
         (
             "PATCH",

@@ -135,11 +135,7 @@ async fn a_user_script_gives_the_same_results_as_a_single_node() {
     let gw =
         GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
 
-    let data = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/meili-test-set.json"
-    ))
-    .unwrap();
+    let data = support::data::people();
     let ndjson = b"{\"id\": 3, \"name\": \"Renamed\"}\n{\"id\": 500, \"name\": \"New ndjson\", \"age\": 70, \"color\": \"blue\"}\n".to_vec();
     let csv =
         b"id,name,age:number,color\n600,Csv Person,65,green\n601,\"Other, Person\",21,brown\n"

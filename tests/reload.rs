@@ -115,7 +115,7 @@ async fn sighup_reloads_swap_or_keep_the_topology_without_failing_requests() {
         );
         assert!(
             eventually(Duration::from_secs(5), || async {
-                !gw.metrics().await.contains(r#"node="n3""#)
+                !gw.metrics().await.contains(r#"miroir_node_up{node="n3""#)
             })
             .await,
             "n3 never left"

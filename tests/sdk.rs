@@ -20,12 +20,9 @@ fn python_sdk() -> bool {
 
 fn run(url: &str) -> Vec<String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/smoke.py");
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/meili-test-set.json"
-    );
+    let data = support::data::people_path();
     let out = Command::new("python3")
-        .args([script, url, KEY, data])
+        .args([script, url, KEY, data.to_str().unwrap()])
         .output()
         .expect("python3");
     assert!(

@@ -13,11 +13,6 @@ use support::fake_node::FakeNode;
 use support::gateway::{Extra, GatewayProcess, NodeEntry};
 use support::meili_api::Api;
 
-const DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/meili-test-set.json"
-);
-
 /// The topology the gateway builds for these nodes (16 shards, one group, rf 1).
 fn topology(nodes: &[FakeNode]) -> Topology {
     let specs: Vec<NodeSpec> = nodes
@@ -110,7 +105,7 @@ async fn batches_land_on_their_owners_in_every_format() {
     assert_eq!(created.json()["taskUid"], 0);
     assert_eq!(api.wait(0).await["status"], "succeeded");
 
-    let data = std::fs::read(DATA).unwrap();
+    let data = support::data::people();
     let docs: Vec<Value> = serde_json::from_slice(&data).unwrap();
     let task = api
         .write(

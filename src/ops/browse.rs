@@ -6,10 +6,9 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-use super::placement::{and_filter, choose};
+use super::placement::and_filter;
 use super::{relay, unreachable, Request};
 use crate::cluster::Cluster;
-use crate::error::{ErrorType, MeiliError};
 use crate::merge::raw::{elements, members};
 use crate::merge::score::compare_sort_values;
 use crate::respond::Reply;
@@ -92,39 +91,19 @@ pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
             }
         }
     }
-    let Some(targets) = choose(cluster) else {
-        return Reply::error(&MeiliError::new(
-            503,
-            "miroir_shards_unavailable",
-            ErrorType::System,
-            "No node holds some of the shards.",
-        ));
-    };
-    let ct = http::HeaderValue::from_static("application/json");
     let path = format!("/indexes/{index}/documents/fetch");
-    let requests = targets
-        .iter()
-        .map(|t| {
-            let mut b = shard_body.clone();
-            if let Some(f) = &t.filter {
-                let combined = and_filter(body.get("filter"), f);
-                b.insert("filter".into(), combined);
-            }
-            let bytes = bytes::Bytes::from(serde_json::to_vec(&b).unwrap_or_default());
-            (
-                t.node,
-                req.to_node(http::Method::POST, path.clone(), Some(&ct), bytes),
-            )
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for (_, result) in cluster.send_each(requests).await {
-        match result {
-            Ok(resp) if resp.status == 200 => answers.push(resp),
-            Ok(resp) => return relay(&resp),
-            Err(e) => return unreachable(&e.to_string()),
+    let body_for = |t: &super::placement::Target| {
+        let mut b = shard_body.clone();
+        if let Some(f) = &t.filter {
+            let combined = and_filter(body.get("filter"), f);
+            b.insert("filter".into(), combined);
         }
-    }
+        serde_json::to_vec(&b).unwrap_or_default()
+    };
+    let answers = match super::search::gather(cluster, req, &path, &body_for).await {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
     // Each document stays as bytes; only the sort fields are read.
     let mut docs: Vec<(usize, (usize, usize), Vec<Value>)> = Vec::new();
     let mut total = 0u64;

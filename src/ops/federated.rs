@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use super::placement::choose;
+use super::placement::Target;
 use super::search::{for_target, gather, judge, merge_settings, result_ranges};
 use super::{Request, Services};
 use crate::cluster::Cluster;
@@ -109,23 +109,14 @@ pub async fn federated(
         weights.push(weight);
         indexes.push(index);
     }
-    let Some(targets) = choose(cluster) else {
-        return super::unreachable("no node holds some shards");
+    let body_for = |t: &Target| {
+        let qs: Vec<Value> = prepared
+            .iter()
+            .map(|p| Value::Object(for_target(&p.shard_body, t)))
+            .collect();
+        serde_json::to_vec(&serde_json::json!({"queries": qs})).unwrap_or_default()
     };
-    let bodies = targets
-        .iter()
-        .map(|t| {
-            let qs: Vec<Value> = prepared
-                .iter()
-                .map(|p| Value::Object(for_target(&p.shard_body, t)))
-                .collect();
-            (
-                t.node,
-                serde_json::to_vec(&serde_json::json!({"queries": qs})).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let answers = match gather(cluster, req, "/multi-search", bodies).await {
+    let answers = match gather(cluster, req, "/multi-search", &body_for).await {
         Ok(a) => a,
         Err(reply) => return reply,
     };

@@ -2,7 +2,7 @@
 //! groups in order; a node answering for only part of what it holds gets a shard filter so
 //! no hit or count is doubled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -18,34 +18,57 @@ pub struct Target {
     pub filter: Option<String>,
 }
 
-/// One owner per shard. `None` if some shard has no owner at all (empty topology).
-pub fn choose(cluster: &Cluster<'_>) -> Option<Vec<Target>> {
+/// One owner for each of `shards`, never one in `exclude`: healthy ones first, then the
+/// fastest (lowest recent latency), then group order. `Err` lists shards left without one.
+pub fn choose_for(
+    cluster: &Cluster<'_>,
+    shards: &[u32],
+    exclude: &BTreeSet<NodeIdx>,
+) -> Result<Vec<Target>, Vec<u32>> {
     let topology = cluster.topology;
     let up = |n: NodeIdx| cluster.health.is_up(&topology.nodes[n]);
     let mut assigned: BTreeMap<NodeIdx, Vec<u32>> = BTreeMap::new();
-    for shard in 0..topology.shards {
-        let owners = topology.owners(shard);
-        let pick = owners
+    let mut orphans = Vec::new();
+    for &shard in shards {
+        let candidates = topology
+            .owners(shard)
             .iter()
             .copied()
-            .find(|&n| up(n))
-            .or_else(|| owners.first().copied())?;
-        assigned.entry(pick).or_default().push(shard);
+            .filter(|n| !exclude.contains(n));
+        // Prefer a node already chosen for another shard: fewer requests, fewer filters.
+        let pick = candidates
+            .clone()
+            .filter(|&n| up(n))
+            .min_by(|&a, &b| {
+                let (la, lb) = (
+                    cluster.health.latency(&topology.nodes[a]),
+                    cluster.health.latency(&topology.nodes[b]),
+                );
+                (!assigned.contains_key(&a), la)
+                    .partial_cmp(&(!assigned.contains_key(&b), lb))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .or_else(|| candidates.clone().next());
+        match pick {
+            Some(n) => assigned.entry(n).or_default().push(shard),
+            None => orphans.push(shard),
+        }
+    }
+    if !orphans.is_empty() {
+        return Err(orphans);
     }
     let held = topology.owned_counts();
-    Some(
-        assigned
-            .into_iter()
-            .map(|(node, shards)| {
-                let filter = (shards.len() < held[node]).then(|| shard_tag::filter(&shards));
-                Target {
-                    node,
-                    shards,
-                    filter,
-                }
-            })
-            .collect(),
-    )
+    Ok(assigned
+        .into_iter()
+        .map(|(node, shards)| {
+            let filter = (shards.len() < held[node]).then(|| shard_tag::filter(&shards));
+            Target {
+                node,
+                shards,
+                filter,
+            }
+        })
+        .collect())
 }
 
 /// The client's `filter` (string, array or absent) ANDed with a shard filter.

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Method};
 use serde_json::{Map, Value};
 
-use super::placement::{and_filter, choose, Target};
+use std::collections::BTreeSet;
+
+use super::placement::{and_filter, choose_for, Target};
 use super::{cpu_bound, relay, unreachable, Request, Services};
 use crate::cluster::Cluster;
 use crate::error::{ErrorType, MeiliError};
@@ -97,50 +99,86 @@ pub(super) fn for_target(body: &Map<String, Value>, target: &Target) -> Map<Stri
     b
 }
 
-fn no_owner() -> Reply {
-    Reply::error(&MeiliError::new(
-        503,
-        "miroir_shards_unavailable",
-        ErrorType::System,
-        "No node holds some of the shards.",
-    ))
-}
-
 /// Sends one JSON request per target and returns the answers, or the reply to give instead
 /// (the first node error, verbatim).
 pub(super) async fn gather(
     cluster: &Cluster<'_>,
     req: &Request<'_>,
     path: &str,
-    bodies: Vec<(usize, Vec<u8>)>,
+    body_for: &(dyn Fn(&Target) -> Vec<u8> + Sync),
 ) -> Result<Vec<NodeResponse>, Reply> {
     let ct = HeaderValue::from_static("application/json");
-    let requests = bodies
-        .into_iter()
-        .map(|(node, body)| {
-            (
-                node,
-                req.to_node(Method::POST, path.to_string(), Some(&ct), Bytes::from(body)),
-            )
-        })
-        .collect();
+    let mut pending: Vec<u32> = (0..cluster.topology.shards).collect();
+    let mut failed: BTreeSet<usize> = BTreeSet::new();
     let mut answers = Vec::new();
-    for (node, result) in cluster.send_each(requests).await {
-        match result {
-            Ok(resp) if resp.status == 200 => answers.push(resp),
-            Ok(resp) => return Err(relay(&resp)),
-            Err(e) => {
-                let id = &cluster.topology.nodes[node].id;
-                return Err(Reply::error(&MeiliError::new(
-                    503,
-                    "miroir_shards_unavailable",
-                    ErrorType::System,
-                    format!("Node `{id}` did not answer ({e}); its shards cannot be searched."),
-                )));
+    let mut reasons = Vec::new();
+    // A node that fails (unreachable, timeout, 5xx, 503 too_many_search_requests) gives its
+    // shards to other owners; a client error (4xx) is the answer, as any node would give it.
+    for _round in 0..=MAX_FAILOVER_ROUNDS {
+        let targets = match choose_for(cluster, &pending, &failed) {
+            Ok(t) => t,
+            Err(orphans) => return Err(shards_unavailable(&orphans, &reasons)),
+        };
+        let requests = targets
+            .iter()
+            .map(|t| {
+                (
+                    t.node,
+                    req.to_node(
+                        Method::POST,
+                        path.to_string(),
+                        Some(&ct),
+                        Bytes::from(body_for(t)),
+                    ),
+                )
+            })
+            .collect();
+        pending.clear();
+        for ((node, result), target) in cluster.send_each(requests).await.into_iter().zip(&targets)
+        {
+            let id = &cluster.topology.nodes[node].id;
+            match result {
+                Ok(resp) if resp.status == 200 => answers.push(resp),
+                Ok(resp) if resp.status < 500 => return Err(relay(&resp)),
+                Ok(resp) => {
+                    reasons.push(format!("`{id}` answered {}", resp.status));
+                    failed.insert(node);
+                    pending.extend(&target.shards);
+                }
+                Err(e) => {
+                    reasons.push(format!("`{id}`: {e}"));
+                    failed.insert(node);
+                    pending.extend(&target.shards);
+                }
             }
         }
+        if pending.is_empty() {
+            return Ok(answers);
+        }
+        pending.sort_unstable();
     }
-    Ok(answers)
+    Err(shards_unavailable(&pending, &reasons))
+}
+
+/// Rounds of retries on other replicas after the first attempt.
+const MAX_FAILOVER_ROUNDS: usize = 2;
+
+fn shards_unavailable(shards: &[u32], reasons: &[String]) -> Reply {
+    let list: Vec<String> = shards.iter().map(u32::to_string).collect();
+    Reply::error(&MeiliError::new(
+        503,
+        "miroir_shards_unavailable",
+        ErrorType::System,
+        format!(
+            "No replica of shards {} answered ({}); retry once a replica is back.",
+            list.join(", "),
+            if reasons.is_empty() {
+                "no owner".to_string()
+            } else {
+                reasons.join("; ")
+            }
+        ),
+    ))
 }
 
 /// `GET`/`POST /indexes/{uid}/search`.
@@ -159,20 +197,10 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
     let Some(prepared) = query.as_ref().and_then(|q| prepare(q, &settings)) else {
         return judge(cluster, req).await;
     };
-    let Some(targets) = choose(cluster) else {
-        return no_owner();
-    };
     let path = format!("/indexes/{index}/search");
-    let bodies = targets
-        .iter()
-        .map(|t| {
-            (
-                t.node,
-                serde_json::to_vec(&for_target(&prepared.shard_body, t)).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let answers = match gather(cluster, req, &path, bodies).await {
+    let body_for =
+        |t: &Target| serde_json::to_vec(&for_target(&prepared.shard_body, t)).unwrap_or_default();
+    let answers = match gather(cluster, req, &path, &body_for).await {
         Ok(a) => a,
         Err(reply) => return reply,
     };
@@ -249,22 +277,16 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
             None => return judge(cluster, req).await,
         }
     }
-    let Some(targets) = choose(cluster) else {
-        return no_owner();
+    let body_for = |t: &Target| {
+        let qs: Vec<Value> = prepared
+            .iter()
+            .map(|p| Value::Object(for_target(&p.shard_body, t)))
+            .collect();
+        let mut b = body.clone();
+        b.insert("queries".into(), Value::Array(qs));
+        serde_json::to_vec(&b).unwrap_or_default()
     };
-    let bodies = targets
-        .iter()
-        .map(|t| {
-            let qs: Vec<Value> = prepared
-                .iter()
-                .map(|p| Value::Object(for_target(&p.shard_body, t)))
-                .collect();
-            let mut b = body.clone();
-            b.insert("queries".into(), Value::Array(qs));
-            (t.node, serde_json::to_vec(&b).unwrap_or_default())
-        })
-        .collect();
-    let answers = match gather(cluster, req, "/multi-search", bodies).await {
+    let answers = match gather(cluster, req, "/multi-search", &body_for).await {
         Ok(a) => a,
         Err(reply) => return reply,
     };
@@ -318,20 +340,9 @@ pub async fn facet_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
         return judge(cluster, req).await;
     };
     let settings = merge_settings(cluster, services, &index).await;
-    let Some(targets) = choose(cluster) else {
-        return no_owner();
-    };
-    let bodies = targets
-        .iter()
-        .map(|t| {
-            (
-                t.node,
-                serde_json::to_vec(&for_target(&body, t)).unwrap_or_default(),
-            )
-        })
-        .collect();
+    let body_for = |t: &Target| serde_json::to_vec(&for_target(&body, t)).unwrap_or_default();
     let path = format!("/indexes/{index}/facet-search");
-    let answers = match gather(cluster, req, &path, bodies).await {
+    let answers = match gather(cluster, req, &path, &body_for).await {
         Ok(a) => a,
         Err(reply) => return reply,
     };

@@ -51,7 +51,7 @@ show("stats", {"numberOfDocuments": index.get_stats().number_of_documents})
 show("search", index.search("green", {"sort": ["age:asc", "id:asc"], "filter": "gender = male", "limit": 5, "attributesToRetrieve": ["id", "name", "age"], "facets": ["color"]}))
 show("search.page", index.search("", {"hitsPerPage": 3, "page": 2, "sort": ["age:desc", "id:asc"], "attributesToRetrieve": ["id", "age"]}))
 show("multi", client.multi_search([
-    {"indexUid": "sdk_people", "q": "lucas", "attributesToRetrieve": ["id", "name"]},
+    {"indexUid": "sdk_people", "q": "lucas", "sort": ["id:asc"], "attributesToRetrieve": ["id", "name"]},
     {"indexUid": "sdk_people", "q": "", "filter": "age > 39", "sort": ["age:asc", "id:asc"], "limit": 3, "attributesToRetrieve": ["id", "age"]},
 ]))
 show("multi.federated", client.multi_search(

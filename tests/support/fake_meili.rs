@@ -444,6 +444,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 &format!("Task `{uid}` not found."),
             ),
         },
+        ("POST", ["indexes", uid, "search"]) => search(state, uid, req),
         ("POST", ["tasks", "cancel"]) => task(state, None, "taskCancelation", |_| {
             (json!({"matchedTasks": 0, "canceledTasks": 0}), None)
         }),
@@ -452,4 +453,89 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
         }),
         _ => (404, Vec::new(), Vec::new()),
     }
+}
+
+/// The shard tag values a filter names (`_miroir_shard IN ["..", ..]`), if it names any.
+fn tag_filter(filter: &Value) -> Option<Vec<String>> {
+    let text = match filter {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" AND "),
+        _ => return None,
+    };
+    let start = text.find("_miroir_shard IN [")? + "_miroir_shard IN [".len();
+    // Tag values hold brackets too: the list ends at the last bracket.
+    let end = text.rfind(']')?;
+    // Values are quoted and may hold commas (the tag alphabet has one): read quote to quote.
+    let inner = &text[start..end];
+    Some(
+        inner
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// A small search: documents containing `q` (all for an empty query), the shard filter
+/// honoured, ordered by id through a sort rule in the score details.
+fn search(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
+    if state.search_overloaded {
+        return error(
+            503,
+            "too_many_search_requests",
+            "system",
+            "Too many search requests running at the same time: 0. Retry after 10s.",
+        );
+    }
+    let Some(index) = state.indexes.get(uid) else {
+        return error(
+            404,
+            "index_not_found",
+            "invalid_request",
+            &format!("Index `{uid}` not found."),
+        );
+    };
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let q = body["q"].as_str().unwrap_or("").to_lowercase();
+    let shards = tag_filter(&body["filter"]);
+    let mut hits: Vec<(String, Value)> = index
+        .documents
+        .iter()
+        .filter(|(_, d)| {
+            shards.as_ref().is_none_or(|s| {
+                d["_miroir_shard"]
+                    .as_str()
+                    .is_some_and(|t| s.iter().any(|x| x == t))
+            })
+        })
+        .filter(|(_, d)| q.is_empty() || d.to_string().to_lowercase().contains(&q))
+        .map(|(id, d)| (id.clone(), d.clone()))
+        .collect();
+    hits.sort_by(|a, b| a.0.cmp(&b.0));
+    let total = hits.len();
+    let offset = body["offset"].as_u64().unwrap_or(0) as usize;
+    let limit = body["limit"].as_u64().unwrap_or(20) as usize;
+    let page: Vec<Value> = hits
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(id, mut d)| {
+            if body["showRankingScore"] == true {
+                d["_rankingScore"] = json!(1.0);
+            }
+            if body["showRankingScoreDetails"] == true {
+                d["_rankingScoreDetails"] = json!({"id:asc": {"order": 0, "value": id}});
+            }
+            d
+        })
+        .collect();
+    json_answer(
+        200,
+        json!({"hits": page, "query": q, "processingTimeMs": 0, "limit": limit, "offset": offset, "estimatedTotalHits": total, "requestUid": "01a20000-0000-7000-8000-000000000000"}),
+    )
 }

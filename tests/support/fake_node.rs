@@ -23,6 +23,8 @@ pub struct NodeState {
     pub unhealthy: bool,
     /// Added before every answer.
     pub delay: Duration,
+    /// When true, searches answer `503 too_many_search_requests`, as a saturated node does.
+    pub search_overloaded: bool,
     /// The node's indexes, by uid.
     pub indexes: BTreeMap<String, Index>,
     /// Every task, uid = position.
@@ -129,6 +131,10 @@ impl FakeNode {
             .filter(|m| m.path() == path)
             .cloned()
             .collect()
+    }
+
+    pub fn set_search_overloaded(&self, overloaded: bool) {
+        self.state.lock().unwrap().search_overloaded = overloaded;
     }
 
     pub fn set_unhealthy(&self, unhealthy: bool) {

@@ -83,6 +83,20 @@ impl MeiliNode {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (e.g. SIGSTOP, SIGCONT) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
 }
 
 impl Drop for MeiliNode {

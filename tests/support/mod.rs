@@ -5,6 +5,7 @@
 
 pub mod compare;
 pub mod corpus;
+pub mod data;
 pub mod fake_meili;
 pub mod fake_node;
 pub mod gateway;

@@ -1,0 +1,156 @@
+//! Reads survive a failing replica: a killed node, a node answering `503
+//! too_many_search_requests` (test nodes; with real Meilisearch too when available).
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::fake_node::FakeNode;
+use support::gateway::{Extra, GatewayProcess, NodeEntry};
+use support::meili_api::Api;
+
+/// Latency percentile of a set of durations.
+fn percentile(durations: &mut [Duration], p: f64) -> Duration {
+    if durations.is_empty() {
+        return Duration::ZERO;
+    }
+    durations.sort();
+    durations[((durations.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Searches in a loop until `stop`, recording (when, latency, failure).
+async fn search_loop(
+    addr: std::net::SocketAddr,
+    index: &str,
+    expected: u64,
+    stop: Arc<AtomicBool>,
+) -> Vec<(Instant, Duration, Option<String>)> {
+    let mut api = Api::new(addr, None);
+    let mut out = Vec::new();
+    let body = json!({"q": "", "limit": 1000});
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let resp = api
+            .json("POST", &format!("/indexes/{index}/search"), &body)
+            .await;
+        let failure = if resp.status != 200 {
+            Some(format!("{} {}", resp.status, resp.text()))
+        } else {
+            let v = resp.json();
+            let got = v["estimatedTotalHits"].as_u64().unwrap_or(0);
+            let hits = v["hits"].as_array().map_or(0, Vec::len) as u64;
+            (got != expected || hits != expected)
+                .then(|| format!("{got} total, {hits} hits, expected {expected}"))
+        };
+        out.push((started, started.elapsed(), failure));
+    }
+    out
+}
+
+async fn two_groups() -> (Vec<FakeNode>, GatewayProcess, Api) {
+    let mut nodes = Vec::new();
+    for name in ["a1", "a2", "b1", "b2"] {
+        nodes.push(FakeNode::start(name, None).await);
+    }
+    let entries: Vec<NodeEntry> = nodes
+        .iter()
+        .map(|n| NodeEntry::new(&n.name, &n.url(), &n.name[..1]))
+        .collect();
+    let gw = GatewayProcess::start(&entries, &Extra::default(), &[]).await;
+    let mut api = Api::new(gw.addr, None);
+    let docs: Vec<serde_json::Value> = (0..200)
+        .map(|i| json!({"id": i, "title": format!("doc {i}")}))
+        .collect();
+    let t = api
+        .write(
+            "POST",
+            "/indexes/f/documents",
+            Some("application/json"),
+            serde_json::Value::from(docs).to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+    // Each document is on one node of each group.
+    let stored: usize = nodes.iter().map(|n| n.documents("f").len()).sum();
+    assert_eq!(stored, 400);
+    (nodes, gw, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_replica_fails_no_search() {
+    let (nodes, gw, _api) = two_groups().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(search_loop(gw.addr, "f", 200, stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let killed_at = Instant::now();
+    nodes[0].stop();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut results = Vec::new();
+    for c in clients {
+        results.extend(c.await.unwrap());
+    }
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.2.as_ref()).collect();
+    let mut before: Vec<Duration> = results
+        .iter()
+        .filter(|r| r.0 < killed_at)
+        .map(|r| r.1)
+        .collect();
+    let mut during: Vec<Duration> = results
+        .iter()
+        .filter(|r| r.0 >= killed_at)
+        .map(|r| r.1)
+        .collect();
+    eprintln!(
+        "kill test (test nodes): {} searches, {} failed; p50/p99 before {:?}/{:?}, after the kill {:?}/{:?}",
+        results.len(),
+        failures.len(),
+        percentile(&mut before, 0.5),
+        percentile(&mut before, 0.99),
+        percentile(&mut during, 0.5),
+        percentile(&mut during, 0.99)
+    );
+    assert!(
+        failures.is_empty(),
+        "{:?}",
+        &failures[..failures.len().min(5)]
+    );
+    assert!(during.len() > 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_replica_is_skipped() {
+    let (nodes, gw, mut api) = two_groups().await;
+    nodes[0].set_search_overloaded(true);
+    nodes[1].set_search_overloaded(true);
+    for _ in 0..5 {
+        let resp = api
+            .json(
+                "POST",
+                "/indexes/f/search",
+                &json!({"q": "", "limit": 1000}),
+            )
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.json()["estimatedTotalHits"], 200);
+        assert_eq!(resp.json()["hits"].as_array().unwrap().len(), 200);
+    }
+    // Every replica of some shards overloaded: a Meilisearch-style 503 naming them.
+    nodes[2].set_search_overloaded(true);
+    nodes[3].set_search_overloaded(true);
+    let resp = api
+        .json("POST", "/indexes/f/search", &json!({"q": ""}))
+        .await;
+    assert_eq!(resp.status, 503);
+    assert_eq!(resp.json()["code"], "miroir_shards_unavailable");
+    assert!(resp.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("No replica of shards"));
+    drop(gw);
+}
