@@ -154,3 +154,134 @@ async fn an_overloaded_replica_is_skipped() {
         .contains("No replica of shards"));
     drop(gw);
 }
+
+mod real {
+    //! The same failures with real Meilisearch nodes, when a binary is available.
+
+    use super::*;
+    use support::meili::{self, MeiliNode};
+
+    const KEY: &str = "miroir-failover-key-0123456789";
+
+    async fn cluster(bin: &std::path::PathBuf) -> (Vec<MeiliNode>, GatewayProcess) {
+        let mut nodes = Vec::new();
+        for _ in 0..4 {
+            nodes.push(MeiliNode::start(bin, KEY).await);
+        }
+        let groups = ["a", "a", "b", "b"];
+        let entries: Vec<NodeEntry> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), groups[i]))
+            .collect();
+        // A hung node is given up on after one second.
+        let extra = Extra {
+            tail: "[timeouts]\nread_ms = 1000\n".into(),
+            ..Extra::default()
+        };
+        let gw = GatewayProcess::start(&entries, &extra, &[("MIROIR_MASTER_KEY", KEY)]).await;
+        let mut api = Api::new(gw.addr, Some(KEY));
+        let docs: Vec<serde_json::Value> = (0..2000)
+            .map(|i| json!({"id": i, "title": format!("document number {i}")}))
+            .collect();
+        let t = api
+            .write(
+                "POST",
+                "/indexes/f/documents",
+                Some("application/json"),
+                serde_json::Value::from(docs).to_string().as_bytes(),
+            )
+            .await;
+        assert_eq!(t["status"], "succeeded", "{t}");
+        (nodes, gw)
+    }
+
+    async fn searches(
+        addr: std::net::SocketAddr,
+        stop: Arc<AtomicBool>,
+    ) -> Vec<(Instant, Duration, Option<String>)> {
+        let mut api = Api::new(addr, Some(KEY));
+        let mut out = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let resp = api
+                .json(
+                    "POST",
+                    "/indexes/f/search",
+                    &json!({"q": "document", "limit": 20}),
+                )
+                .await;
+            let failure = match resp.status {
+                200 if resp.json()["estimatedTotalHits"] == 2000 => None,
+                200 => Some(format!("total {}", resp.json()["estimatedTotalHits"])),
+                s => Some(format!("{s} {}", resp.text())),
+            };
+            out.push((started, started.elapsed(), failure));
+        }
+        out
+    }
+
+    fn report(what: &str, results: &[(Instant, Duration, Option<String>)], at: Instant) -> usize {
+        let failures: Vec<&String> = results.iter().filter_map(|r| r.2.as_ref()).collect();
+        let mut before: Vec<Duration> = results.iter().filter(|r| r.0 < at).map(|r| r.1).collect();
+        let mut during: Vec<Duration> = results.iter().filter(|r| r.0 >= at).map(|r| r.1).collect();
+        eprintln!(
+            "{what} (real Meilisearch): {} searches, {} failed; p50/p99 before {:?}/{:?}, during {:?}/{:?}",
+            results.len(),
+            failures.len(),
+            percentile(&mut before, 0.5),
+            percentile(&mut before, 0.99),
+            percentile(&mut during, 0.5),
+            percentile(&mut during, 0.99)
+        );
+        if let Some(f) = failures.first() {
+            eprintln!("first failure: {f}");
+        }
+        failures.len()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn kill_and_stop_a_real_replica() {
+        let Some(bin) = meili::binary() else {
+            meili::skip_notice("kill_and_stop_a_real_replica");
+            return;
+        };
+        // kill -9
+        let (mut nodes, gw) = cluster(&bin).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients: Vec<_> = (0..3)
+            .map(|_| tokio::spawn(searches(gw.addr, stop.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let at = Instant::now();
+        nodes[0].kill();
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut results = Vec::new();
+        for c in clients {
+            results.extend(c.await.unwrap());
+        }
+        assert_eq!(report("kill -9", &results, at), 0);
+        drop(gw);
+        drop(nodes);
+
+        // SIGSTOP for three seconds: a hung node.
+        let (nodes, gw) = cluster(&bin).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients: Vec<_> = (0..3)
+            .map(|_| tokio::spawn(searches(gw.addr, stop.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let at = Instant::now();
+        nodes[0].signal(libc::SIGSTOP);
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        nodes[0].signal(libc::SIGCONT);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut results = Vec::new();
+        for c in clients {
+            results.extend(c.await.unwrap());
+        }
+        assert_eq!(report("SIGSTOP 3 s", &results, at), 0);
+    }
+}
