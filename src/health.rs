@@ -27,6 +27,8 @@ pub struct NodeHealth {
     wake: Notify,
     /// Recent response time of each node (exponentially weighted, seconds), by address.
     latency: std::sync::Mutex<std::collections::HashMap<std::net::SocketAddr, f64>>,
+    /// Nodes with missed writes still to replay (their copies are behind), by id.
+    lagging: std::sync::Mutex<BTreeSet<String>>,
 }
 
 fn backend_of(node: &Node) -> Backend {
@@ -104,6 +106,7 @@ impl NodeHealth {
             settings,
             wake: Notify::new(),
             latency: Default::default(),
+            lagging: Default::default(),
         }
     }
 
@@ -125,6 +128,19 @@ impl NodeHealth {
     pub fn is_up(&self, node: &Node) -> bool {
         let backend = backend_of(node);
         self.backends.ready(&backend) || !self.backends.get_backend().contains(&backend)
+    }
+
+    /// Records which nodes have writes to catch up on.
+    pub fn set_lagging(&self, nodes: BTreeSet<String>) {
+        *self.lagging.lock().unwrap_or_else(|p| p.into_inner()) = nodes;
+    }
+
+    /// Whether `node`'s copy is behind: reads go to its replicas when they can.
+    pub fn is_lagging(&self, node: &Node) -> bool {
+        self.lagging
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&node.id)
     }
 
     /// Nodes of `topology` that fail their health checks.

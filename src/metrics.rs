@@ -37,6 +37,8 @@ pub struct Metrics {
     pub write_batch_documents: Histogram,
     /// Tasks in the gateway's task store.
     pub task_store_tasks: IntGauge,
+    /// Writes a node missed, waiting to be replayed to it, by node.
+    pub hints_pending: IntGaugeVec,
 }
 
 impl Metrics {
@@ -133,8 +135,17 @@ impl Metrics {
             "Tasks in the gateway's task store.",
         )
         .expect("valid metric");
+        let hints_pending = IntGaugeVec::new(
+            Opts::new(
+                "miroir_hints_pending",
+                "Writes a node missed, kept to be replayed to it once it is back.",
+            ),
+            &["node"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(node_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(hints_pending.clone()),
             Box::new(fanout_width.clone()),
             Box::new(merge_duration.clone()),
             Box::new(write_batch_documents.clone()),
@@ -164,6 +175,7 @@ impl Metrics {
             merge_duration,
             write_batch_documents,
             task_store_tasks,
+            hints_pending,
         }
     }
 

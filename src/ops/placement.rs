@@ -18,8 +18,8 @@ pub struct Target {
     pub filter: Option<String>,
 }
 
-/// One owner for each of `shards`, never one in `exclude`: healthy ones first, then the
-/// fastest (lowest recent latency), then group order. `Err` lists shards left without one.
+/// One owner for each of `shards`, never one in `exclude`: healthy and caught-up ones first,
+/// then the fastest (lowest recent latency), then group order. `Err` lists shards left without one.
 pub fn choose_for(
     cluster: &Cluster<'_>,
     shards: &[u32],
@@ -36,6 +36,7 @@ pub fn choose_for(
             .copied()
             .filter(|n| !exclude.contains(n));
         // Prefer a node already chosen for another shard: fewer requests, fewer filters.
+        let lagging = |n: NodeIdx| cluster.health.is_lagging(&topology.nodes[n]);
         let pick = candidates
             .clone()
             .filter(|&n| up(n))
@@ -44,8 +45,8 @@ pub fn choose_for(
                     cluster.health.latency(&topology.nodes[a]),
                     cluster.health.latency(&topology.nodes[b]),
                 );
-                (!assigned.contains_key(&a), la)
-                    .partial_cmp(&(!assigned.contains_key(&b), lb))
+                (lagging(a), !assigned.contains_key(&a), la)
+                    .partial_cmp(&(lagging(b), !assigned.contains_key(&b), lb))
                     .unwrap_or(std::cmp::Ordering::Equal)
             })
             .or_else(|| candidates.clone().next());
@@ -87,8 +88,103 @@ pub fn and_filter(client: Option<&Value>, shard_filter: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::{ClusterSpec, HealthSettings, NodeSpec, Timeouts};
+    use crate::health::NodeHealth;
+    use crate::metrics::Metrics;
+    use crate::node_client::NodeClient;
+    use crate::topology::{Topology, TopologyStore};
     use serde_json::json;
+
+    /// Two groups (`a0`, `a1` | `b0`, `b1`), 8 shards, one owner per group; nodes never
+    /// checked count as up.
+    fn fleet() -> (Arc<TopologyStore>, NodeHealth, NodeClient, Metrics) {
+        let specs: Vec<NodeSpec> = ["a0", "a1", "b0", "b1"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| NodeSpec {
+                id: id.to_string(),
+                url: format!("http://127.0.0.1:{}", 7100 + i),
+                authority: format!("127.0.0.1:{}", 7100 + i),
+                addr: ([127, 0, 0, 1], 7100 + i as u16).into(),
+                group: id[..1].to_string(),
+            })
+            .collect();
+        let spec = ClusterSpec {
+            shards: 8,
+            replication_factor: 1,
+        };
+        let store = Arc::new(TopologyStore::new(Topology::new(&spec, &specs, 1)));
+        let second = Duration::from_secs(1);
+        let settings = HealthSettings {
+            interval: second,
+            timeout: second,
+            failures_before_down: 1,
+            successes_before_up: 1,
+        };
+        let health = NodeHealth::new(store.clone(), settings, Arc::new(Metrics::new()));
+        let client = NodeClient::new(Timeouts {
+            connect: second,
+            read: second,
+            write: second,
+            idle: second,
+        });
+        (store, health, client, Metrics::new())
+    }
+
+    fn chosen(targets: &[Target], topology: &Topology) -> BTreeSet<String> {
+        targets
+            .iter()
+            .map(|t| topology.nodes[t.node].id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn every_shard_once_lagging_and_excluded_nodes_avoided() {
+        let (store, health, client, metrics) = fleet();
+        let topology = store.snapshot();
+        let cluster = Cluster::new(&topology, &client, &health, None, &metrics);
+        let all: Vec<u32> = (0..8).collect();
+        let covered = |targets: &[Target]| {
+            let mut shards: Vec<u32> = targets.iter().flat_map(|t| t.shards.clone()).collect();
+            shards.sort();
+            shards
+        };
+
+        let targets = choose_for(&cluster, &all, &BTreeSet::new()).unwrap();
+        assert_eq!(covered(&targets), all);
+        // Ties go to group order: group a answers for everything, with no shard filter.
+        assert_eq!(
+            chosen(&targets, &topology),
+            ["a0", "a1"].map(String::from).into()
+        );
+        assert!(targets.iter().all(|t| t.filter.is_none()));
+
+        // A node catching up on missed writes is passed over while a replica can answer.
+        health.set_lagging(["a0".to_string()].into());
+        let targets = choose_for(&cluster, &all, &BTreeSet::new()).unwrap();
+        assert_eq!(covered(&targets), all);
+        assert!(!chosen(&targets, &topology).contains("a0"));
+
+        // ... but still answers when its replica is excluded (failed in this request).
+        let b = |id: &str| topology.node_by_id(id).unwrap();
+        let targets = choose_for(&cluster, &all, &[b("b0"), b("b1")].into()).unwrap();
+        assert_eq!(
+            chosen(&targets, &topology),
+            ["a0", "a1"].map(String::from).into()
+        );
+
+        // Excluding both owners of a shard leaves it orphaned.
+        let orphans = choose_for(&cluster, &all, &[b("a0"), b("b0")].into()).unwrap_err();
+        assert!(!orphans.is_empty());
+        assert!(orphans.iter().all(|&s| topology
+            .owners(s)
+            .iter()
+            .all(|&n| n == b("a0") || n == b("b0"))));
+    }
 
     #[test]
     fn filters_combine_with_and() {

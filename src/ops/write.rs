@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use futures::future::join_all;
 use http::HeaderValue;
 use serde_json::Value;
 
@@ -58,25 +59,42 @@ pub async fn execute(
 ) -> Reply {
     // The gateway's own follow-ups go once the client's requests are in each node's queue, so
     // they are processed after them (a settings task first would create the index itself).
-    let (public, followups): (Vec<Send>, Vec<Send>) =
+    let (mut sends, followups): (Vec<Send>, Vec<Send>) =
         plan.sends.into_iter().partition(|s| !s.internal);
-    let mut internal = vec![false; public.len()];
-    let mut results = cluster
-        .send_each(public.into_iter().map(|s| (s.node, s.request)).collect())
-        .await;
-    internal.extend(std::iter::repeat_n(true, followups.len()));
-    results.extend(
-        cluster
-            .send_each(followups.into_iter().map(|s| (s.node, s.request)).collect())
-            .await,
-    );
+    let public = sends.len();
+    sends.extend(followups);
+    // A node still catching up on missed writes gets this one queued behind them, never
+    // sent ahead of them.
+    let deferred: Vec<bool> = sends
+        .iter()
+        .map(|s| {
+            services
+                .tasks
+                .is_lagging(&cluster.topology.nodes[s.node].id)
+        })
+        .collect();
+    let send_all = |range: std::ops::Range<usize>| {
+        let (sends, deferred) = (&sends, &deferred);
+        join_all(
+            range
+                .filter(|&i| !deferred[i])
+                .map(|i| async move { (i, cluster.send(sends[i].node, &sends[i].request).await) }),
+        )
+    };
+    let mut results = send_all(0..public).await;
+    results.extend(send_all(public..sends.len()).await);
 
     let mut node_tasks = Vec::new();
     let mut acked = BTreeSet::new();
-    let mut failed = BTreeSet::new();
+    let mut failed: BTreeSet<NodeIdx> = (0..sends.len())
+        .filter(|&i| deferred[i])
+        .map(|i| sends[i].node)
+        .collect();
+    let mut missed = deferred.clone();
     let mut first_error = None;
     let mut template: Option<(u16, Value)> = None;
-    for ((node, result), internal) in results.iter().zip(&internal) {
+    for (i, result) in &results {
+        let (node, internal) = (&sends[*i].node, &sends[*i].internal);
         match result {
             Ok(resp) if (200..300).contains(&resp.status) => {
                 let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
@@ -98,6 +116,7 @@ pub async fn execute(
                 if !internal && first_error.is_none() {
                     first_error = Some(relay(resp));
                 }
+                missed[*i] = resp.status >= 500;
                 failed.insert(*node);
             }
             Err(e) => {
@@ -105,6 +124,7 @@ pub async fn execute(
                     "write to node {} failed: {e}",
                     cluster.topology.nodes[*node].id
                 );
+                missed[*i] = true;
                 failed.insert(*node);
             }
         }
@@ -113,6 +133,15 @@ pub async fn execute(
     let Some((status, template)) = template else {
         return first_error.unwrap_or_else(|| quorum_failure(cluster, &failed));
     };
+    // Some node holds the write now: the ones that missed it (down, failing, or behind) get it
+    // later, so every copy converges, whether or not the quorum is met.
+    for (send, _) in sends.iter().zip(&missed).filter(|(_, m)| **m) {
+        let id = &cluster.topology.nodes[send.node].id;
+        if let Err(e) = services.tasks.hint(id, &send.request) {
+            log::error!("node {id} will miss a write: it could not be kept for replay: {e}");
+        }
+    }
+    cluster.health.set_lagging(services.tasks.lagging_nodes());
     if !quorum_met(cluster.topology, &plan.shards, &acked) {
         return quorum_failure(cluster, &failed);
     }

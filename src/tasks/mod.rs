@@ -2,6 +2,7 @@
 //! to the node tasks it created; views are aggregated from those (DESIGN §6).
 
 pub mod aggregate;
+pub mod handoff;
 pub mod model;
 pub mod query;
 pub mod refresh;
@@ -29,6 +30,8 @@ pub struct TaskService {
     dir: PathBuf,
     store: OnceLock<TaskStore>,
     pending: Mutex<BTreeSet<u64>>,
+    /// Nodes with missed writes to replay ([`handoff`]).
+    lagging: Mutex<BTreeSet<String>>,
 }
 
 impl TaskService {
@@ -39,6 +42,7 @@ impl TaskService {
             dir: dir.to_path_buf(),
             store: OnceLock::new(),
             pending: Mutex::new(BTreeSet::new()),
+            lagging: Mutex::new(BTreeSet::new()),
         };
         match service.store() {
             Ok(_) => {}
@@ -76,7 +80,13 @@ impl TaskService {
             .map(|t| t.uid)
             .collect();
         self.pending().extend(pending);
+        let lagging = store.hint_counts()?;
+        self.lagging().extend(lagging.into_keys());
         Ok(self.store.get_or_init(|| store))
+    }
+
+    fn lagging(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.lagging.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {

@@ -39,10 +39,21 @@ impl BackgroundService for TaskRefreshService {
                 self.master.as_ref(),
                 &self.metrics,
             );
-            self.services.tasks.refresh_pending(&cluster).await;
-            self.metrics
-                .task_store_tasks
-                .set(self.services.tasks.count() as i64);
+            let tasks = &self.services.tasks;
+            tokio::join!(
+                tasks.refresh_pending(&cluster),
+                tasks.replay_hints(&cluster)
+            );
+            self.health.set_lagging(tasks.lagging_nodes());
+            self.metrics.task_store_tasks.set(tasks.count() as i64);
+            let hints = tasks.hint_counts();
+            for node in &topology.nodes {
+                let n = hints.get(&node.id).copied().unwrap_or(0);
+                self.metrics
+                    .hints_pending
+                    .with_label_values(&[node.id.as_str()])
+                    .set(n as i64);
+            }
             tokio::select! {
                 _ = tokio::time::sleep(PERIOD) => {}
                 _ = shutdown.changed() => return,

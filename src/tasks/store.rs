@@ -9,6 +9,11 @@ use super::model::GatewayTask;
 
 const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Writes a node missed, by `node \0 sequence`, replayed in order when it is back.
+const HINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("hints");
+/// How many hints each node has (kept beside them, so counting never reads the bodies).
+const HINT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("hint_counts");
+const NEXT_HINT: &str = "next_hint";
 const NEXT_UID: &str = "next_uid";
 
 /// A store failure: disk full or corruption (a 500 for clients), or the file still held by
@@ -35,6 +40,15 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+fn add_count(txn: &redb::WriteTransaction, node: &str, delta: i64) -> Result<(), StoreError> {
+    let mut counts = txn.open_table(HINT_COUNTS).map_err(err)?;
+    let now = counts.get(node).map_err(err)?.map_or(0, |v| v.value());
+    match now.saturating_add_signed(delta) {
+        0 => counts.remove(node).map_err(err).map(drop),
+        n => counts.insert(node, n).map_err(err).map(drop),
+    }
+}
+
 pub struct TaskStore {
     db: Database,
 }
@@ -50,6 +64,8 @@ impl TaskStore {
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(TASKS).map_err(err)?;
         txn.open_table(META).map_err(err)?;
+        txn.open_table(HINTS).map_err(err)?;
+        txn.open_table(HINT_COUNTS).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(TaskStore { db })
     }
@@ -119,6 +135,68 @@ impl TaskStore {
         txn.commit().map_err(err)
     }
 
+    /// Appends a write `node` missed.
+    pub fn hint_push(&self, node: &str, hint: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(err)?;
+            let seq = meta.get(NEXT_HINT).map_err(err)?.map_or(0, |v| v.value());
+            meta.insert(NEXT_HINT, seq + 1).map_err(err)?;
+            let key = format!("{node}\0{seq:020}");
+            txn.open_table(HINTS)
+                .map_err(err)?
+                .insert(key.as_str(), hint)
+                .map_err(err)?;
+            add_count(&txn, node, 1)?;
+        }
+        txn.commit().map_err(err)
+    }
+
+    /// The oldest `limit` writes `node` missed, with their keys.
+    pub fn hints(&self, node: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(HINTS).map_err(err)?;
+        let (from, to) = (format!("{node}\0"), format!("{node}\u{1}"));
+        let mut out = Vec::new();
+        for entry in table
+            .range(from.as_str()..to.as_str())
+            .map_err(err)?
+            .take(limit)
+        {
+            let (k, v) = entry.map_err(err)?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Forgets a replayed hint.
+    pub fn hint_delete(&self, key: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        let removed = txn
+            .open_table(HINTS)
+            .map_err(err)?
+            .remove(key)
+            .map_err(err)?
+            .is_some();
+        if removed {
+            let node = key.split('\0').next().unwrap_or_default();
+            add_count(&txn, node, -1)?;
+        }
+        txn.commit().map_err(err)
+    }
+
+    /// How many writes each node missed (nodes with none left out).
+    pub fn hint_counts(&self) -> Result<std::collections::BTreeMap<String, usize>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(HINT_COUNTS).map_err(err)?;
+        let mut out = std::collections::BTreeMap::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            out.insert(k.value().to_string(), v.value() as usize);
+        }
+        Ok(out)
+    }
+
     pub fn len(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(err)?;
         txn.open_table(TASKS).map_err(err)?.len().map_err(err)
@@ -179,6 +257,46 @@ mod tests {
             [1, 2]
         );
         assert_eq!(store.len().unwrap(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hints_keep_order_per_node_and_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("miroir-hints-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = TaskStore::open(&dir).unwrap();
+            // "a1" sorts between "a" and "a\u{1}": it must not leak into a's queue.
+            for (node, body) in [("a", "1"), ("a1", "x"), ("a", "2"), ("b", "y"), ("a", "3")] {
+                store.hint_push(node, body.as_bytes()).unwrap();
+            }
+        }
+        let store = TaskStore::open(&dir).unwrap();
+        let bodies = |node: &str| -> Vec<Vec<u8>> {
+            store
+                .hints(node, 10)
+                .unwrap()
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect()
+        };
+        assert_eq!(bodies("a"), [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
+        assert_eq!(bodies("a1"), [b"x".to_vec()]);
+        let counts = store.hint_counts().unwrap();
+        assert_eq!((counts["a"], counts["a1"], counts["b"]), (3, 1, 1));
+
+        let (first, _) = store.hints("a", 1).unwrap().remove(0);
+        store.hint_delete(&first).unwrap();
+        store.hint_delete(&first).unwrap(); // twice: no double count
+        assert_eq!(bodies("a"), [b"2".to_vec(), b"3".to_vec()]);
+        assert_eq!(store.hint_counts().unwrap()["a"], 2);
+        for (key, _) in store.hints("b", 10).unwrap() {
+            store.hint_delete(&key).unwrap();
+        }
+        assert!(
+            !store.hint_counts().unwrap().contains_key("b"),
+            "empty queues are not listed"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

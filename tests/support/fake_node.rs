@@ -54,18 +54,35 @@ impl FakeNode {
     /// Starts a node on a free loopback port.
     pub async fn start(name: &str, master_key: Option<&str>) -> FakeNode {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Self::serve(name, master_key, listener)
+        Self::serve(name, master_key, listener, Default::default())
     }
 
     /// Starts a node on a given address (to bring a stopped node back).
     pub async fn start_at(name: &str, master_key: Option<&str>, addr: SocketAddr) -> FakeNode {
         let listener = TcpListener::bind(addr).await.expect("bind again");
-        Self::serve(name, master_key, listener)
+        Self::serve(name, master_key, listener, Default::default())
     }
 
-    fn serve(name: &str, master_key: Option<&str>, listener: TcpListener) -> FakeNode {
+    /// Starts a stopped node again on its address with the data it had, as a restarted
+    /// process would.
+    pub async fn restart(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.expect("bind again");
+        let node = Self::serve(
+            &self.name,
+            self.master_key.as_deref(),
+            listener,
+            self.state.clone(),
+        );
+        *self = node;
+    }
+
+    fn serve(
+        name: &str,
+        master_key: Option<&str>,
+        listener: TcpListener,
+        state: Arc<Mutex<NodeState>>,
+    ) -> FakeNode {
         let addr = listener.local_addr().expect("local addr");
-        let state = Arc::new(Mutex::new(NodeState::default()));
         let (stopped, stop_rx) = tokio::sync::watch::channel(false);
         let node = Arc::new(Behaviour {
             name: name.to_string(),

@@ -238,11 +238,7 @@ impl Drop for GatewayProcess {
 }
 
 /// Polls `check` until it returns true or `within` passes.
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
+pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if check().await {

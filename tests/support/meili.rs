@@ -36,36 +36,58 @@ pub fn skip_notice(test: &str) {
 pub struct MeiliNode {
     pub addr: SocketAddr,
     child: Child,
-    _dir: ScratchDir,
+    dir: ScratchDir,
+    bin: PathBuf,
+    master_key: String,
+}
+
+fn spawn(bin: &PathBuf, dir: &ScratchDir, addr: SocketAddr, master_key: &str) -> Child {
+    Command::new(bin)
+        .arg("--db-path")
+        .arg(dir.0.join("data.ms"))
+        .arg("--dump-dir")
+        .arg(dir.0.join("dumps"))
+        .arg("--snapshot-dir")
+        .arg(dir.0.join("snapshots"))
+        .arg("--http-addr")
+        .arg(addr.to_string())
+        .arg("--master-key")
+        .arg(master_key)
+        .arg("--no-analytics")
+        .arg("--env")
+        .arg("development")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn meilisearch")
 }
 
 impl MeiliNode {
     pub async fn start(bin: &PathBuf, master_key: &str) -> MeiliNode {
         let dir = ScratchDir::new("meili");
         let addr = free_addr();
-        let child = Command::new(bin)
-            .arg("--db-path")
-            .arg(dir.0.join("data.ms"))
-            .arg("--dump-dir")
-            .arg(dir.0.join("dumps"))
-            .arg("--snapshot-dir")
-            .arg(dir.0.join("snapshots"))
-            .arg("--http-addr")
-            .arg(addr.to_string())
-            .arg("--master-key")
-            .arg(master_key)
-            .arg("--no-analytics")
-            .arg("--env")
-            .arg("development")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn meilisearch");
+        let child = spawn(bin, &dir, addr, master_key);
         let node = MeiliNode {
             addr,
             child,
-            _dir: dir,
+            dir,
+            bin: bin.clone(),
+            master_key: master_key.to_string(),
         };
+        node.wait_ready().await;
+        node
+    }
+
+    /// Starts a killed node again on its address and database, as after a crash.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.bin, &self.dir, self.addr, &self.master_key);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&self) {
+        let addr = self.addr;
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if Client::new(addr)
@@ -73,7 +95,7 @@ impl MeiliNode {
                 .await
                 .is_ok_and(|m| m.status == 200)
             {
-                return node;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
