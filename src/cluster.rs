@@ -2,14 +2,58 @@
 //! any healthy node, or many nodes concurrently.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::future::join_all;
 use http::HeaderValue;
 
+use crate::config::{Config, Hedging};
 use crate::health::NodeHealth;
 use crate::metrics::Metrics;
 use crate::node_client::{NodeClient, NodeError, NodeRequest, NodeResponse};
-use crate::topology::{NodeIdx, Topology};
+use crate::topology::{Node, NodeIdx, Topology};
+
+/// How reads that fan out treat slow and failing replicas.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadPolicy {
+    /// Failovers and hedges happen within it; then the read fails.
+    pub deadline: Duration,
+    pub hedging: Hedging,
+}
+
+impl ReadPolicy {
+    /// The configuration's defaults.
+    pub const DEFAULT: ReadPolicy = ReadPolicy {
+        deadline: Duration::from_secs(30),
+        hedging: Hedging {
+            enabled: true,
+            delay: None,
+            min_delay: Duration::from_millis(20),
+        },
+    };
+
+    pub fn from_config(config: &Config) -> Self {
+        ReadPolicy {
+            deadline: config.timeouts.request,
+            hedging: config.hedging,
+        }
+    }
+
+    /// How long `node` gets before a second replica is asked: the fixed delay, or its recent
+    /// p95 response time (at least the minimum; 100 ms until it is known).
+    pub fn hedge_delay(&self, health: &NodeHealth, node: &Node) -> Option<Duration> {
+        let h = &self.hedging;
+        if !h.enabled {
+            return None;
+        }
+        Some(h.delay.unwrap_or_else(|| {
+            let p95 = health
+                .latency_p95(node)
+                .map_or(Duration::from_millis(100), Duration::from_secs_f64);
+            p95.max(h.min_delay)
+        }))
+    }
+}
 
 /// One request's view of the fleet.
 pub struct Cluster<'a> {
@@ -19,6 +63,7 @@ pub struct Cluster<'a> {
     /// `Bearer <master key>`, for the gateway's own calls (task polling, validation).
     pub master: Option<&'a HeaderValue>,
     pub metrics: &'a Metrics,
+    pub reads: &'a ReadPolicy,
     /// Requests sent so far, for the fan-out width of the access log and metrics.
     pub sent: AtomicUsize,
 }
@@ -37,8 +82,13 @@ impl<'a> Cluster<'a> {
             health,
             master,
             metrics,
+            reads: &ReadPolicy::DEFAULT,
             sent: AtomicUsize::new(0),
         }
+    }
+
+    pub fn with_reads(self, reads: &'a ReadPolicy) -> Self {
+        Cluster { reads, ..self }
     }
 
     pub async fn send(&self, node: NodeIdx, req: &NodeRequest) -> Result<NodeResponse, NodeError> {
@@ -54,6 +104,7 @@ impl<'a> Cluster<'a> {
             Ok(resp) if resp.status >= 500 => "error",
             Ok(_) => "ok",
             Err(NodeError::Timeout) => "timeout",
+            Err(NodeError::Busy) => "busy",
             Err(_) => "unreachable",
         };
         self.metrics

@@ -25,10 +25,53 @@ pub struct NodeHealth {
     settings: HealthSettings,
     /// Wakes the checker early, e.g. right after a topology reload.
     wake: Notify,
-    /// Recent response time of each node (exponentially weighted, seconds), by address.
-    latency: std::sync::Mutex<std::collections::HashMap<std::net::SocketAddr, f64>>,
+    /// Recent response times of each node, by address.
+    latency: std::sync::Mutex<HashMap<std::net::SocketAddr, Latency>>,
     /// Nodes with missed writes still to replay (their copies are behind), by id.
     lagging: std::sync::Mutex<BTreeSet<String>>,
+}
+
+/// Samples kept per node for the p95.
+const WINDOW: usize = 64;
+
+/// One node's recent response times: a moving average to rank replicas, the last samples for
+/// the hedging delay.
+struct Latency {
+    ewma: f64,
+    recent: [f64; WINDOW],
+    next: usize,
+    filled: usize,
+}
+
+impl Latency {
+    fn new(seconds: f64) -> Self {
+        Latency {
+            ewma: seconds,
+            recent: [0.0; WINDOW],
+            next: 0,
+            filled: 0,
+        }
+    }
+
+    /// Weight 0.2 to the newest sample in the average.
+    fn observe(&mut self, seconds: f64) {
+        self.ewma = 0.8 * self.ewma + 0.2 * seconds;
+        self.recent[self.next] = seconds;
+        self.next = (self.next + 1) % WINDOW;
+        self.filled = (self.filled + 1).min(WINDOW);
+    }
+
+    /// The 95th percentile of the last samples, once there are enough to mean something.
+    fn p95(&self) -> Option<f64> {
+        if self.filled < 16 {
+            return None;
+        }
+        let mut samples = self.recent;
+        let samples = &mut samples[..self.filled];
+        let rank = (samples.len() * 95).div_ceil(100) - 1;
+        let (_, p95, _) = samples.select_nth_unstable_by(rank, f64::total_cmp);
+        Some(*p95)
+    }
 }
 
 fn backend_of(node: &Node) -> Backend {
@@ -110,17 +153,25 @@ impl NodeHealth {
         }
     }
 
-    /// Records how long `node` took to answer (EWMA, weight 0.2 to the newest).
+    /// Records how long `node` took to answer.
     pub fn observe_latency(&self, node: &Node, seconds: f64) {
         let mut map = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(node.addr).or_insert(seconds);
-        *entry = 0.8 * *entry + 0.2 * seconds;
+        map.entry(node.addr)
+            .or_insert_with(|| Latency::new(seconds))
+            .observe(seconds);
     }
 
-    /// The node's recent response time (0 when unknown, so new nodes get tried).
+    /// The node's recent response time, a moving average (0 when unknown, so new nodes get
+    /// tried).
     pub fn latency(&self, node: &Node) -> f64 {
         let map = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&node.addr).copied().unwrap_or(0.0)
+        map.get(&node.addr).map_or(0.0, |l| l.ewma)
+    }
+
+    /// The 95th percentile of the node's last response times, when known.
+    pub fn latency_p95(&self, node: &Node) -> Option<f64> {
+        let map = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&node.addr).and_then(Latency::p95)
     }
 
     /// Whether `node` passes its health checks. A node not checked yet (just added) counts as
@@ -189,5 +240,29 @@ impl BackgroundService for HealthService {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p95_of_the_last_samples() {
+        let mut l = Latency::new(0.010);
+        for _ in 0..15 {
+            l.observe(0.010);
+        }
+        assert_eq!(l.p95(), None, "too few samples");
+        // 100 samples 1..=100 ms: only the last 64 (37..=100) count; their p95 is the 61st.
+        for ms in 1..=100 {
+            l.observe(ms as f64 / 1000.0);
+        }
+        assert_eq!(l.p95(), Some(0.097));
+        assert!(
+            l.ewma > 0.090,
+            "the average follows the newest samples: {}",
+            l.ewma
+        );
     }
 }

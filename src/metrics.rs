@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the gateway exports.
@@ -39,6 +39,9 @@ pub struct Metrics {
     pub task_store_tasks: IntGauge,
     /// Writes a node missed, waiting to be replayed to it, by node.
     pub hints_pending: IntGaugeVec,
+    /// Second replicas asked because the first was slow, and those whose answer was used.
+    pub hedges: IntCounter,
+    pub hedge_wins: IntCounter,
 }
 
 impl Metrics {
@@ -143,8 +146,20 @@ impl Metrics {
             &["node"],
         )
         .expect("valid metric");
+        let hedges = IntCounter::new(
+            "miroir_hedges_total",
+            "Reads sent to a second replica because the first was slow to answer.",
+        )
+        .expect("valid metric");
+        let hedge_wins = IntCounter::new(
+            "miroir_hedge_wins_total",
+            "Hedged reads whose answer was used (the first replica's was dropped).",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(node_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(hedges.clone()),
+            Box::new(hedge_wins.clone()),
             Box::new(hints_pending.clone()),
             Box::new(fanout_width.clone()),
             Box::new(merge_duration.clone()),
@@ -176,6 +191,8 @@ impl Metrics {
             write_batch_documents,
             task_store_tasks,
             hints_pending,
+            hedges,
+            hedge_wins,
         }
     }
 

@@ -1,14 +1,19 @@
 //! Calls from the gateway to one node over pooled Pingora connections: one request, the whole
 //! response body read, the connection returned to the pool.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
 use bytes::{Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Method};
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
+use tokio::sync::Semaphore;
 
-use crate::config::Timeouts;
+use crate::config::{Limits, Timeouts};
 use crate::topology::Node;
 
 /// A request to a node.
@@ -56,6 +61,8 @@ pub enum NodeError {
     Io(String),
     /// The request could not be expressed (bad header, path); a gateway bug.
     Request(String),
+    /// Every request slot to the node stayed taken for a whole read timeout.
+    Busy,
 }
 
 impl std::fmt::Display for NodeError {
@@ -65,22 +72,37 @@ impl std::fmt::Display for NodeError {
             NodeError::Timeout => write!(f, "timed out"),
             NodeError::Io(e) => write!(f, "exchange failed: {e}"),
             NodeError::Request(e) => write!(f, "invalid request: {e}"),
+            NodeError::Busy => write!(f, "too many requests in flight to it"),
         }
     }
 }
 
-/// A shared, pooled HTTP/1.1 client to the nodes.
+/// A shared, pooled HTTP/1.1 client to the nodes, with a bounded number of requests in
+/// flight to each.
 pub struct NodeClient {
     connector: Connector,
     timeouts: Timeouts,
+    limits: Limits,
+    /// Request slots of each node, by address (made on first use).
+    slots: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
 }
 
 impl NodeClient {
-    pub fn new(timeouts: Timeouts) -> Self {
+    pub fn new(timeouts: Timeouts, limits: Limits) -> Self {
         NodeClient {
             connector: Connector::new(None),
             timeouts,
+            limits,
+            slots: Mutex::default(),
         }
+    }
+
+    fn slots(&self, node: &Node) -> Arc<Semaphore> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(node.addr)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.node_concurrency)))
+            .clone()
     }
 
     /// The peer for `node`, with the configured timeouts.
@@ -96,6 +118,11 @@ impl NodeClient {
     /// Sends `req` to `node` and reads the whole answer. A pooled connection the node had
     /// already closed is retried once on a fresh one.
     pub async fn send(&self, node: &Node, req: &NodeRequest) -> Result<NodeResponse, NodeError> {
+        let slots = self.slots(node);
+        let _slot = match tokio::time::timeout(self.timeouts.read, slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            _ => return Err(NodeError::Busy),
+        };
         let peer = self.peer(node);
         let mut fresh_only = false;
         loop {

@@ -15,7 +15,7 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 
 use crate::auth::AuthError;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ReadPolicy};
 use crate::error::MeiliError;
 use crate::health::NodeHealth;
 use crate::metrics::Metrics;
@@ -36,6 +36,7 @@ pub struct Gateway {
     pub master: Option<HeaderValue>,
     pub plugins: Vec<Box<dyn Plugin>>,
     pub max_body_bytes: usize,
+    pub reads: ReadPolicy,
     /// Rotates the choice among healthy nodes for one-node routes.
     next_node: AtomicUsize,
 }
@@ -51,6 +52,7 @@ impl Gateway {
         master: Option<HeaderValue>,
         plugins: Vec<Box<dyn Plugin>>,
         max_body_bytes: usize,
+        reads: ReadPolicy,
     ) -> Self {
         Gateway {
             store,
@@ -61,6 +63,7 @@ impl Gateway {
             master,
             plugins,
             max_body_bytes,
+            reads,
             next_node: AtomicUsize::new(0),
         }
     }
@@ -373,6 +376,7 @@ impl Gateway {
             self.master.as_ref(),
             &self.metrics,
         )
+        .with_reads(&self.reads)
     }
 
     /// Reads the whole request body, within the size limit, answering `100 Continue` first

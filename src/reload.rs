@@ -79,10 +79,12 @@ impl Reloader {
         }
         if next.server != current.server
             || next.timeouts != current.timeouts
+            || next.hedging != current.hedging
+            || next.limits != current.limits
             || next.plugins != current.plugins
         {
             log::warn!(
-                "reload: changes to [server], [timeouts] and [[plugins]] take effect at the next restart or upgrade"
+                "reload: changes to [server], [timeouts], [hedging], [limits] and [[plugins]] take effect at the next restart or upgrade"
             );
         }
         let old = self.store.snapshot();

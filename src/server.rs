@@ -11,6 +11,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::auth::AuthChecker;
+use crate::cluster::ReadPolicy;
 use crate::config::Config;
 use crate::health::{HealthService, NodeHealth};
 use crate::metrics::{Metrics, MetricsApp};
@@ -86,7 +87,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         config.health,
         metrics.clone(),
     ));
-    let client = Arc::new(NodeClient::new(config.timeouts));
+    let client = Arc::new(NodeClient::new(config.timeouts, config.limits));
     let plugins = config
         .plugins
         .iter()
@@ -130,6 +131,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         master,
         plugins,
         config.server.max_body_bytes,
+        ReadPolicy::from_config(&config),
     );
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "miroir");

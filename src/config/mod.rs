@@ -20,6 +20,8 @@ pub const DEFAULT_MASTER_KEY_ENV: &str = "MIROIR_MASTER_KEY";
 pub struct Config {
     pub server: ServerSettings,
     pub timeouts: Timeouts,
+    pub hedging: Hedging,
+    pub limits: Limits,
     pub health: HealthSettings,
     pub cluster: ClusterSpec,
     pub nodes: Vec<NodeSpec>,
@@ -51,6 +53,24 @@ pub struct Timeouts {
     pub read: Duration,
     pub write: Duration,
     pub idle: Duration,
+    /// The deadline of a client read that fans out: failovers and hedges happen within it.
+    pub request: Duration,
+}
+
+/// Asking a second replica when the first is slow to answer a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hedging {
+    pub enabled: bool,
+    /// A fixed delay; `None`: the node's recent p95 response time, at least `min_delay`.
+    pub delay: Option<Duration>,
+    pub min_delay: Duration,
+}
+
+/// Bounds on the gateway's own traffic to nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests in flight to one node at most; more wait for a free slot.
+    pub node_concurrency: usize,
 }
 
 /// Background health checks of nodes.
@@ -262,6 +282,23 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
         read: ms(&mut errors, "timeouts.read_ms", t.read_ms, 30_000),
         write: ms(&mut errors, "timeouts.write_ms", t.write_ms, 30_000),
         idle: ms(&mut errors, "timeouts.idle_ms", t.idle_ms, 60_000),
+        request: ms(&mut errors, "timeouts.request_ms", t.request_ms, 30_000),
+    };
+    let hd = raw.hedging.unwrap_or_default();
+    let hedging = Hedging {
+        enabled: hd.enabled.unwrap_or(true),
+        delay: hd
+            .delay_ms
+            .map(|v| ms(&mut errors, "hedging.delay_ms", Some(v), 0)),
+        min_delay: Duration::from_millis(hd.min_delay_ms.unwrap_or(20)),
+    };
+    let limits = Limits {
+        node_concurrency: positive(
+            &mut errors,
+            "limits.node_concurrency",
+            raw.limits.and_then(|l| l.node_concurrency),
+            256,
+        ) as usize,
     };
     let h = raw.health.unwrap_or_default();
     let health = HealthSettings {
@@ -323,6 +360,8 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
         Ok(Config {
             server,
             timeouts,
+            hedging,
+            limits,
             health,
             cluster,
             nodes,

@@ -13,6 +13,8 @@ use miroir_plugins::PluginConfig;
 pub struct RawConfig {
     pub server: Option<RawServer>,
     pub timeouts: Option<RawTimeouts>,
+    pub hedging: Option<RawHedging>,
+    pub limits: Option<RawLimits>,
     pub health: Option<RawHealth>,
     pub cluster: Option<RawCluster>,
     #[serde(default)]
@@ -43,6 +45,21 @@ pub struct RawTimeouts {
     pub read_ms: Option<u64>,
     pub write_ms: Option<u64>,
     pub idle_ms: Option<u64>,
+    pub request_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHedging {
+    pub enabled: Option<bool>,
+    pub delay_ms: Option<u64>,
+    pub min_delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub node_concurrency: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,8 +127,10 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
     merge_table!(
         timeouts,
         "timeouts",
-        [connect_ms, read_ms, write_ms, idle_ms]
+        [connect_ms, read_ms, write_ms, idle_ms, request_ms]
     );
+    merge_table!(hedging, "hedging", [enabled, delay_ms, min_delay_ms]);
+    merge_table!(limits, "limits", [node_concurrency]);
     merge_table!(
         health,
         "health",

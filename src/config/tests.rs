@@ -44,7 +44,42 @@ fn a_good_file_validates_with_defaults_filled_in() {
     assert_eq!(c.server.master_key.as_deref(), Some("secret"));
     assert_eq!(c.server.max_body_bytes, 100_000_000);
     assert_eq!(c.timeouts.connect, Duration::from_secs(1));
+    assert_eq!(c.timeouts.request, Duration::from_secs(30));
+    assert_eq!(
+        c.hedging,
+        Hedging {
+            enabled: true,
+            delay: None,
+            min_delay: Duration::from_millis(20)
+        }
+    );
+    assert_eq!(c.limits.node_concurrency, 256);
     assert_eq!(c.plugins, PluginConfig::defaults());
+}
+
+#[test]
+fn hedging_and_limits_are_read_and_checked() {
+    let text = format!(
+        "{GOOD}\n[timeouts]\nrequest_ms = 500\n[hedging]\nenabled = false\ndelay_ms = 40\n[limits]\nnode_concurrency = 8\n"
+    );
+    let c = Config::from_toml_str(&text, "t", no_env).unwrap();
+    assert_eq!(c.timeouts.request, Duration::from_millis(500));
+    assert!(!c.hedging.enabled);
+    assert_eq!(c.hedging.delay, Some(Duration::from_millis(40)));
+    assert_eq!(c.limits.node_concurrency, 8);
+
+    let errs = errors_of(&format!(
+        "{GOOD}\n[hedging]\ndelay_ms = 0\n[limits]\nnode_concurrency = 0\n"
+    ));
+    assert_eq!(
+        errs,
+        [
+            "`hedging.delay_ms` must be greater than 0",
+            "`limits.node_concurrency` must be greater than 0"
+        ]
+    );
+    let errs = errors_of(&format!("{GOOD}\n[hedging]\ndelay = 3\n"));
+    assert!(errs[0].contains("unknown field `delay`"), "{}", errs[0]);
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod broadcast;
 mod browse;
 mod documents;
 mod federated;
+mod gather;
 pub mod indexes;
 mod placement;
 mod reads;

@@ -1,5 +1,5 @@
-//! Which node answers for which shard in one read: one owner per shard, healthy ones first,
-//! groups in order; a node answering for only part of what it holds gets a shard filter so
+//! Which node answers for which shard in one read: one owner per shard among those passing
+//! their health checks, caught-up and fast ones first; a node answering for only part of what it holds gets a shard filter so
 //! no hit or count is doubled.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,8 +18,10 @@ pub struct Target {
     pub filter: Option<String>,
 }
 
-/// One owner for each of `shards`, never one in `exclude`: healthy and caught-up ones first,
-/// then the fastest (lowest recent latency), then group order. `Err` lists shards left without one.
+/// One owner for each of `shards`, never one in `exclude` nor one failing its health checks
+/// (it is not tried until it recovers): caught-up ones first (not replaying missed writes),
+/// then the fastest (lowest recent latency), then group order. `Err` lists shards left
+/// without one.
 pub fn choose_for(
     cluster: &Cluster<'_>,
     shards: &[u32],
@@ -34,22 +36,18 @@ pub fn choose_for(
             .owners(shard)
             .iter()
             .copied()
-            .filter(|n| !exclude.contains(n));
+            .filter(|&n| !exclude.contains(&n) && up(n));
         // Prefer a node already chosen for another shard: fewer requests, fewer filters.
         let lagging = |n: NodeIdx| cluster.health.is_lagging(&topology.nodes[n]);
-        let pick = candidates
-            .clone()
-            .filter(|&n| up(n))
-            .min_by(|&a, &b| {
-                let (la, lb) = (
-                    cluster.health.latency(&topology.nodes[a]),
-                    cluster.health.latency(&topology.nodes[b]),
-                );
-                (lagging(a), !assigned.contains_key(&a), la)
-                    .partial_cmp(&(lagging(b), !assigned.contains_key(&b), lb))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-            .or_else(|| candidates.clone().next());
+        let pick = candidates.min_by(|&a, &b| {
+            let (la, lb) = (
+                cluster.health.latency(&topology.nodes[a]),
+                cluster.health.latency(&topology.nodes[b]),
+            );
+            (lagging(a), !assigned.contains_key(&a), la)
+                .partial_cmp(&(lagging(b), !assigned.contains_key(&b), lb))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         match pick {
             Some(n) => assigned.entry(n).or_default().push(shard),
             None => orphans.push(shard),
@@ -92,7 +90,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{ClusterSpec, HealthSettings, NodeSpec, Timeouts};
+    use crate::config::{ClusterSpec, HealthSettings, Limits, NodeSpec, Timeouts};
     use crate::health::NodeHealth;
     use crate::metrics::Metrics;
     use crate::node_client::NodeClient;
@@ -126,12 +124,18 @@ mod tests {
             successes_before_up: 1,
         };
         let health = NodeHealth::new(store.clone(), settings, Arc::new(Metrics::new()));
-        let client = NodeClient::new(Timeouts {
-            connect: second,
-            read: second,
-            write: second,
-            idle: second,
-        });
+        let client = NodeClient::new(
+            Timeouts {
+                connect: second,
+                read: second,
+                write: second,
+                idle: second,
+                request: second,
+            },
+            Limits {
+                node_concurrency: 8,
+            },
+        );
         (store, health, client, Metrics::new())
     }
 

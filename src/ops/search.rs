@@ -4,19 +4,16 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::{HeaderValue, Method};
+use http::Method;
 use serde_json::{Map, Value};
 
-use std::collections::BTreeSet;
-
-use super::placement::{and_filter, choose_for, Target};
+pub(super) use super::gather::gather;
+use super::placement::{and_filter, Target};
 use super::{cpu_bound, relay, unreachable, Request, Services};
 use crate::cluster::Cluster;
-use crate::error::{ErrorType, MeiliError};
+use crate::error::MeiliError;
 use crate::merge::plan::{prepare, MergeSettings};
 use crate::merge::{merge_search, ShardAnswer};
-use crate::node_client::NodeResponse;
 use crate::respond::Reply;
 use crate::tasks::query::pairs;
 
@@ -97,88 +94,6 @@ pub(super) fn for_target(body: &Map<String, Value>, target: &Target) -> Map<Stri
         b.insert("filter".into(), combined);
     }
     b
-}
-
-/// Sends one JSON request per target and returns the answers, or the reply to give instead
-/// (the first node error, verbatim).
-pub(super) async fn gather(
-    cluster: &Cluster<'_>,
-    req: &Request<'_>,
-    path: &str,
-    body_for: &(dyn Fn(&Target) -> Vec<u8> + Sync),
-) -> Result<Vec<NodeResponse>, Reply> {
-    let ct = HeaderValue::from_static("application/json");
-    let mut pending: Vec<u32> = (0..cluster.topology.shards).collect();
-    let mut failed: BTreeSet<usize> = BTreeSet::new();
-    let mut answers = Vec::new();
-    let mut reasons = Vec::new();
-    // A node that fails (unreachable, timeout, 5xx, 503 too_many_search_requests) gives its
-    // shards to other owners; a client error (4xx) is the answer, as any node would give it.
-    for _round in 0..=MAX_FAILOVER_ROUNDS {
-        let targets = match choose_for(cluster, &pending, &failed) {
-            Ok(t) => t,
-            Err(orphans) => return Err(shards_unavailable(&orphans, &reasons)),
-        };
-        let requests = targets
-            .iter()
-            .map(|t| {
-                (
-                    t.node,
-                    req.to_node(
-                        Method::POST,
-                        path.to_string(),
-                        Some(&ct),
-                        Bytes::from(body_for(t)),
-                    ),
-                )
-            })
-            .collect();
-        pending.clear();
-        for ((node, result), target) in cluster.send_each(requests).await.into_iter().zip(&targets)
-        {
-            let id = &cluster.topology.nodes[node].id;
-            match result {
-                Ok(resp) if resp.status == 200 => answers.push(resp),
-                Ok(resp) if resp.status < 500 => return Err(relay(&resp)),
-                Ok(resp) => {
-                    reasons.push(format!("`{id}` answered {}", resp.status));
-                    failed.insert(node);
-                    pending.extend(&target.shards);
-                }
-                Err(e) => {
-                    reasons.push(format!("`{id}`: {e}"));
-                    failed.insert(node);
-                    pending.extend(&target.shards);
-                }
-            }
-        }
-        if pending.is_empty() {
-            return Ok(answers);
-        }
-        pending.sort_unstable();
-    }
-    Err(shards_unavailable(&pending, &reasons))
-}
-
-/// Rounds of retries on other replicas after the first attempt.
-const MAX_FAILOVER_ROUNDS: usize = 2;
-
-fn shards_unavailable(shards: &[u32], reasons: &[String]) -> Reply {
-    let list: Vec<String> = shards.iter().map(u32::to_string).collect();
-    Reply::error(&MeiliError::new(
-        503,
-        "miroir_shards_unavailable",
-        ErrorType::System,
-        format!(
-            "No replica of shards {} answered ({}); retry once a replica is back.",
-            list.join(", "),
-            if reasons.is_empty() {
-                "no owner".to_string()
-            } else {
-                reasons.join("; ")
-            }
-        ),
-    ))
 }
 
 /// `GET`/`POST /indexes/{uid}/search`.
