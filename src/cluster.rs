@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 use http::HeaderValue;
+use tokio::time::Instant;
 
 use crate::config::{Config, Hedging};
 use crate::health::NodeHealth;
@@ -126,21 +128,68 @@ impl<'a> Cluster<'a> {
         .await
     }
 
-    /// Healthy nodes first, then the others (a down verdict may be stale).
+    /// Healthy nodes first, caught-up (not replaying missed writes) and fast ones first among
+    /// them, then the others (a down verdict may be stale).
     pub fn preferred_nodes(&self) -> Vec<NodeIdx> {
-        let (mut up, down): (Vec<NodeIdx>, Vec<NodeIdx>) = (0..self.topology.nodes.len())
-            .partition(|&n| self.health.is_up(&self.topology.nodes[n]));
-        up.extend(down);
-        up
+        let nodes = &self.topology.nodes;
+        let mut order: Vec<NodeIdx> = (0..nodes.len()).collect();
+        order.sort_by(|&a, &b| {
+            let rank = |n: NodeIdx| {
+                let node = &nodes[n];
+                (
+                    !self.health.is_up(node),
+                    self.health.is_lagging(node),
+                    self.health.latency(node),
+                )
+            };
+            rank(a)
+                .partial_cmp(&rank(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        order
     }
 
-    /// The first node that answers, healthy ones first.
+    /// The first node that answers, in [`Self::preferred_nodes`] order: one that fails gives
+    /// way to the next, one slower than its hedge delay gets the next asked as well, and the
+    /// first answer wins. For reads and validation probes only (two nodes may get it).
     pub async fn send_any(&self, req: &NodeRequest) -> Result<(NodeIdx, NodeResponse), NodeError> {
+        let mut order = self.preferred_nodes().into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        let mut hedge_at: Option<Instant> = None;
+        let mut hedges = Vec::new();
         let mut last = NodeError::Connect("no node in the topology".into());
-        for node in self.preferred_nodes() {
-            match self.send(node, req).await {
-                Ok(resp) => return Ok((node, resp)),
-                Err(e) => last = e,
+        let launch = |node: NodeIdx| async move { (node, self.send(node, req).await) };
+        let delay = |node: NodeIdx| {
+            self.reads
+                .hedge_delay(self.health, &self.topology.nodes[node])
+                .map(|d| Instant::now() + d)
+        };
+        loop {
+            if in_flight.is_empty() {
+                let Some(node) = order.next() else { break };
+                in_flight.push(launch(node));
+                hedge_at = delay(node);
+            }
+            tokio::select! {
+                Some((node, result)) = in_flight.next() => match result {
+                    Ok(resp) => {
+                        if hedges.contains(&node) {
+                            self.metrics.hedge_wins.inc();
+                        }
+                        return Ok((node, resp));
+                    }
+                    Err(e) => last = e,
+                },
+                _ = tokio::time::sleep_until(hedge_at.unwrap_or_else(Instant::now)),
+                    if hedge_at.is_some() => {
+                    hedge_at = None;
+                    if let Some(node) = order.next() {
+                        self.metrics.hedges.inc();
+                        hedges.push(node);
+                        in_flight.push(launch(node));
+                        hedge_at = delay(node);
+                    }
+                }
             }
         }
         Err(last)

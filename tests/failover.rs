@@ -51,15 +51,20 @@ async fn search_loop(
 }
 
 async fn two_groups() -> (Vec<FakeNode>, GatewayProcess, Api) {
+    fleet(&["a1", "a2", "b1", "b2"], &Extra::default()).await
+}
+
+/// Test nodes named `<group><n>` behind a gateway, holding 200 documents in index `f`.
+async fn fleet(names: &[&str], extra: &Extra) -> (Vec<FakeNode>, GatewayProcess, Api) {
     let mut nodes = Vec::new();
-    for name in ["a1", "a2", "b1", "b2"] {
+    for name in names {
         nodes.push(FakeNode::start(name, None).await);
     }
     let entries: Vec<NodeEntry> = nodes
         .iter()
         .map(|n| NodeEntry::new(&n.name, &n.url(), &n.name[..1]))
         .collect();
-    let gw = GatewayProcess::start(&entries, &Extra::default(), &[]).await;
+    let gw = GatewayProcess::start(&entries, extra, &[]).await;
     let mut api = Api::new(gw.addr, None);
     let docs: Vec<serde_json::Value> = (0..200)
         .map(|i| json!({"id": i, "title": format!("doc {i}")}))
@@ -74,8 +79,9 @@ async fn two_groups() -> (Vec<FakeNode>, GatewayProcess, Api) {
         .await;
     assert_eq!(t["status"], "succeeded", "{t}");
     // Each document is on one node of each group.
+    let groups: std::collections::BTreeSet<&str> = names.iter().map(|n| &n[..1]).collect();
     let stored: usize = nodes.iter().map(|n| n.documents("f").len()).sum();
-    assert_eq!(stored, 400);
+    assert_eq!(stored, 200 * groups.len());
     (nodes, gw, api)
 }
 
@@ -155,6 +161,85 @@ async fn an_overloaded_replica_is_skipped() {
     drop(gw);
 }
 
+async fn search_all(api: &mut Api) -> support::http::Message {
+    api.json(
+        "POST",
+        "/indexes/f/search",
+        &json!({"q": "", "limit": 1000}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_replica_is_hedged() {
+    let (nodes, gw, mut api) = two_groups().await;
+    // a1 answers searches after 3 s; its health checks stay fast, so only hedging helps.
+    nodes[0].state.lock().unwrap().search_delay = Duration::from_secs(3);
+    for i in 0..20 {
+        let started = Instant::now();
+        let resp = search_all(&mut api).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.json()["hits"].as_array().unwrap().len(), 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "search {i} waited for the slow replica: {:?}",
+            started.elapsed()
+        );
+    }
+    let hedges = gw.metric("miroir_hedges_total").await.unwrap();
+    let wins = gw.metric("miroir_hedge_wins_total").await.unwrap();
+    eprintln!("slow replica: 20 searches, {hedges} hedges, {wins} won");
+    assert!(wins >= 1.0, "{hedges} hedges, {wins} won");
+    // Cancelled slow answers count against a1: it stops being asked first.
+    assert!(hedges < 20.0, "a1 kept being chosen: {hedges} hedges");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_gives_up_at_its_deadline() {
+    let extra = Extra {
+        tail: "[timeouts]\nrequest_ms = 400\n".into(),
+        ..Extra::default()
+    };
+    let (nodes, _gw, mut api) = fleet(&["a1", "a2"], &extra).await;
+    nodes[0].state.lock().unwrap().search_delay = Duration::from_secs(5);
+    let started = Instant::now();
+    let resp = search_all(&mut api).await;
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_eq!(resp.json()["code"], "miroir_shards_unavailable");
+    let message = resp.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("request deadline of 400 ms"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(resp
+        .headers
+        .iter()
+        .any(|(n, v)| n == "retry-after" && v == "10"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_a_node_are_bounded() {
+    let extra = Extra {
+        tail: "[limits]\nnode_concurrency = 2\n[hedging]\nenabled = false\n".into(),
+        ..Extra::default()
+    };
+    let (nodes, gw, _api) = fleet(&["a1"], &extra).await;
+    nodes[0].state.lock().unwrap().search_delay = Duration::from_millis(100);
+    nodes[0].state.lock().unwrap().max_in_flight = 0;
+    let searches: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = gw.addr;
+            tokio::spawn(async move { search_all(&mut Api::new(addr, None)).await })
+        })
+        .collect();
+    for s in searches {
+        let resp = s.await.unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.json()["hits"].as_array().unwrap().len(), 200);
+    }
+    // Health checks come from their own connections, outside the bound: at most one more.
+    let max = nodes[0].state.lock().unwrap().max_in_flight;
+    assert!((2..=3).contains(&max), "{max} requests at once");
+}
+
 mod real {
     //! The same failures with real Meilisearch nodes, when a binary is available.
 
@@ -163,7 +248,7 @@ mod real {
 
     const KEY: &str = "miroir-failover-key-0123456789";
 
-    async fn cluster(bin: &std::path::PathBuf) -> (Vec<MeiliNode>, GatewayProcess) {
+    async fn cluster(bin: &std::path::PathBuf, hedging: bool) -> (Vec<MeiliNode>, GatewayProcess) {
         let mut nodes = Vec::new();
         for _ in 0..4 {
             nodes.push(MeiliNode::start(bin, KEY).await);
@@ -176,7 +261,7 @@ mod real {
             .collect();
         // A hung node is given up on after one second.
         let extra = Extra {
-            tail: "[timeouts]\nread_ms = 1000\n".into(),
+            tail: format!("[timeouts]\nread_ms = 1000\n[hedging]\nenabled = {hedging}\n"),
             ..Extra::default()
         };
         let gw = GatewayProcess::start(&entries, &extra, &[("MIROIR_MASTER_KEY", KEY)]).await;
@@ -226,13 +311,14 @@ mod real {
         let mut before: Vec<Duration> = results.iter().filter(|r| r.0 < at).map(|r| r.1).collect();
         let mut during: Vec<Duration> = results.iter().filter(|r| r.0 >= at).map(|r| r.1).collect();
         eprintln!(
-            "{what} (real Meilisearch): {} searches, {} failed; p50/p99 before {:?}/{:?}, during {:?}/{:?}",
+            "{what} (real Meilisearch): {} searches, {} failed; p50/p99 before {:?}/{:?}, during {:?}/{:?}, max during {:?}",
             results.len(),
             failures.len(),
             percentile(&mut before, 0.5),
             percentile(&mut before, 0.99),
             percentile(&mut during, 0.5),
-            percentile(&mut during, 0.99)
+            percentile(&mut during, 0.99),
+            percentile(&mut during, 1.0)
         );
         if let Some(f) = failures.first() {
             eprintln!("first failure: {f}");
@@ -247,7 +333,7 @@ mod real {
             return;
         };
         // kill -9
-        let (mut nodes, gw) = cluster(&bin).await;
+        let (mut nodes, gw) = cluster(&bin, true).await;
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..3)
             .map(|_| tokio::spawn(searches(gw.addr, stop.clone())))
@@ -265,23 +351,30 @@ mod real {
         drop(gw);
         drop(nodes);
 
-        // SIGSTOP for three seconds: a hung node.
-        let (nodes, gw) = cluster(&bin).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let clients: Vec<_> = (0..3)
-            .map(|_| tokio::spawn(searches(gw.addr, stop.clone())))
-            .collect();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let at = Instant::now();
-        nodes[0].signal(libc::SIGSTOP);
-        tokio::time::sleep(Duration::from_millis(3000)).await;
-        nodes[0].signal(libc::SIGCONT);
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut results = Vec::new();
-        for c in clients {
-            results.extend(c.await.unwrap());
+        // SIGSTOP for three seconds: a hung node, with hedging and without.
+        for hedging in [true, false] {
+            let (nodes, gw) = cluster(&bin, hedging).await;
+            let stop = Arc::new(AtomicBool::new(false));
+            let clients: Vec<_> = (0..3)
+                .map(|_| tokio::spawn(searches(gw.addr, stop.clone())))
+                .collect();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let at = Instant::now();
+            nodes[0].signal(libc::SIGSTOP);
+            tokio::time::sleep(Duration::from_millis(3000)).await;
+            nodes[0].signal(libc::SIGCONT);
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            stop.store(true, Ordering::Relaxed);
+            let mut results = Vec::new();
+            for c in clients {
+                results.extend(c.await.unwrap());
+            }
+            let what = format!(
+                "SIGSTOP 3 s, hedging {} ({} hedges)",
+                if hedging { "on" } else { "off" },
+                gw.metric("miroir_hedges_total").await.unwrap_or(0.0)
+            );
+            assert_eq!(report(&what, &results, at), 0);
         }
-        assert_eq!(report("SIGSTOP 3 s", &results, at), 0);
     }
 }

@@ -53,6 +53,7 @@ struct Attempt {
     shards: Vec<u32>,
     /// Whether it is a hedge of a slower attempt.
     hedge: bool,
+    started: Instant,
     /// When to hedge it, if it may be.
     hedge_at: Option<Instant>,
     /// In flight and counted as covering its shards.
@@ -180,6 +181,7 @@ impl<'c, 'r> Read<'c, 'r> {
                 node: target.node,
                 shards: target.shards,
                 hedge,
+                started: Instant::now(),
                 hedge_at,
                 live: true,
                 abort,
@@ -270,6 +272,11 @@ impl<'c, 'r> Read<'c, 'r> {
                     let a = &self.attempts[other];
                     if a.live && a.shards.iter().any(|&s| self.answered[s as usize]) {
                         a.abort.abort();
+                        // At least this slow: without it, a slow node cancelled each time
+                        // would keep its fast record and keep being chosen first.
+                        let node = &self.cluster.topology.nodes[a.node];
+                        let waited = a.started.elapsed().as_secs_f64();
+                        self.cluster.health.observe_latency(node, waited);
                         self.retire(other);
                     }
                 }

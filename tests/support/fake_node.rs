@@ -23,6 +23,11 @@ pub struct NodeState {
     pub unhealthy: bool,
     /// Added before every answer.
     pub delay: Duration,
+    /// Added before search answers only (health checks stay fast: a slow, not a dead, node).
+    pub search_delay: Duration,
+    /// Requests being answered now, and the most seen at once.
+    pub in_flight: usize,
+    pub max_in_flight: usize,
     /// When true, searches answer `503 too_many_search_requests`, as a saturated node does.
     pub search_overloaded: bool,
     /// The node's indexes, by uid.
@@ -104,12 +109,27 @@ impl FakeNode {
                             _ = stop.wait_for(|s| *s) => return,
                         };
                         let Ok(Some(req)) = req else { return };
-                        let delay = node.state.lock().unwrap().delay;
+                        let delay = {
+                            let mut state = node.state.lock().unwrap();
+                            state.in_flight += 1;
+                            state.max_in_flight = state.max_in_flight.max(state.in_flight);
+                            let search = req.path().ends_with("search");
+                            state.delay
+                                + if search {
+                                    state.search_delay
+                                } else {
+                                    Duration::ZERO
+                                }
+                        };
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
                         }
                         let (status, headers, body) = node.answer(&req);
-                        node.state.lock().unwrap().received.push(req);
+                        {
+                            let mut state = node.state.lock().unwrap();
+                            state.in_flight -= 1;
+                            state.received.push(req);
+                        }
                         let bytes = response_bytes(status, &headers, &body);
                         if reader.get_mut().write_all(&bytes).await.is_err() {
                             return;
