@@ -98,24 +98,35 @@ impl Scenario {
     }
 
     /// Runs the writes; `outage(true)` takes node `a1` out, `outage(false)` brings it back.
+    /// The node goes down while batch `down_at` is on its way: that batch's task may wait
+    /// for the node to come back, so it is checked last.
     async fn run(&self, api: &mut Api, mut outage: impl AsyncFnMut(bool)) {
+        let mut interrupted = None;
         for b in 0..self.batches {
-            if b == self.down_at {
-                outage(true).await;
-            }
             if b == self.up_at {
                 outage(false).await;
             }
             let ids = b * self.per_batch..(b + 1) * self.per_batch;
-            let t = api
-                .write(
-                    "POST",
-                    "/indexes/f/documents",
-                    Some("application/json"),
-                    &batch(ids, "v1"),
-                )
-                .await;
-            assert_eq!(t["status"], "succeeded", "batch {b}: {t}");
+            let body = batch(ids, "v1");
+            let send = api.call(
+                "POST",
+                "/indexes/f/documents",
+                Some("application/json"),
+                &body,
+            );
+            if b == self.down_at {
+                let (resp, ()) = tokio::join!(send, async {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                    outage(true).await
+                });
+                assert_eq!(resp.status, 202, "{}", resp.text());
+                interrupted = resp.json()["taskUid"].as_u64();
+            } else {
+                let resp = send.await;
+                assert_eq!(resp.status, 202, "batch {b}: {}", resp.text());
+                let t = api.wait(resp.json()["taskUid"].as_u64().unwrap()).await;
+                assert_eq!(t["status"], "succeeded", "batch {b}: {t}");
+            }
             if b == self.down_at {
                 // While a1 is away: two versions of the same documents, then deletions.
                 for version in ["v2", "v3"] {
@@ -140,6 +151,8 @@ impl Scenario {
                 assert_eq!(t["status"], "succeeded", "{t}");
             }
         }
+        let t = api.wait(interrupted.expect("a task uid")).await;
+        assert_eq!(t["status"], "succeeded", "the interrupted batch: {t}");
     }
 }
 
