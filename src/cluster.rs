@@ -128,8 +128,15 @@ impl<'a> Cluster<'a> {
         .await
     }
 
-    /// Healthy nodes first, caught-up (not replaying missed writes) and fast ones first among
-    /// them, then the others (a down verdict may be stale).
+    /// How loaded `node` looks: its recent response time scaled by the requests it has in
+    /// flight (as adaptive replica selection does), lower is better.
+    pub fn load(&self, node: NodeIdx) -> f64 {
+        let node = &self.topology.nodes[node];
+        self.health.latency(node) * (1 + self.client.in_flight(node)) as f64
+    }
+
+    /// Healthy nodes first, caught-up (not replaying missed writes) and least loaded ones
+    /// first among them, then the others (a down verdict may be stale).
     pub fn preferred_nodes(&self) -> Vec<NodeIdx> {
         let nodes = &self.topology.nodes;
         let mut order: Vec<NodeIdx> = (0..nodes.len()).collect();
@@ -139,7 +146,7 @@ impl<'a> Cluster<'a> {
                 (
                     !self.health.is_up(node),
                     self.health.is_lagging(node),
-                    self.health.latency(node),
+                    self.load(n),
                 )
             };
             rank(a)

@@ -97,6 +97,16 @@ impl NodeClient {
         }
     }
 
+    /// Gateway requests in flight to `node` now.
+    pub fn in_flight(&self, node: &Node) -> usize {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.get(&node.addr).map_or(0, |s| {
+            self.limits
+                .node_concurrency
+                .saturating_sub(s.available_permits())
+        })
+    }
+
     fn slots(&self, node: &Node) -> Arc<Semaphore> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots

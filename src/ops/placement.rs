@@ -20,7 +20,7 @@ pub struct Target {
 
 /// One owner for each of `shards`, never one in `exclude` nor one failing its health checks
 /// (it is not tried until it recovers): caught-up ones first (not replaying missed writes),
-/// then the fastest (lowest recent latency), then group order. `Err` lists shards left
+/// then the least loaded ([`Cluster::load`]), then group order. `Err` lists shards left
 /// without one.
 pub fn choose_for(
     cluster: &Cluster<'_>,
@@ -40,10 +40,7 @@ pub fn choose_for(
         // Prefer a node already chosen for another shard: fewer requests, fewer filters.
         let lagging = |n: NodeIdx| cluster.health.is_lagging(&topology.nodes[n]);
         let pick = candidates.min_by(|&a, &b| {
-            let (la, lb) = (
-                cluster.health.latency(&topology.nodes[a]),
-                cluster.health.latency(&topology.nodes[b]),
-            );
+            let (la, lb) = (cluster.load(a), cluster.load(b));
             (lagging(a), !assigned.contains_key(&a), la)
                 .partial_cmp(&(lagging(b), !assigned.contains_key(&b), lb))
                 .unwrap_or(std::cmp::Ordering::Equal)
