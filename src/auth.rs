@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, Method};
 
-use crate::node_client::{NodeClient, NodeRequest};
-use crate::topology::Node;
+use crate::cluster::Cluster;
+use crate::transport::NodeRequest;
 
 /// Verdicts are kept this long: a revoked key may still pass for this time.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
@@ -65,11 +65,10 @@ impl AuthChecker {
         }
     }
 
-    /// Whether `authorization` grants `action`, asking the `nodes` in order until one answers.
+    /// Whether `authorization` grants `action`, asked of the best node that answers.
     pub async fn check(
         &self,
-        client: &NodeClient,
-        nodes: &[&Node],
+        cluster: &Cluster<'_>,
         authorization: Option<&HeaderValue>,
         action: &'static str,
     ) -> Result<(), AuthError> {
@@ -89,25 +88,22 @@ impl AuthChecker {
             req.headers
                 .push((http::header::AUTHORIZATION, value.clone()));
         }
-        for node in nodes {
-            let Ok(resp) = client.send(node, &req).await else {
-                continue;
-            };
-            let verdict = match resp.status {
-                401 | 403 => Err(Denied {
-                    status: resp.status,
-                    body: resp.body,
-                }),
-                _ => Ok(()),
-            };
-            let mut cache = self.lock();
-            if cache.len() >= MAX_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(key, (Instant::now(), verdict.clone()));
-            return verdict.map_err(AuthError::Denied);
+        let Ok((_, resp)) = cluster.send_any(&req).await else {
+            return Err(AuthError::NoNode);
+        };
+        let verdict = match resp.status {
+            401 | 403 => Err(Denied {
+                status: resp.status,
+                body: resp.body,
+            }),
+            _ => Ok(()),
+        };
+        let mut cache = self.lock();
+        if cache.len() >= MAX_ENTRIES {
+            cache.clear();
         }
-        Err(AuthError::NoNode)
+        cache.insert(key, (Instant::now(), verdict.clone()));
+        verdict.map_err(AuthError::Denied)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Verdicts> {

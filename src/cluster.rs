@@ -1,19 +1,19 @@
 //! The nodes of one topology snapshot, as the gateway's own operations reach them: one node,
-//! any healthy node, or many nodes concurrently.
+//! any healthy node, or many nodes concurrently; and the policy for slow and failing reads.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
-use futures::stream::{FuturesUnordered, StreamExt};
 use http::HeaderValue;
-use tokio::time::Instant;
 
+use crate::attempts::{self, ReadError, Spread, Target, Verdict};
 use crate::config::{Config, Hedging};
 use crate::health::NodeHealth;
 use crate::metrics::Metrics;
-use crate::node_client::{NodeClient, NodeError, NodeRequest, NodeResponse};
+use crate::replicas::Replicas;
 use crate::topology::{Node, NodeIdx, Topology};
+use crate::transport::{NodeError, NodeRequest, NodeResponse, Transport};
 
 /// How reads that fan out treat slow and failing replicas.
 #[derive(Debug, Clone, Copy)]
@@ -57,10 +57,11 @@ impl ReadPolicy {
     }
 }
 
-/// One request's view of the fleet.
+/// One request's view of the fleet: the nodes of one topology snapshot and how to reach them
+/// (made by [`crate::fleet::Fleet::cluster`]).
 pub struct Cluster<'a> {
     pub topology: &'a Topology,
-    pub client: &'a NodeClient,
+    pub transport: &'a dyn Transport,
     pub health: &'a NodeHealth,
     /// `Bearer <master key>`, for the gateway's own calls (task polling, validation).
     pub master: Option<&'a HeaderValue>,
@@ -71,33 +72,20 @@ pub struct Cluster<'a> {
 }
 
 impl<'a> Cluster<'a> {
-    pub fn new(
-        topology: &'a Topology,
-        client: &'a NodeClient,
-        health: &'a NodeHealth,
-        master: Option<&'a HeaderValue>,
-        metrics: &'a Metrics,
-    ) -> Self {
-        Cluster {
-            topology,
-            client,
-            health,
-            master,
-            metrics,
-            reads: &ReadPolicy::DEFAULT,
-            sent: AtomicUsize::new(0),
+    /// The replica ranking over this snapshot.
+    pub fn replicas(&self) -> Replicas<'a> {
+        Replicas {
+            topology: self.topology,
+            health: self.health,
+            transport: self.transport,
         }
-    }
-
-    pub fn with_reads(self, reads: &'a ReadPolicy) -> Self {
-        Cluster { reads, ..self }
     }
 
     pub async fn send(&self, node: NodeIdx, req: &NodeRequest) -> Result<NodeResponse, NodeError> {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let id = self.topology.nodes[node].id.as_str();
         let started = std::time::Instant::now();
-        let result = self.client.send(&self.topology.nodes[node], req).await;
+        let result = self.transport.send(&self.topology.nodes[node], req).await;
         if result.is_ok() {
             self.health
                 .observe_latency(&self.topology.nodes[node], started.elapsed().as_secs_f64());
@@ -128,78 +116,34 @@ impl<'a> Cluster<'a> {
         .await
     }
 
-    /// How loaded `node` looks: its recent response time scaled by the requests it has in
-    /// flight (as adaptive replica selection does), lower is better.
-    pub fn load(&self, node: NodeIdx) -> f64 {
-        let node = &self.topology.nodes[node];
-        self.health.latency(node) * (1 + self.client.in_flight(node)) as f64
-    }
-
-    /// Healthy nodes first, caught-up (not replaying missed writes) and least loaded ones
-    /// first among them, then the others (a down verdict may be stale).
+    /// Every node, best first by the [`Replicas`] ranking (down ones last: a down verdict
+    /// may be stale).
     pub fn preferred_nodes(&self) -> Vec<NodeIdx> {
-        let nodes = &self.topology.nodes;
-        let mut order: Vec<NodeIdx> = (0..nodes.len()).collect();
-        order.sort_by(|&a, &b| {
-            let rank = |n: NodeIdx| {
-                let node = &nodes[n];
-                (
-                    !self.health.is_up(node),
-                    self.health.is_lagging(node),
-                    self.load(n),
-                )
-            };
-            rank(a)
-                .partial_cmp(&rank(b))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        order
+        self.replicas().order(0..self.topology.nodes.len())
     }
 
-    /// The first node that answers, in [`Self::preferred_nodes`] order: one that fails gives
-    /// way to the next, one slower than its hedge delay gets the next asked as well, and the
-    /// first answer wins. For reads and validation probes only (two nodes may get it).
+    /// The first node that answers, whatever its status, in [`Self::preferred_nodes`] order:
+    /// a one-unit read of [`attempts`] (one that fails gives way to the next, one slower than
+    /// its hedge delay gets the next asked as well). For reads and validation probes only
+    /// (two nodes may get it).
     pub async fn send_any(&self, req: &NodeRequest) -> Result<(NodeIdx, NodeResponse), NodeError> {
-        let mut order = self.preferred_nodes().into_iter();
-        let mut in_flight = FuturesUnordered::new();
-        let mut hedge_at: Option<Instant> = None;
-        let mut hedges = Vec::new();
-        let mut last = NodeError::Connect("no node in the topology".into());
-        let launch = |node: NodeIdx| async move { (node, self.send(node, req).await) };
-        let delay = |node: NodeIdx| {
-            self.reads
-                .hedge_delay(self.health, &self.topology.nodes[node])
-                .map(|d| Instant::now() + d)
+        let request = |_: &Target| req.clone();
+        let spread = Spread {
+            units: 1,
+            by_shard: false,
+            max_failovers: self.topology.nodes.len(),
+            request: &request,
+            judge: |_| Verdict::Take,
         };
-        loop {
-            if in_flight.is_empty() {
-                let Some(node) = order.next() else { break };
-                in_flight.push(launch(node));
-                hedge_at = delay(node);
-            }
-            tokio::select! {
-                Some((node, result)) = in_flight.next() => match result {
-                    Ok(resp) => {
-                        if hedges.contains(&node) {
-                            self.metrics.hedge_wins.inc();
-                        }
-                        return Ok((node, resp));
-                    }
-                    Err(e) => last = e,
-                },
-                _ = tokio::time::sleep_until(hedge_at.unwrap_or_else(Instant::now)),
-                    if hedge_at.is_some() => {
-                    hedge_at = None;
-                    if let Some(node) = order.next() {
-                        self.metrics.hedges.inc();
-                        hedges.push(node);
-                        in_flight.push(launch(node));
-                        hedge_at = delay(node);
-                    }
-                }
+        match attempts::run(self, &spread).await {
+            Ok(mut answers) => answers
+                .pop()
+                .ok_or_else(|| NodeError::Connect("no node answered".into())),
+            Err(ReadError::Stopped(node, resp)) => Ok((node, *resp)),
+            Err(ReadError::Unavailable { last, .. }) => {
+                Err(last.unwrap_or_else(|| NodeError::Connect("no node in the topology".into())))
             }
         }
-        Err(last)
     }
 
     /// A request carrying the gateway's own key.

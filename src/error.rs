@@ -80,14 +80,74 @@ impl MeiliError {
         )
     }
 
-    /// No node can take a request that any single node could answer.
-    pub fn no_node_available() -> Self {
+    /// No node can take a request that any single node could answer; `detail` says why.
+    pub fn no_node_available(detail: &str) -> Self {
         MeiliError::new(
             503,
             "miroir_no_node_available",
             ErrorType::System,
-            "No Meilisearch node is reachable to serve this request.",
+            format!("No Meilisearch node could be reached: {detail}."),
         )
+    }
+
+    /// A read found no replica for some shards; `reasons` are what each attempt met.
+    pub fn shards_unavailable(shards: &[u32], reasons: &[String]) -> Self {
+        let list: Vec<String> = shards.iter().map(u32::to_string).collect();
+        MeiliError::new(
+            503,
+            "miroir_shards_unavailable",
+            ErrorType::System,
+            format!(
+                "No replica of shards {} answered ({}); retry once a replica is back.",
+                list.join(", "),
+                if reasons.is_empty() {
+                    "every owner fails its health checks".to_string()
+                } else {
+                    reasons.join("; ")
+                }
+            ),
+        )
+    }
+
+    /// `GET /health` while `lost` of `shards` shards have no reachable owner.
+    pub fn fleet_unavailable(lost: usize, shards: u32, down: &[String]) -> Self {
+        MeiliError::new(
+            503,
+            "miroir_shards_unavailable",
+            ErrorType::System,
+            format!(
+                "{lost} of {shards} shards have no reachable node. Unreachable nodes: {}.",
+                down.join(", ")
+            ),
+        )
+    }
+
+    /// A write that reached too few owners to be acknowledged; `failed` names the nodes.
+    pub fn write_quorum_failed(failed: &[String]) -> Self {
+        MeiliError::new(
+            503,
+            "miroir_write_quorum_failed",
+            ErrorType::System,
+            format!(
+                "The write could not reach enough nodes to be acknowledged; unreachable or failing: {}. Retry once they are back.",
+                failed.join(", ")
+            ),
+        )
+    }
+
+    /// The task store is still held by the previous process of a graceful upgrade.
+    pub fn task_store_busy() -> Self {
+        MeiliError::new(
+            503,
+            "miroir_task_store_busy",
+            ErrorType::System,
+            "The gateway is finishing an upgrade; retry in a moment.",
+        )
+    }
+
+    /// The proxy path failed with an HTTP status of its own.
+    pub fn proxy_error(status: u16, detail: String) -> Self {
+        MeiliError::new(status, "miroir_proxy_error", ErrorType::System, detail)
     }
 
     /// A node failed while a request was being forwarded to it.

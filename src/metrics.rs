@@ -1,11 +1,6 @@
-//! Prometheus metrics: one [`Metrics`] registry per gateway, passed explicitly, served as text
-//! on the metrics address by [`MetricsApp`].
+//! Prometheus metrics: one [`Metrics`] registry per gateway, passed explicitly, rendered as
+//! text for the metrics listener (`crate::server`).
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use pingora::apps::http_app::ServeHttp;
-use pingora::protocols::http::ServerSession;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -208,29 +203,6 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Serves [`Metrics`] at `/metrics` on the metrics listener.
-pub struct MetricsApp {
-    pub metrics: Arc<Metrics>,
-}
-
-#[async_trait]
-impl ServeHttp for MetricsApp {
-    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
-        let path = session.req_header().uri.path();
-        let (status, content_type, body) = if path == "/metrics" || path == "/" {
-            (200, "text/plain; version=0.0.4", self.metrics.render())
-        } else {
-            (404, "text/plain", b"not found\n".to_vec())
-        };
-        http::Response::builder()
-            .status(status)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .header(http::header::CONTENT_LENGTH, body.len())
-            .body(body)
-            .unwrap_or_default()
     }
 }
 

@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
-use http::{HeaderName, HeaderValue, Method};
+use async_trait::async_trait;
+use bytes::BytesMut;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::client::HttpSession;
@@ -15,67 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Limits, Timeouts};
 use crate::topology::Node;
-
-/// A request to a node.
-#[derive(Debug, Clone)]
-pub struct NodeRequest {
-    pub method: Method,
-    /// Path and query, e.g. `/indexes/movies/search?q=x`.
-    pub path: String,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Bytes,
-}
-
-impl NodeRequest {
-    pub fn get(path: impl Into<String>) -> Self {
-        NodeRequest {
-            method: Method::GET,
-            path: path.into(),
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
-    }
-
-    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-}
-
-/// A node's complete answer.
-#[derive(Debug, Clone)]
-pub struct NodeResponse {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Bytes,
-}
-
-/// Why a node gave no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeError {
-    /// The connection could not be made (refused, unreachable, connect timeout).
-    Connect(String),
-    /// The node took longer than the read or write timeout.
-    Timeout,
-    /// The exchange broke after the connection was made.
-    Io(String),
-    /// The request could not be expressed (bad header, path); a gateway bug.
-    Request(String),
-    /// Every request slot to the node stayed taken for a whole read timeout.
-    Busy,
-}
-
-impl std::fmt::Display for NodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NodeError::Connect(e) => write!(f, "connection failed: {e}"),
-            NodeError::Timeout => write!(f, "timed out"),
-            NodeError::Io(e) => write!(f, "exchange failed: {e}"),
-            NodeError::Request(e) => write!(f, "invalid request: {e}"),
-            NodeError::Busy => write!(f, "too many requests in flight to it"),
-        }
-    }
-}
+use crate::transport::{NodeError, NodeRequest, NodeResponse, Transport};
 
 /// A shared, pooled HTTP/1.1 client to the nodes, with a bounded number of requests in
 /// flight to each.
@@ -85,6 +26,17 @@ pub struct NodeClient {
     limits: Limits,
     /// Request slots of each node, by address (made on first use).
     slots: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
+    /// Requests on the proxy path in flight to each node, by address.
+    proxied: Mutex<HashMap<SocketAddr, Arc<AtomicUsize>>>,
+}
+
+/// A proxied request's place in its node's in-flight count, given back when dropped.
+pub struct ProxySlot(Arc<AtomicUsize>);
+
+impl Drop for ProxySlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl NodeClient {
@@ -94,17 +46,16 @@ impl NodeClient {
             timeouts,
             limits,
             slots: Mutex::default(),
+            proxied: Mutex::default(),
         }
     }
 
-    /// Gateway requests in flight to `node` now.
-    pub fn in_flight(&self, node: &Node) -> usize {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.get(&node.addr).map_or(0, |s| {
-            self.limits
-                .node_concurrency
-                .saturating_sub(s.available_permits())
-        })
+    /// Counts a request on the proxy path as in flight to `node` until the slot is dropped.
+    pub fn proxy_slot(&self, node: &Node) -> ProxySlot {
+        let mut proxied = self.proxied.lock().unwrap_or_else(|p| p.into_inner());
+        let count = proxied.entry(node.addr).or_default().clone();
+        count.fetch_add(1, Ordering::Relaxed);
+        ProxySlot(count)
     }
 
     fn slots(&self, node: &Node) -> Arc<Semaphore> {
@@ -124,10 +75,13 @@ impl NodeClient {
         peer.options.idle_timeout = Some(self.timeouts.idle);
         peer
     }
+}
 
+#[async_trait]
+impl Transport for NodeClient {
     /// Sends `req` to `node` and reads the whole answer. A pooled connection the node had
     /// already closed is retried once on a fresh one.
-    pub async fn send(&self, node: &Node, req: &NodeRequest) -> Result<NodeResponse, NodeError> {
+    async fn send(&self, node: &Node, req: &NodeRequest) -> Result<NodeResponse, NodeError> {
         let slots = self.slots(node);
         let _slot = match tokio::time::timeout(self.timeouts.read, slots.acquire()).await {
             Ok(Ok(slot)) => slot,
@@ -163,6 +117,21 @@ impl NodeClient {
                 }
             }
         }
+    }
+
+    fn in_flight(&self, node: &Node) -> usize {
+        let sent = {
+            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.get(&node.addr).map_or(0, |s| {
+                self.limits
+                    .node_concurrency
+                    .saturating_sub(s.available_permits())
+            })
+        };
+        let proxied = self.proxied.lock().unwrap_or_else(|p| p.into_inner());
+        sent + proxied
+            .get(&node.addr)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 

@@ -1,13 +1,13 @@
 //! The Pingora filter chain: one [`Gateway`] serves every client request, and its methods read
 //! in the order of a request's life.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use miroir_plugins::{Exchange, Outcome, Plugin, RequestView};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -15,56 +15,40 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 
 use crate::auth::AuthError;
-use crate::cluster::{Cluster, ReadPolicy};
 use crate::error::MeiliError;
-use crate::health::NodeHealth;
-use crate::metrics::Metrics;
-use crate::node_client::NodeClient;
+use crate::fleet::Fleet;
+use crate::node_client::{NodeClient, ProxySlot};
 use crate::ops::{self, Services};
+use crate::replicas::Replicas;
 use crate::respond::Reply;
-use crate::routes::{self, Endpoint, NoRoute, Route, RouteClass};
-use crate::topology::{NodeIdx, Topology, TopologyStore};
+use crate::routes::{self, NoRoute, Op, Route, Serve};
+use crate::topology::{NodeIdx, Topology};
 
-/// Shared state of the gateway, built once at start and passed to every request.
+/// The gateway: the fleet it fronts, its operations' state and its plugins, built once at
+/// start and shared by every request.
 pub struct Gateway {
-    pub store: Arc<TopologyStore>,
-    pub health: Arc<NodeHealth>,
-    pub metrics: Arc<Metrics>,
-    pub client: Arc<NodeClient>,
+    pub fleet: Arc<Fleet>,
     pub services: Arc<Services>,
-    /// `Bearer <master key>` for the gateway's own calls to nodes.
-    pub master: Option<HeaderValue>,
+    /// The pooled client behind [`Fleet::transport`], for the peers of the proxy path.
+    pub client: Arc<NodeClient>,
     pub plugins: Vec<Box<dyn Plugin>>,
     pub max_body_bytes: usize,
-    pub reads: ReadPolicy,
-    /// Rotates the choice among healthy nodes for one-node routes.
-    next_node: AtomicUsize,
 }
 
 impl Gateway {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Arc<TopologyStore>,
-        health: Arc<NodeHealth>,
-        metrics: Arc<Metrics>,
-        client: Arc<NodeClient>,
+        fleet: Arc<Fleet>,
         services: Arc<Services>,
-        master: Option<HeaderValue>,
+        client: Arc<NodeClient>,
         plugins: Vec<Box<dyn Plugin>>,
         max_body_bytes: usize,
-        reads: ReadPolicy,
     ) -> Self {
         Gateway {
-            store,
-            health,
-            metrics,
-            client,
+            fleet,
             services,
-            master,
+            client,
             plugins,
             max_body_bytes,
-            reads,
-            next_node: AtomicUsize::new(0),
         }
     }
 }
@@ -78,6 +62,8 @@ pub struct RequestCtx {
     exchange: Exchange,
     /// Nodes already tried for a proxied request, the last one being the current.
     tried: Vec<NodeIdx>,
+    /// The proxied request's place in its node's in-flight count, and when it was sent.
+    proxied: Option<(ProxySlot, Instant)>,
     /// Bytes of request body seen on the proxied path.
     body_bytes: usize,
     /// Node requests made for a request the gateway served itself.
@@ -99,13 +85,14 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> RequestCtx {
         // Paired with the decrement in `logging`, which pingora runs for every request.
-        self.metrics.in_flight.inc();
+        self.fleet.metrics.in_flight.inc();
         RequestCtx {
             start: Instant::now(),
-            topology: self.store.snapshot(),
+            topology: self.fleet.topology.snapshot(),
             route: Err(NoRoute::NotFound),
             exchange: Exchange::default(),
             tried: Vec::new(),
+            proxied: None,
             body_bytes: 0,
             fanout: 0,
         }
@@ -118,7 +105,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.start = Instant::now();
-        ctx.topology = self.store.snapshot();
+        ctx.topology = self.fleet.topology.snapshot();
         let req = session.req_header();
         ctx.route = routes::classify(&req.method, req.uri.path());
         Ok(())
@@ -153,31 +140,33 @@ impl ProxyHttp for Gateway {
             let e = MeiliError::payload_too_large(self.max_body_bytes);
             return self.reply(session, ctx, Reply::error(&e)).await;
         }
-        let served_here = ops::serves(&route);
-        if served_here {
-            let reply = match self.read_body(session).await {
-                Ok(body) => {
-                    let (reply, fanout) = self.serve(session, ctx, &route, body).await;
-                    ctx.fanout = fanout;
-                    reply
-                }
-                Err(reply) => reply,
-            };
-            return self.reply(session, ctx, reply).await;
-        }
-        match route.class {
-            RouteClass::OneNode => Ok(false),
-            RouteClass::Gateway => {
-                let reply = self.serve_gateway_route(session, ctx, &route).await;
+        match route.endpoint.serve() {
+            Serve::Proxy => Ok(false),
+            Serve::Op(op) => {
+                let reply = match self.read_body(session).await {
+                    Ok(body) => {
+                        let (reply, fanout) = self.serve(session, ctx, op, &route, body).await;
+                        ctx.fanout = fanout;
+                        reply
+                    }
+                    Err(reply) => reply,
+                };
                 self.reply(session, ctx, reply).await
             }
-            RouteClass::FanOut
-            | RouteClass::ByKey
-            | RouteClass::Broadcast
-            | RouteClass::Unsupported => {
-                let req = session.req_header();
-                let e = MeiliError::not_implemented(req.method.as_str(), req.uri.path());
-                self.reply(session, ctx, Reply::error(&e)).await
+            Serve::Health => {
+                let reply = self.health_reply(&ctx.topology);
+                self.reply(session, ctx, reply).await
+            }
+            Serve::NotYet => {
+                let reply = match self.check_key(session, ctx, &route).await {
+                    Err(denied) => denied,
+                    Ok(()) => not_implemented(session),
+                };
+                self.reply(session, ctx, reply).await
+            }
+            Serve::NotServed => {
+                let reply = not_implemented(session);
+                self.reply(session, ctx, reply).await
             }
         }
     }
@@ -202,23 +191,28 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// One-node routes: a healthy node, rotating, never one already tried for this request.
+    /// One-node routes: the best healthy node by the replica ranking ([`Replicas`]), never
+    /// one already tried for this request.
     async fn upstream_peer(
         &self,
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let topology = &ctx.topology;
-        let count = topology.nodes.len();
-        let start = self.next_node.fetch_add(1, Ordering::Relaxed);
-        let pick = (0..count)
-            .map(|i| (start + i) % count)
-            .find(|&n| !ctx.tried.contains(&n) && self.health.is_up(&topology.nodes[n]));
+        let replicas = Replicas {
+            topology,
+            health: &self.fleet.health,
+            transport: self.fleet.transport.as_ref(),
+        };
+        let untried = (0..topology.nodes.len()).filter(|n| !ctx.tried.contains(n));
+        let pick = replicas.best_up(untried, |_| false);
         let Some(node) = pick else {
             return Error::e_explain(ErrorType::HTTPStatus(503), "no healthy node left to try");
         };
         ctx.tried.push(node);
-        Ok(Box::new(self.client.peer(&topology.nodes[node])))
+        let node = &topology.nodes[node];
+        ctx.proxied = Some((self.client.proxy_slot(node), Instant::now()));
+        Ok(Box::new(self.client.peer(node)))
     }
 
     async fn upstream_request_filter(
@@ -278,13 +272,10 @@ impl ProxyHttp for Gateway {
     {
         let err = match e.etype() {
             ErrorType::HTTPStatus(413) => MeiliError::payload_too_large(self.max_body_bytes),
-            ErrorType::HTTPStatus(503) => MeiliError::no_node_available(),
-            ErrorType::HTTPStatus(code) => MeiliError::new(
-                *code,
-                "miroir_proxy_error",
-                crate::error::ErrorType::System,
-                e.to_string(),
-            ),
+            ErrorType::HTTPStatus(503) => {
+                MeiliError::no_node_available("every node fails its health checks")
+            }
+            ErrorType::HTTPStatus(code) => MeiliError::proxy_error(*code, e.to_string()),
             _ => {
                 let node = ctx
                     .tried
@@ -298,9 +289,8 @@ impl ProxyHttp for Gateway {
         let writable = session.response_written().is_none()
             && !matches!(e.esource(), pingora::ErrorSource::Downstream);
         if writable {
-            if let Err(write_err) = Reply::error(&err)
-                .send(session, &ctx.exchange.response_headers)
-                .await
+            if let Err(write_err) =
+                send(session, Reply::error(&err), &ctx.exchange.response_headers).await
             {
                 log::debug!("could not write the error response: {write_err}");
             }
@@ -313,16 +303,17 @@ impl ProxyHttp for Gateway {
 
     /// Metrics and the access log, for every request however it ended.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        self.metrics.in_flight.dec();
+        let metrics = &self.fleet.metrics;
+        metrics.in_flight.dec();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.start.elapsed();
         let req = session.req_header();
         let class = ctx.class_label();
-        self.metrics
+        metrics
             .requests
             .with_label_values(&[class, req.method.as_str(), status_label(status)])
             .inc();
-        self.metrics
+        metrics
             .request_duration
             .with_label_values(&[class])
             .observe(elapsed.as_secs_f64());
@@ -334,14 +325,23 @@ impl ProxyHttp for Gateway {
                 (true, s) if s >= 500 => "error",
                 _ => "ok",
             };
-            self.metrics
+            metrics
                 .node_requests
                 .with_label_values(&[ctx.topology.nodes[n].id.as_str(), outcome])
                 .inc();
         }
+        // A proxied answer counts as the node's response time, as the fan-out path's do.
+        if let (Some((_, sent)), Some(&n)) = (ctx.proxied.take(), ctx.tried.last()) {
+            if (1..500).contains(&status) {
+                let seconds = sent.elapsed().as_secs_f64();
+                self.fleet
+                    .health
+                    .observe_latency(&ctx.topology.nodes[n], seconds);
+            }
+        }
         let fanout = ctx.fanout.max(ctx.tried.len());
         if fanout > 0 {
-            self.metrics.fanout_width.observe(fanout as f64);
+            metrics.fanout_width.observe(fanout as f64);
         }
         let index = ctx
             .route
@@ -367,18 +367,6 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// The nodes as this request's operations reach them.
-    fn cluster<'a>(&'a self, ctx: &'a RequestCtx) -> Cluster<'a> {
-        Cluster::new(
-            &ctx.topology,
-            &self.client,
-            &self.health,
-            self.master.as_ref(),
-            &self.metrics,
-        )
-        .with_reads(&self.reads)
-    }
-
     /// Reads the whole request body, within the size limit, answering `100 Continue` first
     /// when the client waits for it.
     async fn read_body(&self, session: &mut Session) -> std::result::Result<Bytes, Reply> {
@@ -418,11 +406,13 @@ impl Gateway {
         }
     }
 
-    /// Hands a request the gateway answers itself to [`ops::dispatch`].
+    /// Hands a request the gateway answers itself to [`ops::dispatch`]; the reply and how
+    /// many node requests it took.
     async fn serve(
         &self,
         session: &Session,
         ctx: &RequestCtx,
+        op: Op,
         route: &Route,
         body: Bytes,
     ) -> (Reply, usize) {
@@ -437,80 +427,95 @@ impl Gateway {
             upstream_headers: &ctx.exchange.upstream_headers,
             received_at: crate::tasks::aggregate::now_rfc3339(),
         };
-        let cluster = self.cluster(ctx);
-        let reply = ops::dispatch(&cluster, &self.services, &req).await;
+        let cluster = self.fleet.cluster(&ctx.topology);
+        let reply = ops::dispatch(&cluster, &self.services, op, &req).await;
         (reply, cluster.sent.load(Ordering::Relaxed))
     }
 
     /// Writes a reply of the gateway's own, with the plugins' response headers.
     async fn reply(&self, session: &mut Session, ctx: &RequestCtx, reply: Reply) -> Result<bool> {
-        reply.send(session, &ctx.exchange.response_headers).await?;
+        send(session, reply, &ctx.exchange.response_headers).await?;
         Ok(true)
     }
 
-    async fn serve_gateway_route(
+    /// Whether the client's key grants the route's action, asked of the nodes; the refusal
+    /// to give otherwise.
+    async fn check_key(
         &self,
         session: &Session,
         ctx: &RequestCtx,
         route: &Route,
-    ) -> Reply {
-        if route.endpoint == Endpoint::Health {
-            return self.health_reply(&ctx.topology);
+    ) -> std::result::Result<(), Reply> {
+        let Some(action) = route.action else {
+            return Ok(());
+        };
+        let cluster = self.fleet.cluster(&ctx.topology);
+        let authorization = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION);
+        match self
+            .services
+            .auth
+            .check(&cluster, authorization, action)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(AuthError::Denied(denied)) => Err(Reply::json(denied.status, denied.body)),
+            Err(AuthError::NoNode) => Err(ops::unreachable("no node answered the key check")),
         }
-        if let Some(action) = route.action {
-            let nodes: Vec<_> = ctx
-                .topology
-                .nodes
-                .iter()
-                .filter(|n| self.health.is_up(n))
-                .collect();
-            let authorization = session
-                .req_header()
-                .headers
-                .get(http::header::AUTHORIZATION);
-            match self
-                .services
-                .auth
-                .check(&self.client, &nodes, authorization, action)
-                .await
-            {
-                Ok(()) => {}
-                Err(AuthError::Denied(denied)) => return Reply::json(denied.status, denied.body),
-                Err(AuthError::NoNode) => return Reply::error(&MeiliError::no_node_available()),
-            }
-        }
-        let req = session.req_header();
-        Reply::error(&MeiliError::not_implemented(
-            req.method.as_str(),
-            req.uri.path(),
-        ))
     }
 
     /// `GET /health`: available while every shard has a reachable owner.
     fn health_reply(&self, topology: &Topology) -> Reply {
-        let lost = topology.unavailable_shards(|n| self.health.is_up(&topology.nodes[n]));
+        let health = &self.fleet.health;
+        let lost = topology.unavailable_shards(|n| health.is_up(&topology.nodes[n]));
         if lost.is_empty() {
             return Reply::json(200, &br#"{"status":"available"}"#[..]);
         }
-        let down: Vec<String> = self
-            .health
+        let down: Vec<String> = health
             .down_nodes(topology)
             .iter()
             .map(|n| format!("`{}` ({})", n.id, n.url))
             .collect();
-        let e = MeiliError::new(
-            503,
-            "miroir_shards_unavailable",
-            crate::error::ErrorType::System,
-            format!(
-                "{} of {} shards have no reachable node. Unreachable nodes: {}.",
-                lost.len(),
-                topology.shards,
-                down.join(", ")
-            ),
-        );
-        Reply::error(&e)
+        Reply::error(&MeiliError::fleet_unavailable(
+            lost.len(),
+            topology.shards,
+            &down,
+        ))
     }
+}
+
+/// Writes `reply` with a `Content-Length`, adding `extra` headers (e.g. from plugins).
+async fn send(
+    session: &mut Session,
+    reply: Reply,
+    extra: &[(HeaderName, HeaderValue)],
+) -> Result<()> {
+    let mut header =
+        ResponseHeader::build(reply.status, Some(4 + reply.headers.len() + extra.len()))?;
+    if let Some(ct) = reply.content_type {
+        header.insert_header(http::header::CONTENT_TYPE, ct)?;
+    }
+    header.insert_header(http::header::CONTENT_LENGTH, reply.body.len())?;
+    for (name, value) in reply.headers.into_iter().chain(extra.iter().cloned()) {
+        header.insert_header(name, value)?;
+    }
+    let end = reply.body.is_empty();
+    session.write_response_header(Box::new(header), end).await?;
+    if !end {
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}
+
+/// `501` for a route the gateway does not serve.
+fn not_implemented(session: &Session) -> Reply {
+    let req = session.req_header();
+    Reply::error(&MeiliError::not_implemented(
+        req.method.as_str(),
+        req.uri.path(),
+    ))
 }
 
 /// The request's `Content-Length`, when it declares one.

@@ -1,10 +1,8 @@
-//! Writes a complete response of the gateway's own: status, headers, body and
-//! `Content-Length`, so keep-alive clients never wait for more.
+//! A complete response of the gateway's own: status, headers and body; the proxy writes it
+//! with a `Content-Length`, so keep-alive clients never wait for more.
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
 
 use crate::error::MeiliError;
 
@@ -50,28 +48,5 @@ impl Reply {
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Reply {
         self.headers.push((name, value));
         self
-    }
-
-    /// Writes the reply, adding `extra` headers (e.g. from plugins).
-    pub async fn send(
-        self,
-        session: &mut Session,
-        extra: &[(HeaderName, HeaderValue)],
-    ) -> pingora::Result<()> {
-        let mut header =
-            ResponseHeader::build(self.status, Some(4 + self.headers.len() + extra.len()))?;
-        if let Some(ct) = self.content_type {
-            header.insert_header(http::header::CONTENT_TYPE, ct)?;
-        }
-        header.insert_header(http::header::CONTENT_LENGTH, self.body.len())?;
-        for (name, value) in self.headers.into_iter().chain(extra.iter().cloned()) {
-            header.insert_header(name, value)?;
-        }
-        let end = self.body.is_empty();
-        session.write_response_header(Box::new(header), end).await?;
-        if !end {
-            session.write_response_body(Some(self.body), true).await?;
-        }
-        Ok(())
     }
 }

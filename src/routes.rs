@@ -1,5 +1,6 @@
-//! Every Meilisearch v1.x endpoint, the class that decides how the gateway treats it
-//! (DESIGN §4), and the API-key action a node checks for it.
+//! Every Meilisearch v1.x endpoint, the class that decides how the gateway treats it (see the
+//! README's "Route classes"), how the gateway serves it, and the API-key action a node checks
+//! for it.
 //!
 //! Matching follows Meilisearch's router: trailing and doubled slashes are ignored, static
 //! segments win over parameters (`/documents/fetch` is never a document id), a known path
@@ -7,7 +8,7 @@
 
 use http::Method;
 
-/// How the gateway treats a route (DESIGN §4).
+/// How the gateway treats a route: the classes of the README's "Route classes".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteClass {
     /// Sent to one replica of every shard; the answers are merged.
@@ -102,6 +103,124 @@ pub enum Endpoint {
     Logs,
     Chats,
     RenderTemplate,
+}
+
+/// How the gateway serves an endpoint: the one place that says it (the proxy and
+/// `ops::dispatch` both follow it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Serve {
+    /// Proxied to one node as is, on Pingora's proxy path.
+    Proxy,
+    /// `GET /health`, answered from the gateway's view of the fleet.
+    Health,
+    /// Served by one of the gateway's operations, body read first.
+    Op(Op),
+    /// The gateway's own, not built yet: the key is checked, then `501`.
+    NotYet,
+    /// Not served: `501`.
+    NotServed,
+}
+
+/// The gateway's operations (`ops::dispatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    AddDocuments,
+    DeleteDocument,
+    DeleteDocuments,
+    GetDocument,
+    Browse,
+    Search,
+    MultiSearch,
+    FacetSearch,
+    Stats,
+    Settings,
+    Broadcast,
+    TaskGet,
+    TaskList,
+    TaskCancel,
+    TaskDelete,
+}
+
+impl Op {
+    /// Whether the operation needs the task store (writes and task routes).
+    pub fn needs_store(self) -> bool {
+        use Op::*;
+        matches!(
+            self,
+            AddDocuments
+                | DeleteDocument
+                | DeleteDocuments
+                | Broadcast
+                | TaskGet
+                | TaskList
+                | TaskCancel
+                | TaskDelete
+        )
+    }
+}
+
+impl Endpoint {
+    /// How the gateway serves this endpoint.
+    pub fn serve(self) -> Serve {
+        use Op as X;
+        let op = match self {
+            E::Health => return Serve::Health,
+            E::DocumentsReplace | E::DocumentsUpdate => X::AddDocuments,
+            E::DocumentDelete => X::DeleteDocument,
+            E::DocumentsDeleteBatch => X::DeleteDocuments,
+            E::DocumentGet => X::GetDocument,
+            E::DocumentsBrowse | E::DocumentsFetch => X::Browse,
+            E::Search => X::Search,
+            E::MultiSearch => X::MultiSearch,
+            E::FacetSearch => X::FacetSearch,
+            E::GlobalStats | E::IndexStats => X::Stats,
+            E::SettingsGet | E::SettingGet => X::Settings,
+            E::TaskGet => X::TaskGet,
+            E::TaskList => X::TaskList,
+            E::TaskCancel => X::TaskCancel,
+            E::TaskDelete => X::TaskDelete,
+            E::IndexCreate
+            | E::IndexUpdate
+            | E::IndexDelete
+            | E::IndexCompact
+            | E::SwapIndexes
+            | E::DocumentsDeleteAll
+            | E::DocumentsDeleteByFilter
+            | E::DocumentsEdit
+            | E::SettingsUpdate
+            | E::SettingsReset
+            | E::SettingUpdate
+            | E::SettingReset
+            | E::KeyCreate
+            | E::KeyUpdate
+            | E::KeyDelete
+            | E::Snapshot
+            | E::Dump
+            | E::ExperimentalUpdate
+            | E::WebhookWrite
+            | E::DynamicRulesWrite => X::Broadcast,
+            E::Running
+            | E::Version
+            | E::IndexList
+            | E::IndexGet
+            | E::KeyList
+            | E::KeyGet
+            | E::ExperimentalGet
+            | E::WebhookRead
+            | E::DynamicRulesRead => return Serve::Proxy,
+            E::Metrics | E::BatchList | E::BatchGet => return Serve::NotYet,
+            E::Similar
+            | E::IndexFields
+            | E::TaskCompact
+            | E::TaskDocuments
+            | E::Export
+            | E::Network
+            | E::Logs
+            | E::Chats
+            | E::RenderTemplate => return Serve::NotServed,
+        };
+        Serve::Op(op)
+    }
 }
 
 /// A classified request.

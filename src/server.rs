@@ -4,22 +4,26 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pingora::apps::http_app::HttpServer;
+use async_trait::async_trait;
+use pingora::apps::http_app::{HttpServer, ServeHttp};
+use pingora::protocols::http::ServerSession;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
-use pingora::services::background::background_service;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::auth::AuthChecker;
 use crate::cluster::ReadPolicy;
 use crate::config::Config;
+use crate::fleet::Fleet;
 use crate::health::{HealthService, NodeHealth};
-use crate::metrics::{Metrics, MetricsApp};
+use crate::metrics::Metrics;
 use crate::node_client::NodeClient;
 use crate::ops::{IndexCache, Services};
 use crate::proxy::Gateway;
 use crate::reload::{ReloadService, Reloader};
-use crate::tasks::{refresh::TaskRefreshService, TaskService};
+use crate::tasks::{refresh, TaskService};
 use crate::topology::{Topology, TopologyStore};
 
 /// Pingora's server settings, from its YAML file (`-c`) if given, then Miroir's `[server]`.
@@ -100,38 +104,38 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         );
     }
 
-    let tasks = TaskService::open(&config.server.data_dir).map_err(|e| e.to_string())?;
-    let services = Arc::new(Services {
-        tasks,
-        indexes: IndexCache::default(),
-        auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
-    });
     let master = config
         .server
         .master_key
         .as_ref()
         .and_then(|k| http::HeaderValue::from_str(&format!("Bearer {k}")).ok());
+    let fleet = Arc::new(Fleet {
+        topology: store.clone(),
+        health: health.clone(),
+        transport: client.clone(),
+        master,
+        metrics: metrics.clone(),
+        reads: ReadPolicy::from_config(&config),
+    });
+    let tasks = Arc::new(TaskService::open(&config.server.data_dir).map_err(|e| e.to_string())?);
+    let services = Arc::new(Services {
+        tasks: tasks.clone(),
+        indexes: IndexCache::default(),
+        auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
+    });
     let refresher = background_service(
         "task refresh",
         TaskRefreshService {
-            store: store.clone(),
-            health: health.clone(),
-            client: client.clone(),
-            services: services.clone(),
-            master: master.clone(),
-            metrics: metrics.clone(),
+            fleet: fleet.clone(),
+            tasks,
         },
     );
     let gateway = Gateway::new(
-        store.clone(),
-        health.clone(),
-        metrics.clone(),
-        client,
+        fleet,
         services,
-        master,
+        client,
         plugins,
         config.server.max_body_bytes,
-        ReadPolicy::from_config(&config),
     );
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "miroir");
@@ -162,4 +166,45 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     server.add_service(refresher);
     log::info!("miroir listening on {listen}");
     server.run_forever()
+}
+/// Serves [`Metrics`] at `/metrics` on the metrics listener.
+struct MetricsApp {
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl ServeHttp for MetricsApp {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let path = session.req_header().uri.path();
+        let (status, content_type, body) = if path == "/metrics" || path == "/" {
+            (200, "text/plain; version=0.0.4", self.metrics.render())
+        } else {
+            (404, "text/plain", b"not found\n".to_vec())
+        };
+        http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}
+
+/// Runs the task refresher ([`refresh::round`]) until shutdown.
+struct TaskRefreshService {
+    fleet: Arc<Fleet>,
+    tasks: Arc<TaskService>,
+}
+
+#[async_trait]
+impl BackgroundService for TaskRefreshService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            refresh::round(&self.fleet, &self.tasks).await;
+            tokio::select! {
+                _ = tokio::time::sleep(refresh::PERIOD) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
 }

@@ -63,6 +63,21 @@ pub fn filter(shards: &[u32]) -> String {
     format!("{FIELD} IN [{}]", values.join(", "))
 }
 
+/// The client's `filter` (string, array or absent) ANDed with a shard filter.
+pub fn and_filter(client: Option<&serde_json::Value>, shard_filter: &str) -> serde_json::Value {
+    use serde_json::Value;
+    let tag = Value::from(shard_filter);
+    match client {
+        None | Some(Value::Null) => tag,
+        Some(Value::Array(items)) => {
+            let mut items = items.clone();
+            items.push(tag);
+            Value::Array(items)
+        }
+        Some(other) => Value::Array(vec![other.clone(), tag]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

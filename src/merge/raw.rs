@@ -296,6 +296,19 @@ pub fn write_object_without(
     out.push(b'}');
 }
 
+/// The range of `results[i]` in a node's plain multi-search answer.
+pub fn result_ranges(buf: &[u8]) -> Vec<(usize, usize)> {
+    let start = buf
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    members(buf, start)
+        .into_iter()
+        .find(|m| &buf[m.key.0..m.key.1] == b"results")
+        .map(|m| elements(buf, m.value.0))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

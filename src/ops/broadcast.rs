@@ -13,7 +13,7 @@ use crate::routes::Endpoint;
 use crate::settings;
 
 /// The request each node gets, and whether the tag must be made filterable afterwards.
-fn rewritten(req: &Request<'_>) -> (crate::node_client::NodeRequest, bool) {
+fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool) {
     use Endpoint as E;
     let setting = req.route.param.as_deref();
     match (req.route.endpoint, setting) {
@@ -64,7 +64,7 @@ fn body_has_filterable_reset(body: &[u8]) -> bool {
         .is_ok_and(|v| v.get("filterableAttributes") == Some(&Value::Null))
 }
 
-fn with_body(req: &Request<'_>, body: Vec<u8>) -> crate::node_client::NodeRequest {
+fn with_body(req: &Request<'_>, body: Vec<u8>) -> crate::transport::NodeRequest {
     req.to_node(
         req.method.clone(),
         req.target(),
@@ -160,7 +160,7 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             for node in 0..topology.nodes.len() {
                 sends.push(Send {
                     node,
-                    request: cluster.own_request(crate::node_client::NodeRequest {
+                    request: cluster.own_request(crate::transport::NodeRequest {
                         method: Method::PUT,
                         path: format!("/indexes/{index}/settings/filterable-attributes"),
                         headers: vec![(

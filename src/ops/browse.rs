@@ -1,18 +1,14 @@
 //! Document browsing, `GET /indexes/{uid}/documents` and `POST .../documents/fetch`: every
-//! shard asked for `offset + limit` documents, merged by the `sort` rules when given, and
-//! the client's window taken from the merged list; `total` summed.
-
-use std::cmp::Ordering;
+//! shard asked for `offset + limit` documents (with the fields its `sort` needs), merged by
+//! [`crate::merge::documents`].
 
 use serde_json::{Map, Value};
 
-use super::placement::and_filter;
 use super::{relay, unreachable, Request};
 use crate::cluster::Cluster;
-use crate::merge::raw::{elements, members};
-use crate::merge::score::compare_sort_values;
+use crate::merge::documents::{merge_documents, BrowsePlan};
 use crate::respond::Reply;
-use crate::shard_tag;
+use crate::shard_tag::and_filter;
 use crate::tasks::query::pairs;
 
 /// `GET` browse parameters as a fetch body; `None` for anything else (a node judges).
@@ -30,21 +26,6 @@ fn get_params_to_body(query: &str) -> Option<Map<String, Value>> {
         body.insert(k, value);
     }
     Some(body)
-}
-
-/// A value at a dotted path of a document.
-fn field<'v>(doc: &'v Value, path: &str) -> &'v Value {
-    if let Some(v) = doc.get(path) {
-        return v;
-    }
-    let mut cur = doc;
-    for part in path.split('.') {
-        cur = match cur.get(part) {
-            Some(v) => v,
-            None => return &Value::Null,
-        };
-    }
-    cur
 }
 
 pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
@@ -92,7 +73,7 @@ pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
         }
     }
     let path = format!("/indexes/{index}/documents/fetch");
-    let body_for = |t: &super::placement::Target| {
+    let body_for = |t: &crate::attempts::Target| {
         let mut b = shard_body.clone();
         if let Some(f) = &t.filter {
             let combined = and_filter(body.get("filter"), f);
@@ -104,64 +85,11 @@ pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
         Ok(a) => a,
         Err(reply) => return reply,
     };
-    // Each document stays as bytes; only the sort fields are read.
-    let mut docs: Vec<(usize, (usize, usize), Vec<Value>)> = Vec::new();
-    let mut total = 0u64;
-    for (a, resp) in answers.iter().enumerate() {
-        let buf = &resp.body[..];
-        for m in members(buf, 0) {
-            match &buf[m.key.0..m.key.1] {
-                b"results" => {
-                    for range in elements(buf, m.value.0) {
-                        let keys: Vec<Value> = if sort.is_empty() {
-                            Vec::new()
-                        } else {
-                            let doc: Value = serde_json::from_slice(&buf[range.0..range.1])
-                                .unwrap_or(Value::Null);
-                            sort.iter().map(|(f, _)| field(&doc, f).clone()).collect()
-                        };
-                        docs.push((a, range, keys));
-                    }
-                }
-                b"total" => {
-                    total += std::str::from_utf8(&buf[m.value.0..m.value.1])
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .unwrap_or(0)
-                }
-                _ => {}
-            }
-        }
-    }
-    if !sort.is_empty() {
-        // A stable sort keeps each shard's own order among equal keys.
-        docs.sort_by(|x, y| {
-            for (i, (_, asc)) in sort.iter().enumerate() {
-                match compare_sort_values(*asc, &x.2[i], &y.2[i]) {
-                    Ordering::Equal => continue,
-                    o => return o.reverse(),
-                }
-            }
-            Ordering::Equal
-        });
-    }
-    let drop =
-        |k: &[u8]| k == shard_tag::FIELD.as_bytes() || strip.iter().any(|s| s.as_bytes() == k);
-    let mut out = Vec::from(&b"{\"results\":["[..]);
-    for (n, (a, range, _)) in docs.iter().skip(offset).take(limit).enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        crate::merge::raw::write_object_without(
-            &answers[*a].body,
-            *range,
-            &drop,
-            &|_| false,
-            &mut out,
-        );
-    }
-    out.extend_from_slice(
-        format!("],\"offset\":{offset},\"limit\":{limit},\"total\":{total}}}").as_bytes(),
-    );
-    Reply::json(200, out)
+    let plan = BrowsePlan {
+        offset,
+        limit,
+        sort,
+        strip,
+    };
+    super::search::merged(cluster, &answers, |bodies| merge_documents(bodies, &plan))
 }

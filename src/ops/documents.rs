@@ -49,7 +49,7 @@ fn format_of(req: &Request<'_>) -> Option<Format> {
 fn tag_filterable(node: usize, index: &str) -> Send {
     Send {
         node,
-        request: crate::node_client::NodeRequest {
+        request: crate::transport::NodeRequest {
             method: Method::PUT,
             path: format!("/indexes/{index}/settings/filterable-attributes"),
             headers: vec![(
@@ -111,7 +111,9 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     };
     let topology = cluster.topology;
     let body = req.body.clone();
-    let split = super::cpu_bound(|| rewrite::split(&body, format, key, topology.placement()));
+    let split = super::cpu_bound(body.len(), || {
+        rewrite::split(&body, format, key, topology.placement())
+    });
     let batch = match split {
         Ok(b) => b,
         Err(SplitError::Payload(PayloadError::Missing(f))) => {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cluster::Cluster;
-use crate::node_client::{NodeError, NodeRequest};
+use crate::transport::{NodeError, NodeRequest};
 
 /// An index as a node describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

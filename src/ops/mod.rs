@@ -1,7 +1,8 @@
-//! The requests the gateway serves itself rather than proxying: writes split or broadcast
-//! over the nodes, and the gateway-owned task routes. Each operation takes a [`Request`] and
-//! the [`Cluster`] of one topology snapshot and returns a complete [`Reply`]; none of them
-//! touches Pingora.
+//! The requests the gateway serves itself rather than proxying: reads fanned out and merged,
+//! writes split or broadcast over the nodes, and the gateway-owned task routes. Each
+//! operation takes a [`Request`] and the [`Cluster`] of one topology snapshot and returns a
+//! complete [`Reply`]; none of them touches Pingora. The I/O lives here; merging is
+//! [`crate::merge`]'s.
 
 mod broadcast;
 mod browse;
@@ -9,7 +10,6 @@ mod documents;
 mod federated;
 mod gather;
 pub mod indexes;
-mod placement;
 mod reads;
 mod search;
 mod stats;
@@ -20,10 +20,10 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::cluster::Cluster;
-use crate::error::{ErrorType, MeiliError};
-use crate::node_client::{NodeRequest, NodeResponse};
+use crate::error::MeiliError;
 use crate::respond::Reply;
-use crate::routes::{Endpoint, Route};
+use crate::routes::{Op, Route};
+use crate::transport::{NodeRequest, NodeResponse};
 
 use crate::tasks::TaskService;
 
@@ -31,7 +31,7 @@ pub use indexes::IndexCache;
 
 /// State the operations share, owned by the gateway.
 pub struct Services {
-    pub tasks: TaskService,
+    pub tasks: std::sync::Arc<TaskService>,
     pub indexes: IndexCache,
     pub auth: crate::auth::AuthChecker,
 }
@@ -102,13 +102,26 @@ impl Request<'_> {
     }
 }
 
-/// Runs CPU-heavy work (splitting a large batch) without stalling the other tasks of a
-/// multi-threaded runtime's worker.
-pub fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+/// Input size from which work is handed off the async worker (below, the hand-off costs more
+/// than the work: thread wake-ups measured at a quarter of the gateway's CPU on small
+/// searches).
+const CPU_BOUND_BYTES: usize = 1 << 20;
+
+/// Runs work over `bytes` of input (splitting a batch, merging answers); when large, without
+/// stalling the other tasks of a multi-threaded runtime's worker.
+pub fn cpu_bound<T>(bytes: usize, f: impl FnOnce() -> T) -> T {
+    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+    match flavor {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) if bytes >= CPU_BOUND_BYTES => {
+            tokio::task::block_in_place(f)
+        }
         _ => f(),
     }
+}
+
+/// Total body size of node answers.
+pub fn answers_len(answers: &[crate::transport::NodeResponse]) -> usize {
+    answers.iter().map(|a| a.body.len()).sum()
 }
 
 /// Removes the shard tag from the attribute lists of an error message, so it reads as a
@@ -165,22 +178,12 @@ pub fn relay(resp: &NodeResponse) -> Reply {
 
 /// The gateway could not reach any node for this request.
 pub fn unreachable(detail: &str) -> Reply {
-    Reply::error(&MeiliError::new(
-        503,
-        "miroir_no_node_available",
-        ErrorType::System,
-        format!("No Meilisearch node could be reached: {detail}."),
-    ))
+    Reply::error(&MeiliError::no_node_available(detail))
 }
 
 pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
     if e.is_busy() {
-        return Reply::error(&MeiliError::new(
-            503,
-            "miroir_task_store_busy",
-            ErrorType::System,
-            "The gateway is finishing an upgrade; retry in a moment.",
-        ));
+        return Reply::error(&MeiliError::task_store_busy());
     }
     log::error!("{e}");
     Reply::error(&MeiliError::internal(format!(
@@ -191,58 +194,36 @@ pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
 /// How long a request waits for a task store still held by a previous process.
 const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Whether [`dispatch`] serves this route (the others are proxied to one node, answered by
-/// the proxy itself, or not served yet).
-pub fn serves(route: &Route) -> bool {
-    use crate::routes::RouteClass as C;
-    use Endpoint as E;
-    match route.class {
-        C::OneNode => matches!(route.endpoint, E::SettingsGet | E::SettingGet),
-        C::ByKey | C::Broadcast => true,
-        C::FanOut => !matches!(route.endpoint, E::Similar | E::IndexFields),
-        C::Gateway => matches!(
-            route.endpoint,
-            E::TaskGet | E::TaskList | E::TaskCancel | E::TaskDelete
-        ),
-        C::Unsupported => false,
-    }
-}
-
-/// Serves `req`, whose route belongs to the gateway, a write class, or the fan-out classes
-/// implemented here.
-pub async fn dispatch(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
-    use Endpoint as E;
-    // Writes and task routes need the task store: during a graceful upgrade it is released
-    // by the previous process once its last requests are done, within its shutdown timeouts.
-    let needs_store = matches!(
-        req.route.class,
-        crate::routes::RouteClass::ByKey | crate::routes::RouteClass::Broadcast
-    ) || matches!(
-        req.route.endpoint,
-        E::TaskGet | E::TaskList | E::TaskCancel | E::TaskDelete
-    );
-    if needs_store && req.route.endpoint != E::DocumentGet {
+/// Serves `req` with `op`, the operation its route names ([`crate::routes::Endpoint::serve`]).
+pub async fn dispatch(
+    cluster: &Cluster<'_>,
+    services: &Services,
+    op: Op,
+    req: &Request<'_>,
+) -> Reply {
+    // During a graceful upgrade the task store is released by the previous process once its
+    // last requests are done, within its shutdown timeouts.
+    if op.needs_store() {
         services.tasks.ready(STORE_WAIT).await;
     }
-    match req.route.endpoint {
-        E::DocumentsReplace | E::DocumentsUpdate => documents::add(cluster, services, req).await,
-        E::DocumentDelete => documents::delete_one(cluster, services, req).await,
-        E::DocumentsDeleteBatch => documents::delete_batch(cluster, services, req).await,
-        E::TaskGet => task_routes::get(cluster, services, req).await,
-        E::TaskList => task_routes::list(cluster, services, req).await,
-        E::TaskCancel => task_routes::cancel(cluster, services, req).await,
-        E::TaskDelete => task_routes::delete(cluster, services, req).await,
-        E::GlobalStats | E::IndexStats => stats::stats(cluster, req).await,
-        E::SettingsGet | E::SettingGet => reads::settings(cluster, req).await,
-        E::Search => search::search(cluster, services, req).await,
-        E::MultiSearch => search::multi_search(cluster, services, req).await,
-        E::FacetSearch => search::facet_search(cluster, services, req).await,
-        E::DocumentsBrowse | E::DocumentsFetch => browse::browse(cluster, req).await,
-        E::DocumentGet => reads::document(cluster, req).await,
-        _ => broadcast::broadcast(cluster, services, req).await,
+    match op {
+        Op::AddDocuments => documents::add(cluster, services, req).await,
+        Op::DeleteDocument => documents::delete_one(cluster, services, req).await,
+        Op::DeleteDocuments => documents::delete_batch(cluster, services, req).await,
+        Op::GetDocument => reads::document(cluster, req).await,
+        Op::Browse => browse::browse(cluster, req).await,
+        Op::Search => search::search(cluster, services, req).await,
+        Op::MultiSearch => search::multi_search(cluster, services, req).await,
+        Op::FacetSearch => search::facet_search(cluster, services, req).await,
+        Op::Stats => stats::stats(cluster, req).await,
+        Op::Settings => reads::settings(cluster, req).await,
+        Op::Broadcast => broadcast::broadcast(cluster, services, req).await,
+        Op::TaskGet => task_routes::get(cluster, services, req).await,
+        Op::TaskList => task_routes::list(cluster, services, req).await,
+        Op::TaskCancel => task_routes::cancel(cluster, services, req).await,
+        Op::TaskDelete => task_routes::delete(cluster, services, req).await,
     }
 }
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,6 +1,7 @@
 //! Scatter-gather reads: `/indexes/{uid}/search` (GET and POST), `/multi-search` (plain and
-//! federated), `/indexes/{uid}/facet-search` and document browsing. One owner per shard is
-//! asked (DESIGN §5 step 1), the answers merged by [`crate::merge`].
+//! federated) and `/indexes/{uid}/facet-search`. One owner per shard is asked for the whole
+//! window the client wants (with ranking details), and the answers merged by
+//! [`crate::merge`].
 
 use std::time::Instant;
 
@@ -8,14 +9,16 @@ use http::Method;
 use serde_json::{Map, Value};
 
 pub(super) use super::gather::gather;
-use super::placement::{and_filter, Target};
-use super::{cpu_bound, relay, unreachable, Request, Services};
+use super::{answers_len, cpu_bound, relay, unreachable, Request, Services};
+use crate::attempts::Target;
 use crate::cluster::Cluster;
 use crate::error::MeiliError;
 use crate::merge::plan::{prepare, MergeSettings};
-use crate::merge::{merge_search, ShardAnswer};
+use crate::merge::{merge_multi, merge_search, MergeError, SearchPlan, ShardAnswer};
 use crate::respond::Reply;
+use crate::shard_tag::and_filter;
 use crate::tasks::query::pairs;
+use crate::transport::NodeResponse;
 
 /// The settings of `index`, asked of a node with the gateway's key (briefly cached).
 pub(super) async fn merge_settings(
@@ -26,7 +29,7 @@ pub(super) async fn merge_settings(
     if let Some(s) = services.indexes.settings(index) {
         return MergeSettings::from_settings(&s);
     }
-    let req = cluster.own_request(crate::node_client::NodeRequest::get(format!(
+    let req = cluster.own_request(crate::transport::NodeRequest::get(format!(
         "/indexes/{index}/settings"
     )));
     match cluster.send_any(&req).await {
@@ -119,22 +122,31 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
         Ok(a) => a,
         Err(reply) => return reply,
     };
-    let distinct = prepared.plan.distinct.clone();
-    let merge_started = Instant::now();
-    let merged = cpu_bound(|| {
-        let shards: Result<Vec<ShardAnswer<'_>>, _> = answers
+    let plan = &prepared.plan;
+    merged(cluster, &answers, |bodies| {
+        let mut shards = bodies
             .iter()
-            .map(|a| ShardAnswer::parse(&a.body, distinct.as_deref()))
-            .collect();
-        shards.and_then(|mut s| {
-            merge_search(&mut s, &prepared.plan, started.elapsed().as_millis() as u64)
-        })
-    });
+            .map(|b| ShardAnswer::parse(b, plan.distinct.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        merge_search(&mut shards, plan, started.elapsed().as_millis() as u64)
+    })
+}
+
+/// Runs a merge over the nodes' answers (off the async worker when large), records its
+/// time, and turns its result into the reply: the one place a merge becomes a response.
+pub(super) fn merged(
+    cluster: &Cluster<'_>,
+    answers: &[NodeResponse],
+    merge: impl FnOnce(&[&[u8]]) -> Result<Vec<u8>, MergeError>,
+) -> Reply {
+    let started = Instant::now();
+    let bodies: Vec<&[u8]> = answers.iter().map(|a| &a.body[..]).collect();
+    let result = cpu_bound(answers_len(answers), || merge(&bodies));
     cluster
         .metrics
         .merge_duration
-        .observe(merge_started.elapsed().as_secs_f64());
-    match merged {
+        .observe(started.elapsed().as_secs_f64());
+    match result {
         Ok(body) => Reply::json(200, body),
         Err(e) => Reply::error(&MeiliError::internal(format!(
             "cannot merge shard answers: {}",
@@ -149,20 +161,6 @@ pub(super) async fn judge(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
         Ok((_, resp)) => relay(&resp),
         Err(e) => unreachable(&e.to_string()),
     }
-}
-
-/// The range of `results[i]` in a node's plain multi-search answer.
-pub(super) fn result_ranges(buf: &[u8]) -> Vec<(usize, usize)> {
-    use crate::merge::raw::{elements, members};
-    let start = buf
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(0);
-    members(buf, start)
-        .into_iter()
-        .find(|m| &buf[m.key.0..m.key.1] == b"results")
-        .map(|m| elements(buf, m.value.0))
-        .unwrap_or_default()
 }
 
 /// `POST /multi-search`: every query merged like a search; all the queries a node answers
@@ -205,45 +203,10 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
         Ok(a) => a,
         Err(reply) => return reply,
     };
-    let merge_started = Instant::now();
-    let merged = cpu_bound(|| -> Result<Vec<u8>, crate::merge::MergeError> {
-        let ranges: Vec<Vec<(usize, usize)>> =
-            answers.iter().map(|a| result_ranges(&a.body)).collect();
-        let mut out = Vec::from(&b"{\"results\":["[..]);
-        for (i, p) in prepared.iter().enumerate() {
-            let mut shards = Vec::with_capacity(answers.len());
-            for (a, r) in answers.iter().zip(&ranges) {
-                let range = r.get(i).ok_or_else(|| {
-                    crate::merge::MergeError("a node answered fewer queries".into())
-                })?;
-                shards.push(ShardAnswer::parse(
-                    &a.body[range.0..range.1],
-                    p.plan.distinct.as_deref(),
-                )?);
-            }
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&merge_search(
-                &mut shards,
-                &p.plan,
-                started.elapsed().as_millis() as u64,
-            )?);
-        }
-        out.extend_from_slice(b"]}");
-        Ok(out)
-    });
-    cluster
-        .metrics
-        .merge_duration
-        .observe(merge_started.elapsed().as_secs_f64());
-    match merged {
-        Ok(body) => Reply::json(200, body),
-        Err(e) => Reply::error(&MeiliError::internal(format!(
-            "cannot merge shard answers: {}",
-            e.0
-        ))),
-    }
+    let plans: Vec<&SearchPlan> = prepared.iter().map(|p| &p.plan).collect();
+    merged(cluster, &answers, |bodies| {
+        merge_multi(bodies, &plans, started.elapsed().as_millis() as u64)
+    })
 }
 
 /// `POST /indexes/{uid}/facet-search`: counts summed per value, ordered and truncated like
@@ -261,19 +224,14 @@ pub async fn facet_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
         Ok(a) => a,
         Err(reply) => return reply,
     };
-    let parsed: Vec<Value> = answers
-        .iter()
-        .filter_map(|a| serde_json::from_slice(&a.body).ok())
-        .collect();
     let facet = body.get("facetName").and_then(Value::as_str).unwrap_or("");
-    Reply::json(
-        200,
-        crate::merge::facet_search::merge(
-            &parsed,
-            &settings.facets,
-            facet,
-            started.elapsed().as_millis() as u64,
-        )
-        .to_string(),
-    )
+    merged(cluster, &answers, |bodies| {
+        let parsed: Vec<Value> = bodies
+            .iter()
+            .filter_map(|b| serde_json::from_slice(b).ok())
+            .collect();
+        let ms = started.elapsed().as_millis() as u64;
+        let answer = crate::merge::facet_search::merge(&parsed, &settings.facets, facet, ms);
+        Ok(answer.to_string().into_bytes())
+    })
 }

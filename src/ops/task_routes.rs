@@ -11,9 +11,9 @@ use super::{relay, store_failure, unreachable, Request, Services};
 use crate::auth::AuthError;
 use crate::cluster::Cluster;
 use crate::error::{ErrorType, MeiliError};
-use crate::node_client::NodeRequest;
 use crate::respond::Reply;
 use crate::tasks::{GatewayTask, NodeTaskRef, TaskFilter};
+use crate::transport::NodeRequest;
 
 /// Checks the client's key for `action` with a node.
 async fn authorize(
@@ -22,16 +22,10 @@ async fn authorize(
     req: &Request<'_>,
     action: &'static str,
 ) -> Option<Reply> {
-    let nodes: Vec<_> = cluster
-        .preferred_nodes()
-        .into_iter()
-        .map(|n| &cluster.topology.nodes[n])
-        .collect();
     match services
         .auth
         .check(
-            cluster.client,
-            &nodes,
+            cluster,
             req.headers.get(http::header::AUTHORIZATION),
             action,
         )

@@ -14,10 +14,10 @@ use serde_json::Value;
 use super::{relay, store_failure, Request, Services};
 use crate::cluster::Cluster;
 use crate::error::{ErrorType, MeiliError};
-use crate::node_client::NodeRequest;
 use crate::respond::Reply;
 use crate::tasks::{GatewayTask, NodeTaskRef};
 use crate::topology::{NodeIdx, Topology};
+use crate::transport::NodeRequest;
 
 /// One request of a write plan.
 pub struct Send {
@@ -192,15 +192,7 @@ fn quorum_failure(cluster: &Cluster<'_>, failed: &BTreeSet<NodeIdx>) -> Reply {
         .iter()
         .map(|&n| format!("`{}`", cluster.topology.nodes[n].id))
         .collect();
-    Reply::error(&MeiliError::new(
-        503,
-        "miroir_write_quorum_failed",
-        ErrorType::System,
-        format!(
-            "The write could not reach enough nodes to be acknowledged; unreachable or failing: {}. Retry once they are back.",
-            names.join(", ")
-        ),
-    ))
+    Reply::error(&MeiliError::write_quorum_failed(&names))
 }
 
 /// A task the gateway settles alone, failed with a document error a node would have given.

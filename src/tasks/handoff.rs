@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{StoreError, TaskService};
 use crate::cluster::Cluster;
-use crate::node_client::NodeRequest;
+use crate::transport::NodeRequest;
 
 #[derive(Serialize, Deserialize)]
 struct Head {

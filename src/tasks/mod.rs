@@ -19,7 +19,7 @@ pub use query::TaskFilter;
 pub use store::{StoreError, TaskStore};
 
 use crate::cluster::Cluster;
-use crate::node_client::NodeRequest;
+use crate::transport::NodeRequest;
 
 /// The task store plus the set of tasks not final yet.
 ///

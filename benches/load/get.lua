@@ -1,0 +1,2 @@
+-- A plain GET (the URL given to wrk).
+wrk.method = "GET"

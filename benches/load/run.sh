@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# End-to-end load run on loopback: Meilisearch called directly beside the same calls through
+# Miroir, with the gateway's CPU and memory. Everything it starts listens on 127.0.0.1 and is
+# stopped when it ends.
+#
+#   benches/load/run.sh            # 10 s per measurement
+#   DURATION=30 SOAK=120 benches/load/run.sh
+#
+# Needs: a `meilisearch` binary (MEILI_BIN or PATH), `wrk`, `python3`, and cargo.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+SOAK=${SOAK:-60}
+CONNECTIONS=${CONNECTIONS:-8}
+DOCS=${DOCS:-20000}
+KEY=miroir-load-key-0123456789abcdef
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+MEILI=${MEILI_BIN:-$(command -v meilisearch || true)}
+[ -x "$MEILI" ] || { echo "no meilisearch binary: set MEILI_BIN or put it on PATH" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }
+
+(cd "$ROOT" && cargo build --release --quiet)
+MIROIR="$ROOT/target/release/miroir"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_meili() { # name port
+    "$MEILI" --db-path "$WORK/$1/data.ms" --dump-dir "$WORK/$1/dumps" \
+        --snapshot-dir "$WORK/$1/snapshots" --http-addr "127.0.0.1:$2" \
+        --master-key "$KEY" --no-analytics --env development >"$WORK/$1.log" 2>&1 &
+    PIDS+=($!)
+    eval "PID_$1=$!"
+}
+
+start_miroir() { # name port metrics_port node_ports...
+    local name=$1 port=$2 metrics=$3
+    shift 3
+    mkdir -p "$WORK/$name"
+    {
+        printf '[server]\nlisten = "127.0.0.1:%s"\nmetrics_listen = "127.0.0.1:%s"\n' "$port" "$metrics"
+        printf 'data_dir = "%s"\nthreads = 2\nlog_level = "warn"\n' "$WORK/$name/data"
+        printf 'pid_file = "%s"\nupgrade_sock = "%s"\n' "$WORK/$name/pid" "$WORK/$name/sock"
+        printf '[cluster]\nshards = 64\n'
+        for p in "$@"; do
+            printf '[[nodes]]\nid = "n%s"\nurl = "http://127.0.0.1:%s"\n' "$p" "$p"
+        done
+    } >"$WORK/$name/miroir.toml"
+    MIROIR_MASTER_KEY=$KEY "$MIROIR" --config "$WORK/$name/miroir.toml" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    eval "PID_$name=$!"
+}
+
+wait_up() { # port
+    for _ in $(seq 300); do
+        curl -sf "http://127.0.0.1:$1/health" >/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing answers on port $1" >&2
+    exit 1
+}
+
+start_meili solo 17801
+start_meili n0 17802
+start_meili n1 17803
+start_meili n2 17804
+for p in 17801 17802 17803 17804; do wait_up $p; done
+start_miroir one 17811 17821 17801        # one node: pass-through and single-node search
+start_miroir fleet 17812 17822 17802 17803 17804
+wait_up 17811
+wait_up 17812
+
+python3 "$HERE/documents.py" "$DOCS" >"$WORK/docs.json"
+wait_task() { # port uid
+    for _ in $(seq 1200); do
+        status=$(curl -sf "http://127.0.0.1:$1/tasks/$2" -H "Authorization: Bearer $KEY" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+        [ "$status" = succeeded ] && return 0
+        [ "$status" = failed ] && { echo "task $2 failed on port $1" >&2; exit 1; }
+        sleep 0.25
+    done
+    echo "task $2 did not finish on port $1" >&2
+    exit 1
+}
+call() { # method port path body-args... -> task uid
+    local method=$1 port=$2 path=$3
+    shift 3
+    curl -sf -X "$method" "http://127.0.0.1:$port$path" -H "Authorization: Bearer $KEY" \
+        -H 'Content-Type: application/json' "$@" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["taskUid"])'
+}
+load() { # port
+    wait_task "$1" "$(call PATCH "$1" /indexes/products/settings \
+        --data '{"filterableAttributes":["brand","category"]}')"
+    wait_task "$1" "$(call POST "$1" '/indexes/products/documents?primaryKey=id' \
+        --data-binary "@$WORK/docs.json")"
+}
+load 17811
+load 17812
+
+cpu_ticks() { # pids... -> utime+stime, in clock ticks
+    local total=0
+    for pid in "$@"; do
+        read -r -a f <"/proc/$pid/stat"
+        total=$((total + f[13] + f[14]))
+    done
+    echo $total
+}
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# One wrk run: prints "req/s p50 p99" and leaves CPU ticks of the gateway and nodes in
+# GW_TICKS and NODE_TICKS.
+measure() { # url script gateway_pid node_pids...
+    local url=$1 script=$2 gw=$3
+    shift 3
+    local gw0 nodes0 out
+    gw0=$( [ "$gw" = - ] && echo 0 || cpu_ticks "$gw")
+    nodes0=$(cpu_ticks "$@")
+    out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/$script" \
+        -H "Authorization: Bearer $KEY" "$url")
+    GW_TICKS=$(( $( [ "$gw" = - ] && echo 0 || cpu_ticks "$gw") - gw0 ))
+    NODE_TICKS=$(( $(cpu_ticks "$@") - nodes0 ))
+    if echo "$out" | grep -q "Non-2xx"; then
+        echo "$out" >&2
+        echo "non-2xx answers during the run" >&2
+        exit 1
+    fi
+    local rps p50 p99
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    printf '%10s req/s  p50 %8s  p99 %8s' "$rps" "$p50" "$p99"
+}
+
+# Every target answers a search before anything is measured.
+for port in 17801 17811 17812; do
+    answer=$(curl -s -w '\n%{http_code}' -X POST "http://127.0.0.1:$port/indexes/products/search" \
+        -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+        --data '{"q":"","limit":20,"facets":["brand","category"]}')
+    [ "${answer##*$'\n'}" = 200 ] || { echo "search on port $port: $answer" >&2; exit 1; }
+done
+
+echo "Load run: $DOCS documents, wrk 1 thread x $CONNECTIONS connections, ${DURATION}s each, $(nproc) CPUs"
+echo
+echo "GET /version (Pingora pass-through)"
+printf '  direct            '; measure http://127.0.0.1:17801/version get.lua - "$PID_solo"
+echo "   node CPU: $NODE_TICKS ticks"
+printf '  through Miroir    '; measure http://127.0.0.1:17811/version get.lua "$PID_one" "$PID_solo"
+echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+echo
+echo "POST /indexes/products/search (rotating queries, limit 20, facets)"
+printf '  direct, one node  '; measure http://127.0.0.1:17801/indexes/products/search search.lua - "$PID_solo"
+echo "   node CPU: $NODE_TICKS ticks"
+printf '  Miroir, one node  '; measure http://127.0.0.1:17811/indexes/products/search search.lua "$PID_one" "$PID_solo"
+echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+printf '  Miroir, 3 nodes   '; measure http://127.0.0.1:17812/indexes/products/search search.lua "$PID_fleet" "$PID_n0" "$PID_n1" "$PID_n2"
+echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+echo
+
+# Memory: the gateway's resident size across a sustained search load, sampled each 10 s.
+echo "Soak: ${SOAK}s of searches through Miroir over 3 nodes, gateway RSS every 10 s (KiB)"
+samples="$(rss_kib "$PID_fleet")"
+wrk -t1 -c"$CONNECTIONS" -d"${SOAK}s" -s "$HERE/search.lua" -H "Authorization: Bearer $KEY" \
+    http://127.0.0.1:17812/indexes/products/search >"$WORK/soak.txt" &
+soak=$!
+for _ in $(seq $((SOAK / 10))); do
+    sleep 10
+    samples="$samples $(rss_kib "$PID_fleet")"
+done
+wait $soak
+echo "  $samples"
+awk '/Requests\/sec/ {print "  " $2 " req/s"}' "$WORK/soak.txt"
+grep -q "Non-2xx" "$WORK/soak.txt" && { echo "non-2xx answers during the soak" >&2; exit 1; }
+echo "done"

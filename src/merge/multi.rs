@@ -1,0 +1,34 @@
+//! Plain multi-search (no `federation`): each query merged on its own like a search, the
+//! results in the order of the queries.
+
+use super::raw::result_ranges;
+use super::search::{merge_search, MergeError, SearchPlan, ShardAnswer};
+
+/// Merges the nodes' multi-search answers (`answers[n]` holds every query's result, in
+/// order) into `{"results": [...]}`, one merged search per plan.
+pub fn merge_multi(
+    answers: &[&[u8]],
+    plans: &[&SearchPlan],
+    gateway_ms: u64,
+) -> Result<Vec<u8>, MergeError> {
+    let ranges: Vec<Vec<(usize, usize)>> = answers.iter().map(|a| result_ranges(a)).collect();
+    let mut out = Vec::from(&b"{\"results\":["[..]);
+    for (i, plan) in plans.iter().enumerate() {
+        let mut shards = Vec::with_capacity(answers.len());
+        for (a, r) in answers.iter().zip(&ranges) {
+            let range = r
+                .get(i)
+                .ok_or_else(|| MergeError("a node answered fewer queries".into()))?;
+            shards.push(ShardAnswer::parse(
+                &a[range.0..range.1],
+                plan.distinct.as_deref(),
+            )?);
+        }
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&merge_search(&mut shards, plan, gateway_ms)?);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
