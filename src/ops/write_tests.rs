@@ -1,0 +1,160 @@
+//! Writes on scripted nodes: the quorum rule on both sides, the degraded header, and the
+//! missed writes replayed in order once the node answers again (hinted handoff).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+
+use super::{dispatch, IndexCache, Request, Services};
+use crate::auth::AuthChecker;
+use crate::routes::{self, Op};
+use crate::tasks::TaskService;
+use crate::transport::scripted::{Step, TestFleet};
+
+const ENQUEUED: &str = r#"{"taskUid":7,"indexUid":"m","status":"enqueued","type":"documentDeletion","enqueuedAt":"2026-01-01T00:00:00Z"}"#;
+
+fn services() -> Services {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "miroir-write-tests-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    Services {
+        tasks: Arc::new(TaskService::open(&dir).unwrap()),
+        indexes: IndexCache::default(),
+        auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
+    }
+}
+
+/// `DELETE /indexes/m/documents/{id}` through the gateway's write path.
+async fn delete(t: &TestFleet, services: &Services, id: &str) -> crate::respond::Reply {
+    let path = format!("/indexes/m/documents/{id}");
+    let route = routes::classify(&Method::DELETE, &path).unwrap();
+    let headers = HeaderMap::new();
+    let req = Request {
+        method: &Method::DELETE,
+        path: &path,
+        query: "",
+        headers: &headers,
+        body: Bytes::new(),
+        route: &route,
+        upstream_headers: &[],
+        received_at: "2026-01-01T00:00:00Z".into(),
+    };
+    let topology = t.fleet.topology.snapshot();
+    let cluster = t.fleet.cluster(&topology);
+    dispatch(&cluster, services, Op::DeleteDocument, &req).await
+}
+
+fn header<'r>(reply: &'r crate::respond::Reply, name: &str) -> Option<&'r str> {
+    reply
+        .headers
+        .iter()
+        .find(|(n, _)| n.as_str() == name)
+        .and_then(|(_, v)| v.to_str().ok())
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_group_meeting_the_quorum_acknowledges_and_the_miss_is_replayed_in_order() {
+    let t = TestFleet::new(&["a", "b"], 1, 8, None);
+    let services = services();
+    t.nodes.script("a0", vec![], Step::refuse());
+    t.nodes.script("b0", vec![], Step::status(202, ENQUEUED));
+
+    for id in ["1", "2"] {
+        let reply = delete(&t, &services, id).await;
+        assert_eq!(reply.status, 202, "{:?}", reply.body);
+        assert_eq!(header(&reply, "x-miroir-degraded"), Some("a0"));
+    }
+    assert_eq!(services.tasks.hint_counts().get("a0"), Some(&2));
+    assert!(services.tasks.is_lagging("a0"));
+    // While a0 lags, a new write for it joins its queue instead of overtaking it.
+    t.nodes.script("a0", vec![], Step::status(202, ENQUEUED));
+    let reply = delete(&t, &services, "3").await;
+    assert_eq!(reply.status, 202);
+    assert_eq!(services.tasks.hint_counts().get("a0"), Some(&3));
+    // a0 was asked once: the first write; the others waited in its queue.
+    assert_eq!(t.nodes.asked().iter().filter(|n| *n == "a0").count(), 1);
+
+    // a0 answers again: its queue is replayed oldest first, then it is caught up.
+    let topology = t.fleet.topology.snapshot();
+    let cluster = t.fleet.cluster(&topology);
+    services.tasks.replay_hints(&cluster).await;
+    let replayed: Vec<String> = t
+        .nodes
+        .received()
+        .into_iter()
+        .filter(|r| r.node == "a0")
+        .skip(1)
+        .map(|r| r.request.path)
+        .collect();
+    assert_eq!(
+        replayed,
+        [
+            "/indexes/m/documents/1",
+            "/indexes/m/documents/2",
+            "/indexes/m/documents/3"
+        ]
+    );
+    assert!(services.tasks.hint_counts().is_empty());
+    assert!(!services.tasks.is_lagging("a0"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_no_group_acknowledges_fails_with_the_quorum_error() {
+    let t = TestFleet::new(&["a", "b"], 1, 8, None);
+    let services = services();
+    t.nodes.script("a0", vec![], Step::refuse());
+    t.nodes.script("b0", vec![], Step::refuse());
+    let reply = delete(&t, &services, "1").await;
+    assert_eq!(reply.status, 503);
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["code"], "miroir_write_quorum_failed");
+    assert!(body["message"].as_str().unwrap().contains("`a0`, `b0`"));
+    // Nothing was written anywhere: nothing to replay.
+    assert!(services.tasks.hint_counts().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replay_stops_at_the_first_failure_and_resumes_later() {
+    let t = TestFleet::new(&["a", "b"], 1, 8, None);
+    let services = services();
+    t.nodes.script("a0", vec![], Step::refuse());
+    t.nodes.script("b0", vec![], Step::status(202, ENQUEUED));
+    for id in ["1", "2"] {
+        assert_eq!(delete(&t, &services, id).await.status, 202);
+    }
+    let topology = t.fleet.topology.snapshot();
+    let cluster = t.fleet.cluster(&topology);
+    // The first replay gets through, the second fails: one hint left, still lagging.
+    t.nodes.script(
+        "a0",
+        vec![Step::status(202, ENQUEUED), Step::refuse()],
+        Step::status(202, ENQUEUED),
+    );
+    services.tasks.replay_hints(&cluster).await;
+    assert_eq!(services.tasks.hint_counts().get("a0"), Some(&1));
+    assert!(services.tasks.is_lagging("a0"));
+    services.tasks.replay_hints(&cluster).await;
+    assert!(services.tasks.hint_counts().is_empty());
+    let paths: Vec<String> = t
+        .nodes
+        .received()
+        .into_iter()
+        .filter(|r| r.node == "a0")
+        .map(|r| r.request.path)
+        .collect();
+    // The first write reached a0 refused; the second was queued behind it unsent.
+    assert_eq!(
+        paths[1..],
+        [
+            "/indexes/m/documents/1",
+            "/indexes/m/documents/2",
+            "/indexes/m/documents/2"
+        ]
+    );
+}
