@@ -1,8 +1,23 @@
 //! Miroir: a Pingora gateway that makes a fleet of Meilisearch nodes look like one server.
 //!
-//! Meilisearch semantics (configuration, routing, route classes, errors) live in modules free
-//! of Pingora types; `proxy`, `server`, `health`, `reload` and `node_client` wire them into
-//! Pingora.
+//! The map, from the edge inwards:
+//!
+//! - Pingora at the edge: `server` (assembles the services: proxy, metrics listener, health
+//!   checks, reload, task refresher), `proxy` (the `ProxyHttp` filter chain), `node_client`
+//!   (pooled connections to the nodes, the [`transport::Transport`] in production), `health`
+//!   (background checks), `reload` (SIGHUP).
+//! - The gateway's own operations, without Pingora types: `ops` (each served route: ask the
+//!   nodes, hand the answers to `merge`, reply), `tasks` (gateway tasks, their store, hinted
+//!   handoff, the refresher's round), `auth` (key checks for gateway routes).
+//! - Reaching the nodes: `fleet` (the shared state bundle), `cluster` (one request's view of
+//!   it), `replicas` (which replica serves), `attempts` (failover and hedging of reads),
+//!   `transport` (the seam to the network, scripted in tests).
+//! - Meilisearch semantics, plain code: `config`, `topology`, `routing` (shard hash and
+//!   rendezvous owners), `routes` (the endpoint table and how each is served), `merge`
+//!   (every merge of node answers), `rewrite` (document batches split by shard),
+//!   `shard_tag` (the tag and everything that hides it), `error`, `query_string`.
+//! - Small pieces: `metrics`, `respond` (a reply of the gateway's own), `describe`
+//!   (`check-config`'s report).
 
 pub mod attempts;
 pub mod auth;
@@ -17,6 +32,7 @@ pub mod metrics;
 pub mod node_client;
 pub mod ops;
 pub mod proxy;
+pub mod query_string;
 pub mod reload;
 pub mod replicas;
 pub mod respond;
@@ -24,7 +40,6 @@ pub mod rewrite;
 pub mod routes;
 pub mod routing;
 pub mod server;
-pub mod settings;
 pub mod shard_tag;
 pub mod tasks;
 pub mod topology;

@@ -205,6 +205,30 @@ fn queries() -> Vec<Probe> {
             {"indexUid": "products", "q": "x", "limit": 5}
         ]})),
     });
+    for body in [
+        json!({"federation": {}, "queries": [
+            {"indexUid": "products", "q": "blue"}, {"indexUid": "people", "q": "blue"}]}),
+        json!({"federation": {"limit": 15}, "queries": [
+            {"indexUid": "products", "q": "lamp", "sort": ["price:asc"]},
+            {"indexUid": "people", "q": "anna", "federationOptions": {"weight": 3.0}}]}),
+        json!({"federation": {"limit": 8, "mergeFacets": {}, "facetsByIndex": {"products": ["category"], "people": ["gender"]}}, "queries": [
+            {"indexUid": "products", "q": "red"}, {"indexUid": "people", "q": "red"}]}),
+        json!({"federation": {"hitsPerPage": 6}, "queries": [
+            {"indexUid": "products", "q": "wooden chair", "filter": "price > 100"},
+            {"indexUid": "people", "q": "smith", "federationOptions": {"weight": 0.5}}]}),
+        json!({"federation": {"offset": 10, "limit": 10}, "queries": [
+            {"indexUid": "products", "q": "", "filter": "category = Sports"},
+            {"indexUid": "people", "q": ""}]}),
+        json!({"federation": {"limit": 12}, "queries": [
+            {"indexUid": "products", "q": "shoe", "showRankingScore": true},
+            {"indexUid": "people", "q": "john", "federationOptions": {"weight": 1.5}}]}),
+    ] {
+        out.push(Probe {
+            method: "POST",
+            path: "/multi-search".into(),
+            body: Some(body),
+        });
+    }
     // Facet search.
     for body in [
         json!({"facetName": "brand", "facetQuery": "a"}),
@@ -446,9 +470,8 @@ async fn record_fixtures(single: &mut Api, nodes: &[MeiliNode], dir: &std::path:
             .get(&format!("/indexes/{index}/settings"))
             .await
             .json();
-        let merge_settings = miroir::merge::plan::MergeSettings::from_settings(&settings);
-        let Some(prepared) =
-            miroir::merge::plan::prepare(body.as_object().unwrap(), &merge_settings)
+        let merge_settings = miroir::merge::MergeSettings::from_settings(&settings);
+        let Some(prepared) = miroir::merge::prepare(body.as_object().unwrap(), &merge_settings)
         else {
             continue;
         };
@@ -477,4 +500,68 @@ async fn record_fixtures(single: &mut Api, nodes: &[MeiliNode], dir: &std::path:
         n += 1;
     }
     eprintln!("recorded {n} merge fixtures in {}", dir.display());
+    record_federated_fixtures(single, nodes, &dir.join("../federated"), &fields).await;
+}
+
+/// The same for federated multi-searches (`tests/fixtures/federated`).
+async fn record_federated_fixtures(
+    single: &mut Api,
+    nodes: &[MeiliNode],
+    dir: &std::path::Path,
+    fields: &Value,
+) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut n = 0;
+    for p in queries() {
+        let Some(body) = p.body.as_ref().filter(|b| b.get("federation").is_some()) else {
+            continue;
+        };
+        let mut body = body.clone();
+        for q in body["queries"].as_array_mut().into_iter().flatten() {
+            if q.get("attributesToRetrieve").is_none() {
+                q["attributesToRetrieve"] = fields.clone();
+            }
+        }
+        let expected = single.json("POST", "/multi-search", &body).await;
+        if expected.status != 200 {
+            continue;
+        }
+        let indexes = miroir::merge::federated_indexes(body.as_object().unwrap()).unwrap();
+        let mut raw = serde_json::Map::new();
+        let mut settings = std::collections::BTreeMap::new();
+        for index in indexes {
+            let s = single
+                .get(&format!("/indexes/{index}/settings"))
+                .await
+                .json();
+            let kept = json!({"pagination": s["pagination"], "faceting": s["faceting"], "distinctAttribute": s["distinctAttribute"]});
+            settings.insert(
+                index.clone(),
+                miroir::merge::MergeSettings::from_settings(&kept),
+            );
+            raw.insert(index, kept);
+        }
+        let prepared =
+            miroir::merge::prepare_federated(body.as_object().unwrap(), &settings).unwrap();
+        let shard_body = json!({"queries": prepared
+            .queries
+            .iter()
+            .map(|q| Value::Object(q.shard_body.clone()))
+            .collect::<Vec<_>>()});
+        let mut shards = Vec::new();
+        for node in nodes {
+            let mut api = Api::new(node.addr, Some(KEY));
+            shards.push(api.json("POST", "/multi-search", &shard_body).await.json());
+        }
+        let fixture = json!({
+            "settings": raw,
+            "request": body,
+            "shards": shards,
+            "expected": expected.json(),
+        });
+        let bytes = serde_json::to_vec(&fixture).unwrap();
+        std::fs::write(dir.join(format!("{n:03}.json")), bytes).unwrap();
+        n += 1;
+    }
+    eprintln!("recorded {n} federated fixtures in {}", dir.display());
 }

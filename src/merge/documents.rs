@@ -84,8 +84,7 @@ pub fn merge_documents(answers: &[&[u8]], plan: &BrowsePlan) -> Result<Vec<u8>, 
             Ordering::Equal
         });
     }
-    let drop =
-        |k: &[u8]| k == shard_tag::FIELD.as_bytes() || plan.strip.iter().any(|s| s.as_bytes() == k);
+    let drop = |k: &[u8]| shard_tag::is_tag(k) || plan.strip.iter().any(|s| s.as_bytes() == k);
     let mut out = Vec::from(&b"{\"results\":["[..]);
     for (n, (a, range, _)) in docs.iter().skip(plan.offset).take(plan.limit).enumerate() {
         if n > 0 {

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::facets::{merge_distribution, merge_stats, FacetSettings};
+use super::multi::query_answers;
+use super::plan::{prepare, MergeSettings, Prepared};
 use super::raw::result_ranges;
 use super::score::{compare_weighted, weighted, Component};
 use super::search::{merge_order, MergeError, SearchPlan, ShardAnswer};
@@ -59,6 +61,97 @@ impl FederatedPlan {
     }
 }
 
+/// A federated request prepared: the merge's plan, and each query as every node is asked
+/// it (before shard filters), in the plain multi-search body `{"queries": [...]}`.
+pub struct PreparedFederated {
+    pub plan: FederatedPlan,
+    pub queries: Vec<Prepared>,
+}
+
+/// The index each query of a federated request names, in order (their settings are what
+/// [`prepare_federated`] needs); `None` for a request the merge cannot read.
+pub fn federated_indexes(body: &Map<String, Value>) -> Option<Vec<String>> {
+    let Some(Value::Array(queries)) = body.get("queries") else {
+        return None;
+    };
+    queries
+        .iter()
+        .map(|q| {
+            let q = q.as_object()?;
+            Some(
+                q.get("indexUid")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Rewrites a federated request for the shards: every query asked for the whole federated
+/// window (`offset + limit` hits from 0) with the facets `facetsByIndex` wants of its index.
+/// `settings` holds each index's settings; `None` for a request the merge cannot read (a node
+/// then judges it).
+pub fn prepare_federated(
+    body: &Map<String, Value>,
+    settings: &BTreeMap<String, MergeSettings>,
+) -> Option<PreparedFederated> {
+    let federation = body
+        .get("federation")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let (skip, take) = FederatedPlan::window(&federation);
+    let facets_by_index = federation
+        .get("facetsByIndex")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let Some(Value::Array(queries)) = body.get("queries") else {
+        return None;
+    };
+    let mut prepared = Vec::new();
+    let mut plans = Vec::new();
+    let mut facet_settings = BTreeMap::new();
+    for q in queries {
+        let q = q.as_object()?;
+        let index = q
+            .get("indexUid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let weight = q
+            .get("federationOptions")
+            .and_then(|o| o.get("weight"))
+            .and_then(Value::as_f64)
+            .unwrap_or(1.0);
+        let mut plain = q.clone();
+        plain.remove("federationOptions");
+        plain.insert("limit".into(), Value::from(skip + take));
+        plain.insert("offset".into(), Value::from(0));
+        if let Some(f) = facets_by_index.get(index).filter(|f| !f.is_null()) {
+            plain.insert("facets".into(), f.clone());
+        }
+        let index_settings = settings.get(index)?;
+        facet_settings.insert(index.to_string(), index_settings.facets.clone());
+        let p = prepare(&plain, index_settings)?;
+        plans.push(FederatedQuery {
+            index: index.to_string(),
+            weight,
+            plan: p.plan.clone(),
+        });
+        prepared.push(p);
+    }
+    Some(PreparedFederated {
+        plan: FederatedPlan {
+            federation,
+            queries: plans,
+            facets_by_index,
+            facet_settings,
+        },
+        queries: prepared,
+    })
+}
+
 struct Candidate {
     query: usize,
     answer: usize,
@@ -84,16 +177,8 @@ pub fn merge_federated(
     let mut hit_number = 0u64;
     for (i, q) in plan.queries.iter().enumerate() {
         let p = &q.plan;
-        let mut shards = Vec::new();
-        for (a, r) in answers.iter().zip(&ranges) {
-            let range = r
-                .get(i)
-                .ok_or_else(|| MergeError("a node answered fewer queries".into()))?;
-            shards.push(ShardAnswer::parse(
-                &a[range.0..range.1],
-                federation_distinct(federation).or(p.distinct.as_deref()),
-            )?);
-        }
+        let distinct = federation_distinct(federation).or(p.distinct.as_deref());
+        let mut shards = query_answers(answers, &ranges, i, distinct)?;
         // Federated distinct may drop hits anywhere: then every hit is read.
         let needed = if federation_distinct(federation).is_some() {
             usize::MAX

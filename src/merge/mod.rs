@@ -13,6 +13,14 @@ pub mod score;
 pub mod search;
 pub mod stats;
 
-pub use federated::{merge_federated, FederatedPlan, FederatedQuery};
+pub use documents::{merge_documents, BrowsePlan};
+pub use facet_search::merge as merge_facet_search;
+pub use facets::FacetSettings;
+pub use federated::{
+    federated_indexes, merge_federated, prepare_federated, FederatedPlan, FederatedQuery,
+    PreparedFederated,
+};
 pub use multi::merge_multi;
+pub use plan::{prepare, MergeSettings, Prepared};
 pub use search::{merge_search, HitPlan, MergeError, SearchPlan, ShardAnswer};
+pub use stats::{merge_global_stats, merge_index_stats};

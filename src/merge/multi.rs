@@ -14,16 +14,7 @@ pub fn merge_multi(
     let ranges: Vec<Vec<(usize, usize)>> = answers.iter().map(|a| result_ranges(a)).collect();
     let mut out = Vec::from(&b"{\"results\":["[..]);
     for (i, plan) in plans.iter().enumerate() {
-        let mut shards = Vec::with_capacity(answers.len());
-        for (a, r) in answers.iter().zip(&ranges) {
-            let range = r
-                .get(i)
-                .ok_or_else(|| MergeError("a node answered fewer queries".into()))?;
-            shards.push(ShardAnswer::parse(
-                &a[range.0..range.1],
-                plan.distinct.as_deref(),
-            )?);
-        }
+        let mut shards = query_answers(answers, &ranges, i, plan.distinct.as_deref())?;
         if i > 0 {
             out.push(b',');
         }
@@ -31,4 +22,23 @@ pub fn merge_multi(
     }
     out.extend_from_slice(b"]}");
     Ok(out)
+}
+
+/// Query `i`'s answer from each node's multi-search answer (`ranges`: [`result_ranges`]).
+pub(super) fn query_answers<'a>(
+    answers: &[&'a [u8]],
+    ranges: &[Vec<(usize, usize)>],
+    i: usize,
+    distinct: Option<&str>,
+) -> Result<Vec<ShardAnswer<'a>>, MergeError> {
+    answers
+        .iter()
+        .zip(ranges)
+        .map(|(a, r)| {
+            let range = r
+                .get(i)
+                .ok_or_else(|| MergeError("a node answered fewer queries".into()))?;
+            ShardAnswer::parse(&a[range.0..range.1], distinct)
+        })
+        .collect()
 }

@@ -1,5 +1,5 @@
 //! The client's search request turned into what the shards are asked and what the merge
-//! needs to know (DESIGN §5 step 1): offset 0 and `offset + limit` hits (or page 1 and
+//! needs to know: offset 0 and `offset + limit` hits (or page 1 and
 //! `page * hitsPerPage`), ranking scores and details always, and the fields distinct needs.
 
 use serde_json::{Map, Value};

@@ -239,6 +239,17 @@ pub fn compare(
     right: &[Component],
     right_score: f64,
 ) -> Ordering {
+    step_by_step(left, right, false, |_, _| close(left_score, right_score))
+}
+
+/// Compares component lists rule by rule; `incomparable` decides from the counts of
+/// components left on each side when two components cannot be compared.
+fn step_by_step(
+    left: &[Component],
+    right: &[Component],
+    weighted: bool,
+    incomparable: impl FnOnce(usize, usize) -> Ordering,
+) -> Ordering {
     let mut l = left.iter();
     let mut r = right.iter();
     loop {
@@ -246,10 +257,10 @@ pub fn compare(
             (None, None) => return Ordering::Equal,
             (None, Some(_)) => return Ordering::Less,
             (Some(_), None) => return Ordering::Greater,
-            (Some(a), Some(b)) => match compare_component(a, b, false) {
+            (Some(a), Some(b)) => match compare_component(a, b, weighted) {
                 Some(Ordering::Equal) => continue,
                 Some(o) => return o,
-                None => return close(left_score, right_score),
+                None => return incomparable(l.count(), r.count()),
             },
         }
     }
@@ -323,26 +334,10 @@ pub fn compare_weighted(
     right: &[Component],
     right_global: f64,
 ) -> Ordering {
-    let mut l = left.iter();
-    let mut r = right.iter();
-    loop {
-        match (l.next(), r.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(a), Some(b)) => match compare_component(a, b, true) {
-                Some(Ordering::Equal) => continue,
-                Some(o) => return o,
-                None => {
-                    let (lc, rc) = (l.count(), r.count());
-                    return match lc.cmp(&rc) {
-                        Ordering::Equal => close(left_global, right_global),
-                        o => o,
-                    };
-                }
-            },
-        }
-    }
+    step_by_step(left, right, true, |lc, rc| match lc.cmp(&rc) {
+        Ordering::Equal => close(left_global, right_global),
+        o => o,
+    })
 }
 
 #[cfg(test)]

@@ -8,10 +8,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::facets::{merge_distribution, merge_stats, FacetSettings};
-use super::raw::{
-    members_and_end, search_answer_members, skip_ws, string_end, value_end, write_object_without,
-    Member,
-};
+use super::raw::{members_and_end, search_answer_members, skip_ws, write_object_without, Member};
 use super::score::{compare, components_raw, Component};
 use crate::shard_tag;
 
@@ -55,7 +52,7 @@ pub struct HitPlan {
 
 impl HitPlan {
     fn drops(&self, key: &[u8]) -> bool {
-        key == shard_tag::FIELD.as_bytes()
+        shard_tag::is_tag(key)
             || (!self.show_ranking_score && key == b"_rankingScore")
             || (!self.show_ranking_score_details && key == b"_rankingScoreDetails")
             || self.strip.iter().any(|s| s.as_bytes() == key)
@@ -118,28 +115,11 @@ impl<'a> ShardAnswer<'a> {
     }
 
     fn forward(buf: &[u8], start: usize) -> (Vec<Member>, Option<usize>) {
-        let mut top = Vec::new();
-        let mut next = None;
-        let mut i = skip_ws(buf, start + 1);
-        while i < buf.len() && buf[i] == b'"' {
-            let key_end = string_end(buf, i);
-            let vs = skip_ws(buf, skip_ws(buf, key_end) + 1);
-            let ve = value_end(buf, vs);
-            if &buf[i + 1..key_end - 1] == b"hits" && buf.get(vs) == Some(&b'[') {
-                next = Some(vs + 1);
-            }
-            top.push(Member {
-                start: i,
-                key: (i + 1, key_end - 1),
-                value: (vs, ve),
-            });
-            i = skip_ws(buf, ve);
-            if i < buf.len() && buf[i] == b',' {
-                i = skip_ws(buf, i + 1);
-            } else {
-                break;
-            }
-        }
+        let (top, _) = members_and_end(buf, start);
+        let next = top
+            .iter()
+            .find(|m| &buf[m.key.0..m.key.1] == b"hits" && buf.get(m.value.0) == Some(&b'['))
+            .map(|m| m.value.0 + 1);
         (top, next)
     }
 

@@ -2,7 +2,6 @@
 //! keys, and the rest of the broadcast class. Settings keep the shard tag filterable.
 
 use bytes::Bytes;
-use http::{HeaderValue, Method};
 use serde_json::Value;
 
 use super::write::{execute, Send, WritePlan};
@@ -10,7 +9,7 @@ use super::{relay, unreachable, Request, Services};
 use crate::cluster::Cluster;
 use crate::respond::Reply;
 use crate::routes::Endpoint;
-use crate::settings;
+use crate::shard_tag::settings;
 
 /// The request each node gets, and whether the tag must be made filterable afterwards.
 fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool) {
@@ -160,15 +159,7 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             for node in 0..topology.nodes.len() {
                 sends.push(Send {
                     node,
-                    request: cluster.own_request(crate::transport::NodeRequest {
-                        method: Method::PUT,
-                        path: format!("/indexes/{index}/settings/filterable-attributes"),
-                        headers: vec![(
-                            http::header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/json"),
-                        )],
-                        body: Bytes::from(settings::tag_only_filterable()),
-                    }),
+                    request: cluster.own_request(settings::keep_filterable(&index)),
                     internal: true,
                 });
             }

@@ -6,10 +6,10 @@ use serde_json::{Map, Value};
 
 use super::{relay, unreachable, Request};
 use crate::cluster::Cluster;
-use crate::merge::documents::{merge_documents, BrowsePlan};
+use crate::merge::{merge_documents, BrowsePlan};
+use crate::query_string::pairs;
 use crate::respond::Reply;
 use crate::shard_tag::and_filter;
-use crate::tasks::query::pairs;
 
 /// `GET` browse parameters as a fetch body; `None` for anything else (a node judges).
 fn get_params_to_body(query: &str) -> Option<Map<String, Value>> {

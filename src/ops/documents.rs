@@ -9,11 +9,11 @@ use super::write::{execute, failed_task, Send, WritePlan};
 use super::{relay, unreachable, Request, Services};
 use crate::cluster::Cluster;
 use crate::error::{ErrorType, MeiliError};
+use crate::query_string::percent_decode;
 use crate::respond::Reply;
 use crate::rewrite::{self, Format, KeyChoice, PayloadError, SplitError};
 use crate::routing::shard_of;
-use crate::settings;
-use crate::tasks::query::percent_decode;
+use crate::shard_tag::settings;
 
 fn encode_param(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
@@ -49,15 +49,7 @@ fn format_of(req: &Request<'_>) -> Option<Format> {
 fn tag_filterable(node: usize, index: &str) -> Send {
     Send {
         node,
-        request: crate::transport::NodeRequest {
-            method: Method::PUT,
-            path: format!("/indexes/{index}/settings/filterable-attributes"),
-            headers: vec![(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body: Bytes::from(settings::tag_only_filterable()),
-        },
+        request: settings::keep_filterable(index),
         internal: true,
     }
 }
@@ -226,24 +218,35 @@ pub async fn delete_one(cluster: &Cluster<'_>, services: &Services, req: &Reques
     let id = percent_decode(req.route.param.as_deref().unwrap_or_default());
     let topology = cluster.topology;
     let shard = shard_of(id.as_bytes(), topology.shards);
-    let sends = topology
-        .owners(shard)
-        .iter()
-        .map(|&node| Send {
+    let owners = topology.owners(shard).to_vec();
+    let plan = forwarded_deletion(cluster, req, owners, vec![shard], json!({"providedIds": 1}));
+    execute(cluster, services, req, plan).await
+}
+
+/// A deletion sent as the client wrote it to `nodes`.
+fn forwarded_deletion(
+    cluster: &Cluster<'_>,
+    req: &Request<'_>,
+    nodes: Vec<usize>,
+    shards: Vec<u32>,
+    details: Value,
+) -> WritePlan {
+    let sends = nodes
+        .into_iter()
+        .map(|node| Send {
             node,
             request: req.forward(),
             internal: false,
         })
         .collect();
-    let plan = WritePlan {
+    WritePlan {
         sends,
-        shards: vec![shard],
+        shards,
         kind: "documentDeletion",
         index_uid: req.route.index.clone(),
-        details: Some(json!({"providedIds": 1})),
-        copies: topology.copies() as u32,
-    };
-    execute(cluster, services, req, plan).await
+        details: (!details.is_null()).then_some(details),
+        copies: cluster.topology.copies() as u32,
+    }
 }
 
 /// `POST /indexes/{uid}/documents/delete-batch`: the ids split by shard.
@@ -256,21 +259,9 @@ pub async fn delete_batch(cluster: &Cluster<'_>, services: &Services, req: &Requ
     });
     let Some(ids) = ids.filter(|ids| routable && !ids.is_empty()) else {
         // Empty, malformed or odd bodies go to every node: each gives the same answer.
-        let sends = (0..topology.nodes.len())
-            .map(|node| Send {
-                node,
-                request: req.forward(),
-                internal: false,
-            })
-            .collect();
-        let plan = WritePlan {
-            sends,
-            shards: (0..topology.shards).collect(),
-            kind: "documentDeletion",
-            index_uid: req.route.index.clone(),
-            details: None,
-            copies: topology.copies() as u32,
-        };
+        let all = (0..topology.nodes.len()).collect();
+        let shards = (0..topology.shards).collect();
+        let plan = forwarded_deletion(cluster, req, all, shards, Value::Null);
         return execute(cluster, services, req, plan).await;
     };
     let mut per_node: Vec<Vec<&Value>> = vec![Vec::new(); topology.nodes.len()];

@@ -95,7 +95,7 @@ impl Request<'_> {
 
     /// One query parameter, decoded.
     pub fn param(&self, name: &str) -> Option<String> {
-        crate::tasks::query::pairs(self.query)
+        crate::query_string::pairs(self.query)
             .into_iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
@@ -124,45 +124,11 @@ pub fn answers_len(answers: &[crate::transport::NodeResponse]) -> usize {
     answers.iter().map(|a| a.body.len()).sum()
 }
 
-/// Removes the shard tag from the attribute lists of an error message, so it reads as a
-/// single node's (e.g. "Available filterable attribute patterns are: ...").
-pub fn hide_tag_in_message(message: &str) -> String {
-    let field = crate::shard_tag::FIELD;
-    let tag = format!("`{field}`");
-    let only = format!("Available filterable attribute patterns are: {tag}.");
-    message
-        .replace(
-            &only,
-            "This index does not have configured filterable attributes.",
-        )
-        .replace(&format!("{tag}, "), "")
-        .replace(&format!(", {tag}"), "")
-        // Lists written inside one pair of backticks: `a, _miroir_shard, b`.
-        .replace(&format!("{field}, "), "")
-        .replace(&format!(", {field}"), "")
-        .replace(&tag, "``")
-}
-
-/// A node's error body with the tag hidden from its message.
-fn sanitized(body: &Bytes) -> Bytes {
-    let tag = crate::shard_tag::FIELD.as_bytes();
-    if !body.windows(tag.len()).any(|w| w == tag) {
-        return body.clone();
-    }
-    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return body.clone();
-    };
-    if let Some(m) = v.get("message").and_then(serde_json::Value::as_str) {
-        v["message"] = serde_json::Value::from(hide_tag_in_message(m));
-    }
-    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
-}
-
 /// A node's answer passed to the client unchanged (status, JSON body; the shard tag hidden
 /// from error messages).
 pub fn relay(resp: &NodeResponse) -> Reply {
     let body = if resp.status >= 400 {
-        sanitized(&resp.body)
+        crate::shard_tag::messages::sanitized(&resp.body)
     } else {
         resp.body.clone()
     };
@@ -224,28 +190,5 @@ pub async fn dispatch(
         Op::TaskDelete => task_routes::delete(cluster, services, req).await,
     }
 }
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn error_messages_lose_the_tag() {
-        assert_eq!(
-            super::hide_tag_in_message("Index `m`: Attribute `age` is not filterable. Available filterable attribute patterns are: `_miroir_shard`.\n2:5 age > 30"),
-            "Index `m`: Attribute `age` is not filterable. This index does not have configured filterable attributes.\n2:5 age > 30"
-        );
-        assert_eq!(
-            super::hide_tag_in_message(
-                "Available filterable attribute patterns are: `_geo`, `_miroir_shard`, `color`."
-            ),
-            "Available filterable attribute patterns are: `_geo`, `color`."
-        );
-        assert_eq!(
-            super::hide_tag_in_message(
-                "Available filterable attributes patterns are: `_geo, _miroir_shard, brand`."
-            ),
-            "Available filterable attributes patterns are: `_geo, brand`."
-        );
-    }
-}
-
 #[cfg(test)]
 mod write_tests;

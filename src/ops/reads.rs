@@ -5,11 +5,11 @@ use serde_json::Value;
 
 use super::{relay, unreachable, Request};
 use crate::cluster::Cluster;
+use crate::query_string::percent_decode;
 use crate::respond::Reply;
 use crate::routing::shard_of;
-use crate::settings;
 use crate::shard_tag;
-use crate::tasks::query::percent_decode;
+use crate::shard_tag::settings;
 
 /// `GET /indexes/{uid}/settings[/name]` without the tag.
 pub async fn settings(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {

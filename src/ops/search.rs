@@ -13,11 +13,13 @@ use super::{answers_len, cpu_bound, relay, unreachable, Request, Services};
 use crate::attempts::Target;
 use crate::cluster::Cluster;
 use crate::error::MeiliError;
-use crate::merge::plan::{prepare, MergeSettings};
-use crate::merge::{merge_multi, merge_search, MergeError, SearchPlan, ShardAnswer};
+use crate::merge::{
+    merge_facet_search, merge_multi, merge_search, prepare, MergeError, MergeSettings, SearchPlan,
+    ShardAnswer,
+};
+use crate::query_string::pairs;
 use crate::respond::Reply;
 use crate::shard_tag::and_filter;
-use crate::tasks::query::pairs;
 use crate::transport::NodeResponse;
 
 /// The settings of `index`, asked of a node with the gateway's key (briefly cached).
@@ -231,7 +233,7 @@ pub async fn facet_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
             .filter_map(|b| serde_json::from_slice(b).ok())
             .collect();
         let ms = started.elapsed().as_millis() as u64;
-        let answer = crate::merge::facet_search::merge(&parsed, &settings.facets, facet, ms);
+        let answer = merge_facet_search(&parsed, &settings.facets, facet, ms);
         Ok(answer.to_string().into_bytes())
     })
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{relay, unreachable, Request};
 use crate::cluster::Cluster;
-use crate::merge::stats::{merge_global_stats, merge_index_stats};
+use crate::merge::{merge_global_stats, merge_index_stats};
 use crate::respond::Reply;
 
 pub async fn stats(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {

@@ -312,3 +312,44 @@ fn unknown_paths_and_methods() {
         })
     );
 }
+
+#[test]
+fn how_an_endpoint_is_served_agrees_with_its_class() {
+    for resource in TABLE {
+        for (_, endpoint, class, _) in resource.methods {
+            let serve = endpoint.serve();
+            let consistent = match class {
+                // One node answers; settings reads go through the gateway to hide the tag.
+                RouteClass::OneNode => serve == Serve::Proxy || serve == Serve::Op(Op::Settings),
+                RouteClass::Broadcast => serve == Serve::Op(Op::Broadcast),
+                RouteClass::ByKey => matches!(
+                    serve,
+                    Serve::Op(
+                        Op::AddDocuments
+                            | Op::DeleteDocument
+                            | Op::DeleteDocuments
+                            | Op::GetDocument
+                    )
+                ),
+                RouteClass::FanOut => {
+                    matches!(serve, Serve::Op(_) | Serve::NotServed)
+                        && serve != Serve::Op(Op::Broadcast)
+                }
+                RouteClass::Gateway => matches!(
+                    serve,
+                    Serve::Health
+                        | Serve::NotYet
+                        | Serve::Op(Op::TaskGet | Op::TaskList | Op::TaskCancel | Op::TaskDelete)
+                ),
+                RouteClass::Unsupported => serve == Serve::NotServed,
+            };
+            assert!(
+                consistent,
+                "{endpoint:?} ({class:?}) is served as {serve:?}"
+            );
+        }
+    }
+    // Writes and task routes wait for the task store; reads never do.
+    assert!(Op::AddDocuments.needs_store() && Op::TaskList.needs_store());
+    assert!(!Op::GetDocument.needs_store() && !Op::Search.needs_store());
+}

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::model::{GatewayTask, Status};
-use crate::settings;
+use crate::shard_tag::settings;
 
 /// Detail fields that count documents, summed across nodes.
 const COUNTS: &[&str] = &["indexedDocuments", "deletedDocuments", "editedDocuments"];

@@ -1,5 +1,5 @@
 //! Gateway tasks: every write answers with one integer `taskUid` owned by the gateway, mapped
-//! to the node tasks it created; views are aggregated from those (DESIGN §6).
+//! to the node tasks it created; views are aggregated from those (README, "Tasks").
 
 pub mod aggregate;
 pub mod handoff;

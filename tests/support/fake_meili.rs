@@ -17,7 +17,7 @@ fn now() -> String {
 fn param(req: &Message, name: &str) -> Option<String> {
     req.query().split('&').find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        (k == name).then(|| miroir::tasks::query::percent_decode(v))
+        (k == name).then(|| miroir::query_string::percent_decode(v))
     })
 }
 

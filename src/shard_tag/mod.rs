@@ -10,8 +10,16 @@
 //! compare the raw string, so `_miroir_shard = "!!!("` still selects a shard. Verified against
 //! Meilisearch v1.50 by `tests/real_meilisearch.rs`.
 
+pub mod messages;
+pub mod settings;
+
 /// The reserved field name.
 pub const FIELD: &str = "_miroir_shard";
+
+/// Whether a JSON key is the tag (the merges drop it from everything they copy).
+pub fn is_tag(key: &[u8]) -> bool {
+    key == FIELD.as_bytes()
+}
 
 /// Sixteen separator characters, one per hexadecimal digit of the shard number. None is a
 /// quote, a backslash, a query operator (`-`) or a character users commonly declare in

@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 
-use crate::shard_tag;
+use super as shard_tag;
+use crate::transport::NodeRequest;
 
 /// Whether a `filterableAttributes` entry is the gateway's own.
 pub fn is_tag_rule(rule: &Value) -> bool {
@@ -60,9 +61,17 @@ pub fn patch_body_with_tag(body: &[u8]) -> Option<Vec<u8>> {
     serde_json::to_vec(&value).ok()
 }
 
-/// The body of the internal task that makes the tag filterable on a new index.
-pub fn tag_only_filterable() -> Vec<u8> {
-    json!([shard_tag::FIELD]).to_string().into_bytes()
+/// The internal request that makes the tag filterable on a new index.
+pub fn keep_filterable(index: &str) -> NodeRequest {
+    NodeRequest {
+        method: http::Method::PUT,
+        path: format!("/indexes/{index}/settings/filterable-attributes"),
+        headers: vec![(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )],
+        body: json!([shard_tag::FIELD]).to_string().into(),
+    }
 }
 
 #[cfg(test)]

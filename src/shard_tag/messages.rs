@@ -1,0 +1,61 @@
+//! The shard tag hidden from node error messages, so they read as a single node's (e.g.
+//! "Available filterable attribute patterns are: ...").
+
+use bytes::Bytes;
+
+/// Removes the shard tag from the attribute lists of an error message, so it reads as a
+/// single node's (e.g. "Available filterable attribute patterns are: ...").
+pub fn hide_tag_in_message(message: &str) -> String {
+    let field = super::FIELD;
+    let tag = format!("`{field}`");
+    let only = format!("Available filterable attribute patterns are: {tag}.");
+    message
+        .replace(
+            &only,
+            "This index does not have configured filterable attributes.",
+        )
+        .replace(&format!("{tag}, "), "")
+        .replace(&format!(", {tag}"), "")
+        // Lists written inside one pair of backticks: `a, _miroir_shard, b`.
+        .replace(&format!("{field}, "), "")
+        .replace(&format!(", {field}"), "")
+        .replace(&tag, "``")
+}
+
+/// A node's error body with the tag hidden from its message.
+pub fn sanitized(body: &Bytes) -> Bytes {
+    let tag = super::FIELD.as_bytes();
+    if !body.windows(tag.len()).any(|w| w == tag) {
+        return body.clone();
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    if let Some(m) = v.get("message").and_then(serde_json::Value::as_str) {
+        v["message"] = serde_json::Value::from(hide_tag_in_message(m));
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_messages_lose_the_tag() {
+        assert_eq!(
+            crate::shard_tag::messages::hide_tag_in_message("Index `m`: Attribute `age` is not filterable. Available filterable attribute patterns are: `_miroir_shard`.\n2:5 age > 30"),
+            "Index `m`: Attribute `age` is not filterable. This index does not have configured filterable attributes.\n2:5 age > 30"
+        );
+        assert_eq!(
+            crate::shard_tag::messages::hide_tag_in_message(
+                "Available filterable attribute patterns are: `_geo`, `_miroir_shard`, `color`."
+            ),
+            "Available filterable attribute patterns are: `_geo`, `color`."
+        );
+        assert_eq!(
+            crate::shard_tag::messages::hide_tag_in_message(
+                "Available filterable attributes patterns are: `_geo, _miroir_shard, brand`."
+            ),
+            "Available filterable attributes patterns are: `_geo, brand`."
+        );
+    }
+}
