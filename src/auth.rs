@@ -48,8 +48,81 @@ fn probe(action: &str) -> Option<(Method, &'static str)> {
     })
 }
 
+/// The indexes a key may use, as a node reads its `indexes` (`None`: all of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub indexes: Option<Vec<String>>,
+}
+
+/// Task kinds that concern no single index: a node hides them from keys restricted to some
+/// indexes.
+const NOT_ONE_INDEX: &[&str] = &[
+    "indexSwap",
+    "taskCancelation",
+    "taskDeletion",
+    "dumpCreation",
+    "snapshotCreation",
+    "export",
+    "upgradeDatabase",
+    "networkTopologyChange",
+];
+
+impl Scope {
+    /// Every index (the master key, or nodes without keys).
+    pub const ALL: Scope = Scope { indexes: None };
+
+    /// No index (a key the nodes do not know).
+    pub fn none() -> Scope {
+        Scope {
+            indexes: Some(Vec::new()),
+        }
+    }
+
+    /// From a key object's `indexes` (`["*"]`, uids, or uid prefixes ending in `*`).
+    pub fn from_key(key: &serde_json::Value) -> Scope {
+        let patterns: Vec<String> = key["indexes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect();
+        if patterns.iter().any(|p| p == "*") {
+            return Scope::ALL;
+        }
+        Scope {
+            indexes: Some(patterns),
+        }
+    }
+
+    /// Whether the key may use index `uid` (`movies*` matches `movies` and `movies_fr`).
+    pub fn allows_index(&self, uid: &str) -> bool {
+        let Some(patterns) = &self.indexes else {
+            return true;
+        };
+        patterns.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => uid.starts_with(prefix),
+            None => p == uid,
+        })
+    }
+
+    /// Whether a task (its view) is visible to the key on the task routes, as a node decides:
+    /// a restricted key sees only tasks of one index it may use.
+    pub fn allows_task(&self, view: &serde_json::Value) -> bool {
+        if self.indexes.is_none() {
+            return true;
+        }
+        let kind = view["type"].as_str().unwrap_or_default();
+        if NOT_ONE_INDEX.contains(&kind) {
+            return false;
+        }
+        view["indexUid"]
+            .as_str()
+            .is_some_and(|uid| self.allows_index(uid))
+    }
+}
+
 /// A cached verdict for one (credentials, action) pair, and when it was decided.
-type Verdicts = HashMap<(Option<HeaderValue>, &'static str), (Instant, Result<(), Denied>)>;
+type Verdicts = HashMap<(Option<HeaderValue>, &'static str), (Instant, Result<Scope, Denied>)>;
 
 /// Cached permission checks against the nodes.
 pub struct AuthChecker {
@@ -65,13 +138,14 @@ impl AuthChecker {
         }
     }
 
-    /// Whether `authorization` grants `action`, asked of the best node that answers.
+    /// Whether `authorization` grants `action`, asked of the best node that answers; the
+    /// indexes the key may use when it does.
     pub async fn check(
         &self,
         cluster: &Cluster<'_>,
         authorization: Option<&HeaderValue>,
         action: &'static str,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Scope, AuthError> {
         let Some((method, path)) = probe(action) else {
             log::error!("no permission probe for action `{action}`; refusing");
             return Err(AuthError::NoNode);
@@ -96,7 +170,7 @@ impl AuthChecker {
                 status: resp.status,
                 body: resp.body,
             }),
-            _ => Ok(()),
+            _ => Ok(scope(cluster, authorization).await),
         };
         let mut cache = self.lock();
         if cache.len() >= MAX_ENTRIES {
@@ -110,5 +184,60 @@ impl AuthChecker {
         self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The indexes the key in `authorization` may use: all for the master key (or nodes without
+/// keys), else its `indexes`, read with the gateway's key.
+async fn scope(cluster: &Cluster<'_>, authorization: Option<&HeaderValue>) -> Scope {
+    let Some(master) = cluster.master else {
+        return Scope::ALL;
+    };
+    if authorization == Some(master) {
+        return Scope::ALL;
+    }
+    let token = authorization
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let plain = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plain {
+        return Scope::none();
+    }
+    let req = cluster.own_request(NodeRequest::get(format!("/keys/{token}")));
+    match cluster.send_any(&req).await {
+        Ok((_, resp)) if resp.status == 200 => serde_json::from_slice(&resp.body)
+            .map(|key| Scope::from_key(&key))
+            .unwrap_or_else(|_| Scope::none()),
+        _ => Scope::none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_restricted_key_sees_the_tasks_of_its_indexes_only() {
+        let scope = Scope::from_key(&json!({"indexes": ["movies", "books*"]}));
+        assert!(scope.allows_index("movies") && scope.allows_index("books_fr"));
+        assert!(!scope.allows_index("movies2") && !scope.allows_index("other"));
+        let task = |kind: &str, index: Value| json!({"type": kind, "indexUid": index});
+        use serde_json::Value;
+        assert!(scope.allows_task(&task("documentAdditionOrUpdate", json!("movies"))));
+        assert!(scope.allows_task(&task("settingsUpdate", json!("books"))));
+        assert!(!scope.allows_task(&task("documentAdditionOrUpdate", json!("other"))));
+        // Tasks of no single index are hidden from a restricted key, as on a node.
+        assert!(!scope.allows_task(&task("dumpCreation", Value::Null)));
+        assert!(!scope.allows_task(&task("taskCancelation", Value::Null)));
+        assert!(!scope.allows_task(&task("indexSwap", Value::Null)));
+        let all = Scope::from_key(&json!({"indexes": ["*"]}));
+        assert_eq!(all, Scope::ALL);
+        assert!(all.allows_task(&task("dumpCreation", Value::Null)));
+        assert!(!Scope::none().allows_task(&task("settingsUpdate", json!("movies"))));
     }
 }

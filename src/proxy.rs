@@ -460,7 +460,7 @@ impl Gateway {
             .check(&cluster, authorization, action)
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(AuthError::Denied(denied)) => Err(Reply::json(denied.status, denied.body)),
             Err(AuthError::NoNode) => Err(ops::unreachable("no node answered the key check")),
         }

@@ -243,6 +243,67 @@ fn queries() -> Vec<Probe> {
             body: Some(body),
         });
     }
+    // The shard tag does not exist for a client: every use of it as an attribute answers
+    // what a node answers for an attribute that is not filterable / sortable.
+    let tag = "_miroir_shard";
+    for (path, body) in [
+        (
+            "/indexes/products/search",
+            json!({"filter": format!("{tag} EXISTS")}),
+        ),
+        (
+            "/indexes/products/search",
+            json!({"filter": ["price < 50", [format!("{tag} = '!!!!'"), "year > 1990"]]}),
+        ),
+        (
+            "/indexes/products/search",
+            json!({"q": "red", "sort": [format!("{tag}:asc")]}),
+        ),
+        (
+            "/indexes/products/search",
+            json!({"facets": [tag, "category"]}),
+        ),
+        (
+            "/indexes/products/search",
+            json!({"q": "lamp", "distinct": tag}),
+        ),
+        ("/indexes/products/search", json!({"q": tag})),
+        (
+            "/indexes/products/search",
+            json!({"filter": format!("title = {tag}")}),
+        ),
+        ("/indexes/products/facet-search", json!({"facetName": tag})),
+        (
+            "/indexes/products/facet-search",
+            json!({"facetName": "category", "filter": format!("{tag} EXISTS")}),
+        ),
+        (
+            "/indexes/products/documents/fetch",
+            json!({"filter": format!("NOT {tag} IS NULL")}),
+        ),
+        (
+            "/indexes/products/documents/fetch",
+            json!({"sort": [format!("{tag}:desc")]}),
+        ),
+        (
+            "/multi-search",
+            json!({"queries": [{"indexUid": "products", "q": "x"}, {"indexUid": "people", "filter": format!("{tag} EXISTS")}]}),
+        ),
+        (
+            "/multi-search",
+            json!({"federation": {}, "queries": [{"indexUid": "products", "q": "x"}, {"indexUid": "people", "sort": [format!("{tag}:asc")]}]}),
+        ),
+        (
+            "/multi-search",
+            json!({"federation": {"facetsByIndex": {"products": [tag]}}, "queries": [{"indexUid": "products", "q": "x"}]}),
+        ),
+    ] {
+        out.push(Probe {
+            method: "POST",
+            path: path.into(),
+            body: Some(body),
+        });
+    }
     // Document reads with sort (without sort, a node's order is its internal ids).
     for body in [
         json!({"filter": "price < 20", "sort": ["price:asc"], "limit": 15}),

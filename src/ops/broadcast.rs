@@ -9,7 +9,7 @@ use super::{relay, unreachable, Request, Services};
 use crate::cluster::Cluster;
 use crate::respond::Reply;
 use crate::routes::Endpoint;
-use crate::shard_tag::settings;
+use crate::shard_tag::{guard, settings};
 
 /// The request each node gets, and whether the tag must be made filterable afterwards.
 fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool) {
@@ -49,6 +49,14 @@ fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool) {
         }
         (E::SettingReset, Some("filterable-attributes")) => (req.forward(), true),
         (E::IndexCreate, _) => (req.forward(), true),
+        (E::DocumentsDeleteByFilter, _) => match serde_json::from_slice::<Value>(&req.body) {
+            Ok(Value::Object(mut body)) if guard::uses_tag(&body) => {
+                guard::rename_in_query(&mut body);
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                (with_body(req, body), false)
+            }
+            _ => (req.forward(), false),
+        },
         _ => (req.forward(), false),
     }
 }

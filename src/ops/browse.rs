@@ -9,7 +9,7 @@ use crate::cluster::Cluster;
 use crate::merge::{merge_documents, BrowsePlan};
 use crate::query_string::pairs;
 use crate::respond::Reply;
-use crate::shard_tag::and_filter;
+use crate::shard_tag::{and_filter, guard};
 
 /// `GET` browse parameters as a fetch body; `None` for anything else (a node judges).
 fn get_params_to_body(query: &str) -> Option<Map<String, Value>> {
@@ -30,7 +30,7 @@ fn get_params_to_body(query: &str) -> Option<Map<String, Value>> {
 
 pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
     let index = req.route.index.clone().unwrap_or_default();
-    let body = if req.method == http::Method::GET {
+    let mut body = if req.method == http::Method::GET {
         get_params_to_body(req.query)
     } else {
         match serde_json::from_slice::<Value>(&req.body) {
@@ -38,6 +38,9 @@ pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
             _ => None,
         }
     };
+    if let Some(b) = body.as_mut() {
+        guard::rename_in_query(b);
+    }
     let Some(body) = body else {
         return match cluster.send_any(&req.forward()).await {
             Ok((_, resp)) => relay(&resp),

@@ -50,7 +50,7 @@ pub struct Request<'r> {
     pub received_at: String,
 }
 
-impl Request<'_> {
+impl<'r> Request<'r> {
     /// The path and query, as sent to a node.
     pub fn target(&self) -> String {
         if self.query.is_empty() {
@@ -80,6 +80,16 @@ impl Request<'_> {
             path: target,
             headers,
             body,
+        }
+    }
+
+    /// The same request with another body (e.g. the shard tag renamed, see
+    /// [`crate::shard_tag::guard`]).
+    pub fn with_body(&self, body: Vec<u8>) -> Request<'r> {
+        Request {
+            body: Bytes::from(body),
+            received_at: self.received_at.clone(),
+            ..*self
         }
     }
 

@@ -19,7 +19,7 @@ use crate::merge::{
 };
 use crate::query_string::pairs;
 use crate::respond::Reply;
-use crate::shard_tag::and_filter;
+use crate::shard_tag::{and_filter, guard};
 use crate::transport::NodeResponse;
 
 /// The settings of `index`, asked of a node with the gateway's key (briefly cached).
@@ -105,13 +105,22 @@ pub(super) fn for_target(body: &Map<String, Value>, target: &Target) -> Map<Stri
 pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
     let index = req.route.index.clone().unwrap_or_default();
-    let query = if req.method == Method::GET {
+    let mut query = if req.method == Method::GET {
         get_params_to_body(req.query)
     } else {
         match serde_json::from_slice::<Value>(&req.body) {
             Ok(Value::Object(o)) => Some(o),
             _ => None,
         }
+    };
+    let renamed;
+    let req = match query.as_mut().filter(|q| guard::uses_tag(q)) {
+        Some(q) => {
+            guard::rename_in_query(q);
+            renamed = req.with_body(serde_json::to_vec(q).unwrap_or_default());
+            &renamed
+        }
+        None => req,
     };
     let settings = merge_settings(cluster, services, &index).await;
     let Some(prepared) = query.as_ref().and_then(|q| prepare(q, &settings)) else {
@@ -169,8 +178,15 @@ pub(super) async fn judge(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
 /// travel in one request. Federated requests are merged by [`federated`].
 pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.body) else {
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&req.body) else {
         return judge(cluster, req).await;
+    };
+    let renamed;
+    let req = if rename_in_multi_search(&mut body) {
+        renamed = req.with_body(serde_json::to_vec(&body).unwrap_or_default());
+        &renamed
+    } else {
+        req
     };
     if body.get("federation").is_some_and(|f| !f.is_null()) {
         return super::federated::federated(cluster, services, req, body).await;
@@ -211,14 +227,37 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
     })
 }
 
+/// Renames the shard tag where the queries, or `federation.facetsByIndex`, use it as an
+/// attribute; whether any did.
+fn rename_in_multi_search(body: &mut Map<String, Value>) -> bool {
+    let mut renamed = false;
+    if let Some(Value::Array(queries)) = body.get_mut("queries") {
+        for q in queries.iter_mut().filter_map(Value::as_object_mut) {
+            renamed |= guard::rename_in_query(q);
+        }
+    }
+    let by_index = body
+        .get_mut("federation")
+        .and_then(|f| f.get_mut("facetsByIndex"))
+        .and_then(Value::as_object_mut);
+    for facets in by_index.into_iter().flat_map(|m| m.values_mut()) {
+        let mut holder = Map::new();
+        holder.insert("facets".into(), facets.take());
+        renamed |= guard::rename_in_query(&mut holder);
+        *facets = holder.remove("facets").unwrap_or(Value::Null);
+    }
+    renamed
+}
+
 /// `POST /indexes/{uid}/facet-search`: counts summed per value, ordered and truncated like
 /// one node's answer.
 pub async fn facet_search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
     let index = req.route.index.clone().unwrap_or_default();
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.body) else {
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&req.body) else {
         return judge(cluster, req).await;
     };
+    guard::rename_in_query(&mut body);
     let settings = merge_settings(cluster, services, &index).await;
     let body_for = |t: &Target| serde_json::to_vec(&for_target(&body, t)).unwrap_or_default();
     let path = format!("/indexes/{index}/facet-search");

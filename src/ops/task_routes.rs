@@ -8,20 +8,20 @@ use http::Method;
 use serde_json::{json, Value};
 
 use super::{relay, store_failure, unreachable, Request, Services};
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Scope};
 use crate::cluster::Cluster;
 use crate::error::{ErrorType, MeiliError};
 use crate::respond::Reply;
 use crate::tasks::{GatewayTask, NodeTaskRef, TaskFilter};
 use crate::transport::NodeRequest;
 
-/// Checks the client's key for `action` with a node.
+/// Checks the client's key for `action` with a node; the indexes whose tasks it may see.
 async fn authorize(
     cluster: &Cluster<'_>,
     services: &Services,
     req: &Request<'_>,
     action: &'static str,
-) -> Option<Reply> {
+) -> Result<Scope, Reply> {
     match services
         .auth
         .check(
@@ -31,9 +31,9 @@ async fn authorize(
         )
         .await
     {
-        Ok(()) => None,
-        Err(AuthError::Denied(d)) => Some(Reply::json(d.status, d.body)),
-        Err(AuthError::NoNode) => Some(unreachable("no node answered the key check")),
+        Ok(scope) => Ok(scope),
+        Err(AuthError::Denied(d)) => Err(Reply::json(d.status, d.body)),
+        Err(AuthError::NoNode) => Err(unreachable("no node answered the key check")),
     }
 }
 
@@ -63,21 +63,23 @@ async fn validate(
 
 /// `GET /tasks/{uid}`.
 pub async fn get(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
-    if let Some(denied) = authorize(cluster, services, req, "tasks.get").await {
-        return denied;
-    }
+    let scope = match authorize(cluster, services, req, "tasks.get").await {
+        Ok(scope) => scope,
+        Err(denied) => return denied,
+    };
     let raw = req.route.param.as_deref().unwrap_or_default();
     let Ok(uid) = raw.parse::<u32>() else {
         return Reply::error(&MeiliError::new(
             400,
-            "invalid_task_uid",
+            "invalid_task_uids",
             ErrorType::InvalidRequest,
             format!("Task uid `{raw}` is invalid. It should only contain numeric characters."),
         ));
     };
     match services.tasks.view(cluster, u64::from(uid)).await {
-        Ok(Some(view)) => Reply::json(200, view.to_string()),
-        Ok(None) => Reply::error(&MeiliError::new(
+        // A task outside the key's indexes is not found, as on a node.
+        Ok(Some(view)) if scope.allows_task(&view) => Reply::json(200, view.to_string()),
+        Ok(_) => Reply::error(&MeiliError::new(
             404,
             "task_not_found",
             ErrorType::InvalidRequest,
@@ -92,9 +94,13 @@ pub async fn list(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>)
     if let Err(reply) = validate(cluster, req, req.query, true).await {
         return reply;
     }
+    let scope = match authorize(cluster, services, req, "tasks.get").await {
+        Ok(scope) => scope,
+        Err(denied) => return denied,
+    };
     match services
         .tasks
-        .list(cluster, &TaskFilter::parse(req.query))
+        .list(cluster, &TaskFilter::parse(req.query), &scope)
         .await
     {
         Ok(body) => Reply::json(200, body.to_string()),
@@ -183,9 +189,10 @@ fn record(
 
 /// `POST /tasks/cancel`: cancels the node tasks behind matching tasks in progress.
 pub async fn cancel(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
-    if let Some(denied) = authorize(cluster, services, req, "tasks.cancel").await {
-        return denied;
-    }
+    let scope = match authorize(cluster, services, req, "tasks.cancel").await {
+        Ok(scope) => scope,
+        Err(denied) => return denied,
+    };
     if !TaskFilter::has_filters(req.query) {
         return missing_filters("cancel");
     }
@@ -193,7 +200,7 @@ pub async fn cancel(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
         return reply;
     }
     let filter = TaskFilter::parse(req.query);
-    let matched = match services.tasks.unfinished_matching(&filter) {
+    let matched = match services.tasks.unfinished_matching(&filter, &scope) {
         Ok(m) => m,
         Err(e) => return store_failure(&e),
     };
@@ -218,9 +225,10 @@ pub async fn cancel(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
 
 /// `DELETE /tasks`: forgets matching finished tasks, here and on the nodes.
 pub async fn delete(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
-    if let Some(denied) = authorize(cluster, services, req, "tasks.delete").await {
-        return denied;
-    }
+    let scope = match authorize(cluster, services, req, "tasks.delete").await {
+        Ok(scope) => scope,
+        Err(denied) => return denied,
+    };
     if !TaskFilter::has_filters(req.query) {
         return missing_filters("delete");
     }
@@ -228,7 +236,7 @@ pub async fn delete(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
         return reply;
     }
     let filter = TaskFilter::parse(req.query);
-    let matched = match services.tasks.finished_matching(&filter) {
+    let matched = match services.tasks.finished_matching(&filter, &scope) {
         Ok(m) => m,
         Err(e) => return store_failure(&e),
     };

@@ -24,17 +24,24 @@ pub fn hide_tag_in_message(message: &str) -> String {
 
 /// A node's error body with the tag hidden from its message.
 pub fn sanitized(body: &Bytes) -> Bytes {
-    let tag = super::FIELD.as_bytes();
-    if !body.windows(tag.len()).any(|w| w == tag) {
+    let mentions = |name: &str| body.windows(name.len()).any(|w| w == name.as_bytes());
+    if !mentions(super::FIELD) && !mentions(super::guard::STAND_IN) {
         return body.clone();
     }
     let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
         return body.clone();
     };
-    if let Some(m) = v.get("message").and_then(serde_json::Value::as_str) {
-        v["message"] = serde_json::Value::from(hide_tag_in_message(m));
-    }
+    sanitize_error(&mut v);
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+/// Hides the tag in a node's error object (`{message, code, type, link}`) and names the
+/// client's attribute where the node named its stand-in.
+pub fn sanitize_error(error: &mut serde_json::Value) {
+    if let Some(m) = error.get("message").and_then(serde_json::Value::as_str) {
+        let message = super::guard::restore(&hide_tag_in_message(m));
+        error["message"] = serde_json::Value::from(message);
+    }
 }
 
 #[cfg(test)]

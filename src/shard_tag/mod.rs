@@ -10,6 +10,7 @@
 //! compare the raw string, so `_miroir_shard = "!!!("` still selects a shard. Verified against
 //! Meilisearch v1.50 by `tests/real_meilisearch.rs`.
 
+pub mod guard;
 pub mod messages;
 pub mod settings;
 

@@ -152,6 +152,10 @@ pub fn aggregate(task: &GatewayTask, node_views: &[Option<Value>]) -> Value {
             .flatten()
             .find(|v| node_status(v) == Some(Status::Failed))
             .and_then(|v| v.get("error").cloned())
+            .map(|mut e| {
+                crate::shard_tag::messages::sanitize_error(&mut e);
+                e
+            })
     });
     out.insert("error".into(), error.unwrap_or(Value::Null));
     let duration = match (started, finished) {

@@ -18,6 +18,7 @@ pub use model::{GatewayTask, NodeTaskRef, Status};
 pub use query::TaskFilter;
 pub use store::{StoreError, TaskStore};
 
+use crate::auth::Scope;
 use crate::cluster::Cluster;
 use crate::transport::NodeRequest;
 
@@ -198,11 +199,13 @@ impl TaskService {
         ))
     }
 
-    /// Tasks matching `filter`, newest first unless `reverse`, from `from` on.
+    /// Tasks matching `filter`, newest first unless `reverse`, from `from` on; a page shows
+    /// only tasks `scope` allows while `total` counts them all, as a node does.
     pub async fn list(
         &self,
         cluster: &Cluster<'_>,
         filter: &TaskFilter,
+        scope: &Scope,
     ) -> Result<Value, StoreError> {
         let mut all = self.store()?.all()?;
         if !filter.reverse {
@@ -231,6 +234,7 @@ impl TaskService {
         };
         let mut page: Vec<Value> = matching
             .iter()
+            .filter(|v| scope.allows_task(v))
             .filter(in_range)
             .take(filter.limit + 1)
             .cloned()
@@ -250,29 +254,43 @@ impl TaskService {
         }))
     }
 
-    /// Finished tasks matching `filter` (deletion only removes those).
-    pub fn finished_matching(&self, filter: &TaskFilter) -> Result<Vec<GatewayTask>, StoreError> {
+    /// Finished tasks matching `filter` that `scope` allows (deletion only removes those).
+    pub fn finished_matching(
+        &self,
+        filter: &TaskFilter,
+        scope: &Scope,
+    ) -> Result<Vec<GatewayTask>, StoreError> {
         Ok(self
             .store()?
             .all()?
             .into_iter()
-            .filter(|t| t.is_final() && t.view.as_ref().is_some_and(|v| filter.matches(v)))
+            .filter(|t| t.is_final())
+            .filter(|t| {
+                t.view
+                    .as_ref()
+                    .is_some_and(|v| filter.matches(v) && scope.allows_task(v))
+            })
             .collect())
     }
 
-    /// Tasks in progress matching `filter` (cancelation only touches those).
-    pub fn unfinished_matching(&self, filter: &TaskFilter) -> Result<Vec<GatewayTask>, StoreError> {
+    /// Tasks in progress matching `filter` that `scope` allows (cancelation only touches
+    /// those).
+    pub fn unfinished_matching(
+        &self,
+        filter: &TaskFilter,
+        scope: &Scope,
+    ) -> Result<Vec<GatewayTask>, StoreError> {
         Ok(self
             .store()?
             .all()?
             .into_iter()
             .filter(|t| !t.is_final())
             .filter(|t| {
-                filter.matches(
-                    &t.view
-                        .clone()
-                        .unwrap_or_else(|| aggregate::aggregate(t, &[])),
-                )
+                let view = t
+                    .view
+                    .clone()
+                    .unwrap_or_else(|| aggregate::aggregate(t, &[]));
+                filter.matches(&view) && scope.allows_task(&view)
             })
             .collect())
     }

@@ -34,6 +34,8 @@ pub struct NodeState {
     pub indexes: BTreeMap<String, Index>,
     /// Every task, uid = position.
     pub tasks: Vec<Value>,
+    /// API keys (`uid`, `key`, `actions`, `indexes` ...), as `POST /keys` made them.
+    pub keys: Vec<Value>,
 }
 
 /// One index of the test node.
@@ -227,8 +229,8 @@ pub fn json_answer(status: u16, body: serde_json::Value) -> Answer {
 }
 
 impl Behaviour {
-    /// Meilisearch's key check: public `/health`; `Bearer <master key>` elsewhere when a master
-    /// key is set (API keys are out of scope for this node).
+    /// Meilisearch's key check: public `/health`; `Bearer <master key>`, or an API key granting
+    /// the route's action (and its index, on index routes), elsewhere when a master key is set.
     fn authorize(&self, req: &Message) -> Result<(), Answer> {
         let Some(master) = &self.master_key else {
             return Ok(());
@@ -237,6 +239,7 @@ impl Behaviour {
         let mut parts = header.splitn(2, ' ');
         match (parts.next(), parts.next()) {
             (Some("Bearer"), Some(token)) if token == master => Ok(()),
+            (Some("Bearer"), Some(token)) if self.key_grants(req, token) => Ok(()),
             (Some("Bearer"), _) => Err(error(
                 403,
                 "invalid_api_key",
@@ -250,6 +253,44 @@ impl Behaviour {
                 "The Authorization header is missing. It must use the bearer authorization method.",
             )),
         }
+    }
+
+    /// Whether API key `token` grants the request: its action (wildcards as Meilisearch expands
+    /// them) and, on `/indexes/{uid}/...`, its index. Key routes need the master key here.
+    fn key_grants(&self, req: &Message, token: &str) -> bool {
+        let Ok(method) = http::Method::from_bytes(req.method.as_bytes()) else {
+            return false;
+        };
+        let Ok(route) = miroir::routes::classify(&method, req.path()) else {
+            return false;
+        };
+        let Some(action) = route.action else {
+            return true;
+        };
+        if action.starts_with("keys.") {
+            return false;
+        }
+        let state = self.state.lock().unwrap();
+        let Some(key) = state.keys.iter().find(|k| k["key"] == token) else {
+            return false;
+        };
+        let allowed = key["actions"].as_array().into_iter().flatten().any(|a| {
+            let a = a.as_str().unwrap_or_default();
+            a == "*"
+                || a == action
+                || a.strip_suffix('*')
+                    .is_some_and(|prefix| prefix.ends_with('.') && action.starts_with(prefix))
+        });
+        let index_ok = route.index.as_deref().is_none_or(|uid| {
+            key["indexes"].as_array().into_iter().flatten().any(|p| {
+                let p = p.as_str().unwrap_or_default();
+                p == "*"
+                    || p == uid
+                    || p.strip_suffix('*')
+                        .is_some_and(|prefix| uid.starts_with(prefix))
+            })
+        });
+        allowed && index_ok
     }
 
     fn answer(&self, req: &Message) -> Answer {

@@ -1,0 +1,265 @@
+//! For a client the tag does not exist: a request that names it as an attribute (in a filter,
+//! `sort`, `facets`, `distinct`, a facet search's `facetName`) gets it renamed to
+//! [`STAND_IN`], an attribute no index has, before any node sees the request. The node then
+//! answers as it would for any attribute that is not filterable / sortable (error codes,
+//! timing, task failures alike), and [`restore`] puts the client's name back into its
+//! message. Values equal to the tag's name (`title = _miroir_shard`) are left alone.
+
+use serde_json::{Map, Value};
+
+use super::FIELD;
+
+/// The name the tag is replaced with: no index has it, and it does not contain the tag's
+/// name (so hiding the tag from attribute lists leaves it whole).
+pub const STAND_IN: &str = "_miroir_reserved_attribute";
+
+/// A filter token: its byte range in the expression and whether it is an attribute name.
+#[derive(Debug, PartialEq)]
+struct Token {
+    start: usize,
+    end: usize,
+    /// The token's text without its quotes.
+    text: (usize, usize),
+}
+
+/// Splits a filter expression into words, quoted strings and operators (Meilisearch's
+/// grammar: `word = (alphanumeric | _ | - | .)+`, values in single or double quotes).
+fn tokens(expr: &str) -> Vec<Token> {
+    let b = expr.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c == b'"' || c == b'\'' {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != c {
+                // A backslash escapes the quote, as in Meilisearch's parser.
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = (j + 1).min(b.len());
+            out.push(Token {
+                start: i,
+                end,
+                text: (i + 1, j.min(b.len())),
+            });
+            i = end;
+        } else if b"()[],".contains(&c) {
+            out.push(Token {
+                start: i,
+                end: i + 1,
+                text: (i, i + 1),
+            });
+            i += 1;
+        } else if b"=!<>".contains(&c) {
+            let mut j = i + 1;
+            while j < b.len() && b"=!<>".contains(&b[j]) {
+                j += 1;
+            }
+            out.push(Token {
+                start: i,
+                end: j,
+                text: (i, j),
+            });
+            i = j;
+        } else {
+            let mut j = i;
+            while j < b.len() && !b[j].is_ascii_whitespace() && !b"()[],=!<>\"'".contains(&b[j]) {
+                j += 1;
+            }
+            out.push(Token {
+                start: i,
+                end: j,
+                text: (i, j),
+            });
+            i = j;
+        }
+    }
+    out
+}
+
+/// Byte ranges of the tokens that name the tag as an attribute: a condition starts the
+/// expression or follows `(`, `AND`, `OR` or `NOT`.
+fn tag_attributes(expr: &str) -> Vec<(usize, usize)> {
+    let toks = tokens(expr);
+    let mut out = Vec::new();
+    for (k, t) in toks.iter().enumerate() {
+        if &expr[t.text.0..t.text.1] != FIELD {
+            continue;
+        }
+        let starts_condition = match k.checked_sub(1).map(|p| &toks[p]) {
+            None => true,
+            Some(p) => {
+                let prev = &expr[p.start..p.end];
+                prev == "("
+                    || prev.eq_ignore_ascii_case("AND")
+                    || prev.eq_ignore_ascii_case("OR")
+                    || prev.eq_ignore_ascii_case("NOT")
+            }
+        };
+        if starts_condition {
+            out.push(t.text);
+        }
+    }
+    out
+}
+
+fn rename_in_expr(expr: &str) -> Option<String> {
+    let found = tag_attributes(expr);
+    if found.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(expr.len() + 16);
+    let mut at = 0;
+    for (s, e) in found {
+        out.push_str(&expr[at..s]);
+        out.push_str(STAND_IN);
+        at = e;
+    }
+    out.push_str(&expr[at..]);
+    Some(out)
+}
+
+/// The filter (a string or nested arrays of strings) with the tag renamed where it is an
+/// attribute; `None` if it names none.
+pub fn rename_in_filter(filter: &Value) -> Option<Value> {
+    match filter {
+        Value::String(s) => rename_in_expr(s).map(Value::from),
+        Value::Array(items) => {
+            let renamed: Vec<Option<Value>> = items.iter().map(rename_in_filter).collect();
+            if renamed.iter().all(Option::is_none) {
+                return None;
+            }
+            Some(Value::Array(
+                renamed
+                    .into_iter()
+                    .zip(items)
+                    .map(|(r, orig)| r.unwrap_or_else(|| orig.clone()))
+                    .collect(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// A `sort` rule (`attribute:asc`) with the tag renamed.
+fn rename_in_sort_rule(rule: &Value) -> Option<Value> {
+    let (attr, dir) = rule.as_str()?.rsplit_once(':')?;
+    (attr == FIELD).then(|| Value::from(format!("{STAND_IN}:{dir}")))
+}
+
+fn rename_in_list(list: &Value, rename: impl Fn(&Value) -> Option<Value>) -> Option<Value> {
+    let items = list.as_array()?;
+    let renamed: Vec<Option<Value>> = items.iter().map(&rename).collect();
+    if renamed.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(Value::Array(
+        renamed
+            .into_iter()
+            .zip(items)
+            .map(|(r, orig)| r.unwrap_or_else(|| orig.clone()))
+            .collect(),
+    ))
+}
+
+fn is_tag_name(v: &Value) -> Option<Value> {
+    (v.as_str() == Some(FIELD)).then(|| Value::from(STAND_IN))
+}
+
+/// Renames the tag wherever a search, facet search or document fetch body uses it as an
+/// attribute (`filter`, `sort`, `facets`, `distinct`, `facetName`); whether it did.
+pub fn rename_in_query(query: &mut Map<String, Value>) -> bool {
+    let mut renamed = false;
+    let mut apply = |key: &str, f: &dyn Fn(&Value) -> Option<Value>| {
+        if let Some(new) = query.get(key).and_then(f) {
+            query.insert(key.to_string(), new);
+            renamed = true;
+        }
+    };
+    apply("filter", &rename_in_filter);
+    apply("sort", &|v| rename_in_list(v, rename_in_sort_rule));
+    apply("facets", &|v| rename_in_list(v, is_tag_name));
+    apply("distinct", &is_tag_name);
+    apply("facetName", &is_tag_name);
+    renamed
+}
+
+/// Whether [`rename_in_query`] would rename anything.
+pub fn uses_tag(query: &Map<String, Value>) -> bool {
+    rename_in_query(&mut query.clone())
+}
+
+/// A node's message about the stand-in, with the client's name for it back.
+pub fn restore(message: &str) -> String {
+    message.replace(STAND_IN, FIELD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_attribute_positions_are_renamed() {
+        let r = |s: &str| rename_in_expr(s);
+        let s = STAND_IN;
+        assert_eq!(r("_miroir_shard EXISTS"), Some(format!("{s} EXISTS")));
+        assert_eq!(
+            r("genre = x AND _miroir_shard = \"!!!!\""),
+            Some(format!("genre = x AND {s} = \"!!!!\""))
+        );
+        assert_eq!(
+            r("NOT (_miroir_shard IN [a, b]) OR x > 1"),
+            Some(format!("NOT ({s} IN [a, b]) OR x > 1"))
+        );
+        assert_eq!(r("'_miroir_shard' = 1"), Some(format!("'{s}' = 1")));
+        assert_eq!(r("_miroir_shard 1 TO 5"), Some(format!("{s} 1 TO 5")));
+        assert_eq!(r("_miroir_shard!=1"), Some(format!("{s}!=1")));
+        // Values that happen to spell the tag are values.
+        assert_eq!(r("title = _miroir_shard"), None);
+        assert_eq!(r("title IN [x, _miroir_shard]"), None);
+        assert_eq!(r("title = \"_miroir_shard\""), None);
+        assert_eq!(r("_miroir_shards = 1"), None);
+        assert_eq!(r("my_miroir_shard = 1"), None);
+    }
+
+    #[test]
+    fn every_attribute_parameter_is_renamed() {
+        let mut q = json!({
+            "q": "_miroir_shard",
+            "filter": ["a = 1", ["_miroir_shard EXISTS", "b = 2"]],
+            "sort": ["price:asc", "_miroir_shard:desc"],
+            "facets": ["genre", "_miroir_shard"],
+            "distinct": "_miroir_shard",
+            "attributesToRetrieve": ["_miroir_shard"]
+        });
+        assert!(rename_in_query(q.as_object_mut().unwrap()));
+        let s = STAND_IN;
+        assert_eq!(
+            q,
+            json!({
+                "q": "_miroir_shard",
+                "filter": ["a = 1", [format!("{s} EXISTS"), "b = 2"]],
+                "sort": ["price:asc", format!("{s}:desc")],
+                "facets": ["genre", s],
+                "distinct": s,
+                "attributesToRetrieve": ["_miroir_shard"]
+            })
+        );
+        let mut plain = json!({"q": "x", "filter": "a = _miroir_shard", "facets": ["*"]});
+        assert!(!rename_in_query(plain.as_object_mut().unwrap()));
+    }
+
+    #[test]
+    fn messages_name_the_attribute_the_client_wrote() {
+        let node = format!(
+            "Attribute `{STAND_IN}` is not sortable. Available sortable attributes are: `price`."
+        );
+        assert_eq!(
+            restore(&node),
+            "Attribute `_miroir_shard` is not sortable. Available sortable attributes are: `price`."
+        );
+    }
+}
