@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, Method};
 
+use serde_json::Value;
+
 use crate::cluster::Cluster;
+use crate::routes::Route;
 use crate::transport::NodeRequest;
 
 /// Verdicts are kept this long: a revoked key may still pass for this time.
@@ -36,16 +39,33 @@ pub enum AuthError {
 }
 
 /// The node request that needs `action` and changes nothing. Meilisearch checks the key
-/// before it reads the query, so a probe lacking its required filter still answers 401/403
-/// for a bad key and 400 for a good one.
-fn probe(action: &str) -> Option<(Method, &'static str)> {
-    Some(match action {
-        "tasks.get" => (Method::GET, "/tasks?limit=1"),
-        "tasks.cancel" => (Method::POST, "/tasks/cancel"),
-        "tasks.delete" => (Method::DELETE, "/tasks"),
-        "metrics.get" => (Method::GET, "/metrics"),
+/// before it reads the query or the body, so a probe lacking its required filter, or with a
+/// body that is not JSON, still answers 401/403 for a bad key and 400 for a good one. The
+/// task routes have probes of their own; other routes are probed on their own path: a read
+/// as is, a write with a malformed body. `None` for a deletion, which no probe can make
+/// harmless.
+fn probe(action: &str, method: &Method, path: &str) -> Option<NodeRequest> {
+    let (method, path, body) = match action {
+        "tasks.get" => (Method::GET, "/tasks?limit=1", ""),
+        "tasks.cancel" => (Method::POST, "/tasks/cancel", ""),
+        "tasks.delete" => (Method::DELETE, "/tasks", ""),
+        "metrics.get" => (Method::GET, "/metrics", ""),
+        _ if method == Method::GET => (Method::GET, path, ""),
+        _ if [Method::POST, Method::PUT, Method::PATCH].contains(method) => {
+            (method.clone(), path, "{")
+        }
         _ => return None,
-    })
+    };
+    let mut req = NodeRequest::get(path);
+    req.method = method;
+    if !body.is_empty() {
+        req.body = Bytes::from_static(b"{");
+        req.headers.push((
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ));
+    }
+    Some(req)
 }
 
 /// The indexes a key may use, as a node reads its `indexes` (`None`: all of them).
@@ -121,8 +141,11 @@ impl Scope {
     }
 }
 
-/// A cached verdict for one (credentials, action) pair, and when it was decided.
-type Verdicts = HashMap<(Option<HeaderValue>, &'static str), (Instant, Result<Scope, Denied>)>;
+/// What a verdict is about: the credentials, the action, and the index the route names.
+type Question = (Option<HeaderValue>, &'static str, Option<String>);
+
+/// Cached verdicts, with when each was decided.
+type Verdicts = HashMap<Question, (Instant, Result<Scope, Denied>)>;
 
 /// Cached permission checks against the nodes.
 pub struct AuthChecker {
@@ -138,45 +161,49 @@ impl AuthChecker {
         }
     }
 
-    /// Whether `authorization` grants `action`, asked of the best node that answers; the
-    /// indexes the key may use when it does.
+    /// Whether `authorization` grants what `route` needs (`method path` is the request),
+    /// asked of the best node that answers; the indexes the key may use when it does.
     pub async fn check(
         &self,
         cluster: &Cluster<'_>,
         authorization: Option<&HeaderValue>,
-        action: &'static str,
+        route: &Route,
+        method: &Method,
+        path: &str,
     ) -> Result<Scope, AuthError> {
-        let Some((method, path)) = probe(action) else {
-            log::error!("no permission probe for action `{action}`; refusing");
-            return Err(AuthError::NoNode);
+        let Some(action) = route.action else {
+            return Ok(Scope::ALL);
         };
-        let key = (authorization.cloned(), action);
-        if let Some((at, verdict)) = self.lock().get(&key) {
+        let question = (authorization.cloned(), action, route.index.clone());
+        if let Some((at, verdict)) = self.lock().get(&question) {
             if at.elapsed() < self.ttl {
                 return verdict.clone().map_err(AuthError::Denied);
             }
         }
-        let mut req = NodeRequest::get(path);
-        req.method = method;
-        if let Some(value) = authorization {
-            req.headers
-                .push((http::header::AUTHORIZATION, value.clone()));
-        }
-        let Ok((_, resp)) = cluster.send_any(&req).await else {
-            return Err(AuthError::NoNode);
-        };
-        let verdict = match resp.status {
-            401 | 403 => Err(Denied {
-                status: resp.status,
-                body: resp.body,
-            }),
-            _ => Ok(scope(cluster, authorization).await),
+        let verdict = match probe(action, method, path) {
+            Some(mut req) => {
+                if let Some(value) = authorization {
+                    req.headers
+                        .push((http::header::AUTHORIZATION, value.clone()));
+                }
+                let Ok((_, resp)) = cluster.send_any(&req).await else {
+                    return Err(AuthError::NoNode);
+                };
+                match resp.status {
+                    401 | 403 => Err(Denied {
+                        status: resp.status,
+                        body: resp.body,
+                    }),
+                    _ => Ok(scope(cluster, authorization).await),
+                }
+            }
+            None => by_key(cluster, authorization, action, route.index.as_deref()).await,
         };
         let mut cache = self.lock();
         if cache.len() >= MAX_ENTRIES {
             cache.clear();
         }
-        cache.insert(key, (Instant::now(), verdict.clone()));
+        cache.insert(question, (Instant::now(), verdict.clone()));
         verdict.map_err(AuthError::Denied)
     }
 
@@ -184,6 +211,79 @@ impl AuthChecker {
         self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Meilisearch's refusals.
+fn missing_header() -> Denied {
+    Denied {
+        status: 401,
+        body: Bytes::from_static(br#"{"message":"The Authorization header is missing. It must use the bearer authorization method.","code":"missing_authorization_header","type":"auth","link":"https://docs.meilisearch.com/errors#missing_authorization_header"}"#),
+    }
+}
+
+fn invalid_key() -> Denied {
+    Denied {
+        status: 403,
+        body: Bytes::from_static(br#"{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth","link":"https://docs.meilisearch.com/errors#invalid_api_key"}"#),
+    }
+}
+
+/// The verdict for a route no request can probe harmlessly, from the key itself (read with
+/// the gateway's key): its actions (wildcards as a node expands them), its indexes, its
+/// expiry.
+async fn by_key(
+    cluster: &Cluster<'_>,
+    authorization: Option<&HeaderValue>,
+    action: &str,
+    index: Option<&str>,
+) -> Result<Scope, Denied> {
+    let Some(master) = cluster.master else {
+        return Ok(Scope::ALL);
+    };
+    let Some(header) = authorization.and_then(|v| v.to_str().ok()) else {
+        return Err(missing_header());
+    };
+    let Some(token) = header.strip_prefix("Bearer ") else {
+        return Err(missing_header());
+    };
+    if authorization == Some(master) {
+        return Ok(Scope::ALL);
+    }
+    let Some(key) = key_object(cluster, token).await else {
+        return Err(invalid_key());
+    };
+    let granted = key["actions"].as_array().into_iter().flatten().any(|a| {
+        let a = a.as_str().unwrap_or_default();
+        a == "*"
+            || a == action
+            || a.strip_suffix(".*")
+                .is_some_and(|family| action.split('.').next() == Some(family))
+    });
+    let expired = key["expiresAt"].as_str().is_some_and(|at| {
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+            .is_ok_and(|at| at <= time::OffsetDateTime::now_utc())
+    });
+    let scope = Scope::from_key(&key);
+    if !granted || expired || index.is_some_and(|i| !scope.allows_index(i)) {
+        return Err(invalid_key());
+    }
+    Ok(scope)
+}
+
+/// The key object of `token`, read with the gateway's key.
+async fn key_object(cluster: &Cluster<'_>, token: &str) -> Option<Value> {
+    let plain = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plain {
+        return None;
+    }
+    let req = cluster.own_request(NodeRequest::get(format!("/keys/{token}")));
+    match cluster.send_any(&req).await {
+        Ok((_, resp)) if resp.status == 200 => serde_json::from_slice(&resp.body).ok(),
+        _ => None,
     }
 }
 
@@ -200,20 +300,9 @@ async fn scope(cluster: &Cluster<'_>, authorization: Option<&HeaderValue>) -> Sc
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let plain = !token.is_empty()
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !plain {
-        return Scope::none();
-    }
-    let req = cluster.own_request(NodeRequest::get(format!("/keys/{token}")));
-    match cluster.send_any(&req).await {
-        Ok((_, resp)) if resp.status == 200 => serde_json::from_slice(&resp.body)
-            .map(|key| Scope::from_key(&key))
-            .unwrap_or_else(|_| Scope::none()),
-        _ => Scope::none(),
-    }
+    key_object(cluster, token)
+        .await
+        .map_or_else(Scope::none, |key| Scope::from_key(&key))
 }
 
 #[cfg(test)]
@@ -227,7 +316,6 @@ mod tests {
         assert!(scope.allows_index("movies") && scope.allows_index("books_fr"));
         assert!(!scope.allows_index("movies2") && !scope.allows_index("other"));
         let task = |kind: &str, index: Value| json!({"type": kind, "indexUid": index});
-        use serde_json::Value;
         assert!(scope.allows_task(&task("documentAdditionOrUpdate", json!("movies"))));
         assert!(scope.allows_task(&task("settingsUpdate", json!("books"))));
         assert!(!scope.allows_task(&task("documentAdditionOrUpdate", json!("other"))));

@@ -157,15 +157,12 @@ impl ProxyHttp for Gateway {
                 let reply = self.health_reply(&ctx.topology);
                 self.reply(session, ctx, reply).await
             }
-            Serve::NotYet => {
+            // The key first, as a node checks it before anything else.
+            Serve::NotYet | Serve::NotServed => {
                 let reply = match self.check_key(session, ctx, &route).await {
                     Err(denied) => denied,
                     Ok(()) => not_implemented(session),
                 };
-                self.reply(session, ctx, reply).await
-            }
-            Serve::NotServed => {
-                let reply = not_implemented(session);
                 self.reply(session, ctx, reply).await
             }
         }
@@ -446,18 +443,13 @@ impl Gateway {
         ctx: &RequestCtx,
         route: &Route,
     ) -> std::result::Result<(), Reply> {
-        let Some(action) = route.action else {
-            return Ok(());
-        };
         let cluster = self.fleet.cluster(&ctx.topology);
-        let authorization = session
-            .req_header()
-            .headers
-            .get(http::header::AUTHORIZATION);
+        let req = session.req_header();
+        let authorization = req.headers.get(http::header::AUTHORIZATION);
         match self
             .services
             .auth
-            .check(&cluster, authorization, action)
+            .check(&cluster, authorization, route, &req.method, req.uri.path())
             .await
         {
             Ok(_) => Ok(()),

@@ -304,6 +304,24 @@ fn queries() -> Vec<Probe> {
             body: Some(body),
         });
     }
+    // Values a node refuses, and page 0.
+    for body in [
+        json!({"q": "red", "limit": null}),
+        json!({"q": "red", "limit": "5"}),
+        json!({"q": "red", "offset": null}),
+        json!({"q": "red", "showRankingScore": null}),
+        json!({"q": "red", "showRankingScore": "yes"}),
+        json!({"q": "red", "showRankingScoreDetails": 1}),
+        json!({"q": "red", "page": 0}),
+        json!({"q": "red", "page": 0, "hitsPerPage": 7}),
+        json!({"q": "red", "page": null, "hitsPerPage": 3}),
+    ] {
+        out.push(Probe {
+            method: "POST",
+            path: "/indexes/products/search".into(),
+            body: Some(body),
+        });
+    }
     // Document reads with sort (without sort, a node's order is its internal ids).
     for body in [
         json!({"filter": "price < 20", "sort": ["price:asc"], "limit": 15}),

@@ -128,3 +128,29 @@ async fn a_key_sees_and_touches_only_the_tasks_of_its_indexes() {
     let all = admin.get("/tasks?limit=100").await.json();
     assert!(uids(&all).contains(&other), "{all}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_not_served_check_the_key_first() {
+    let (_nodes, gw, mut admin) = start().await;
+    let mut anonymous = Api::new(gw.addr, None);
+    let mut stranger = Api::new(gw.addr, Some("not-a-key"));
+    for (method, path) in [
+        ("GET", "/indexes/movies/similar?id=1"),
+        ("POST", "/indexes/movies/similar"),
+        ("POST", "/indexes/movies/fields"),
+        ("POST", "/export"),
+        ("GET", "/batches"),
+        ("DELETE", "/chats/w"),
+    ] {
+        let body: &[u8] = if method == "POST" { b"{}" } else { b"" };
+        let ct = (method == "POST").then_some("application/json");
+        let r = anonymous.call(method, path, ct, body).await;
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.text());
+        assert_eq!(r.json()["code"], "missing_authorization_header");
+        let r = stranger.call(method, path, ct, body).await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
+        assert_eq!(r.json()["code"], "invalid_api_key");
+        let r = admin.call(method, path, ct, body).await;
+        assert_eq!(r.status, 501, "{method} {path}: {}", r.text());
+    }
+}

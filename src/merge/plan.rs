@@ -32,10 +32,27 @@ pub struct Prepared {
     pub shard_body: Map<String, Value>,
 }
 
+/// An optional count (`page`, `hitsPerPage`: `null` means absent, as a node reads it).
 fn as_usize(v: Option<&Value>, default: usize) -> Option<usize> {
     match v {
         None | Some(Value::Null) => Some(default),
         Some(v) => v.as_u64().map(|n| n as usize),
+    }
+}
+
+/// A count with a default (`offset`, `limit`): a node refuses `null` and other types.
+fn count(v: Option<&Value>, default: usize) -> Option<usize> {
+    match v {
+        None => Some(default),
+        Some(v) => v.as_u64().map(|n| n as usize),
+    }
+}
+
+/// A flag with a default (`showRankingScore` ...): a node refuses `null` and other types.
+fn flag(v: Option<&Value>) -> Option<bool> {
+    match v {
+        None => Some(false),
+        Some(v) => v.as_bool(),
     }
 }
 
@@ -44,9 +61,10 @@ fn as_usize(v: Option<&Value>, default: usize) -> Option<usize> {
 pub fn prepare(query: &Map<String, Value>, settings: &MergeSettings) -> Option<Prepared> {
     let page_mode = query.get("page").is_some_and(|v| !v.is_null())
         || query.get("hitsPerPage").is_some_and(|v| !v.is_null());
-    let offset = as_usize(query.get("offset"), 0)?;
-    let limit = as_usize(query.get("limit"), 20)?;
-    let flag = |name: &str| query.get(name).and_then(Value::as_bool).unwrap_or(false);
+    let offset = count(query.get("offset"), 0)?;
+    let limit = count(query.get("limit"), 20)?;
+    let show_ranking_score = flag(query.get("showRankingScore"))?;
+    let show_ranking_score_details = flag(query.get("showRankingScoreDetails"))?;
     let distinct = match query.get("distinct") {
         Some(Value::String(d)) => Some(d.clone()),
         None | Some(Value::Null) => settings.distinct.clone(),
@@ -92,8 +110,8 @@ pub fn prepare(query: &Map<String, Value>, settings: &MergeSettings) -> Option<P
             limit,
             page,
             hits: HitPlan {
-                show_ranking_score: flag("showRankingScore"),
-                show_ranking_score_details: flag("showRankingScoreDetails"),
+                show_ranking_score,
+                show_ranking_score_details,
                 strip,
             },
             distinct,
@@ -102,4 +120,38 @@ pub fn prepare(query: &Map<String, Value>, settings: &MergeSettings) -> Option<P
         },
         shard_body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn prepared(q: Value) -> Option<Prepared> {
+        prepare(
+            q.as_object().unwrap(),
+            &MergeSettings::from_settings(&Value::Null),
+        )
+    }
+
+    #[test]
+    fn values_a_node_refuses_are_left_to_a_node() {
+        for q in [
+            json!({"limit": null}),
+            json!({"limit": "5"}),
+            json!({"offset": null}),
+            json!({"offset": -1}),
+            json!({"showRankingScore": null}),
+            json!({"showRankingScore": "yes"}),
+            json!({"showRankingScoreDetails": 1}),
+            json!({"distinct": 3}),
+        ] {
+            assert!(prepared(q.clone()).is_none(), "{q}");
+        }
+        // `page` and `hitsPerPage` are optional: `null` means absent, as on a node.
+        let p = prepared(json!({"page": null, "hitsPerPage": 4})).unwrap();
+        assert_eq!(p.plan.page, Some((1, 4)));
+        let p = prepared(json!({"limit": 3, "showRankingScore": true})).unwrap();
+        assert_eq!((p.plan.limit, p.plan.hits.show_ranking_score), (3, true));
+    }
 }

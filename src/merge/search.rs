@@ -297,6 +297,8 @@ pub fn merge_search(
     let distinct_total = (plan.distinct.is_some() && complete).then_some(order.len() as u64);
     order.truncate(plan.max_total_hits);
     let (skip, take) = match plan.page {
+        // Page 0 has no hits, as on a node (the totals are still counted).
+        Some((0, _)) => (0, 0),
         Some((page, per_page)) => (page.saturating_sub(1).saturating_mul(per_page), per_page),
         None => (plan.offset, plan.limit),
     };

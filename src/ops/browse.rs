@@ -33,22 +33,25 @@ pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
     let mut body = if req.method == http::Method::GET {
         get_params_to_body(req.query)
     } else {
-        match serde_json::from_slice::<Value>(&req.body) {
-            Ok(Value::Object(o)) => Some(o),
-            _ => None,
-        }
+        req.json_object()
     };
     if let Some(b) = body.as_mut() {
         guard::rename_in_query(b);
     }
-    let Some(body) = body else {
+    // A count a node would refuse (`null`, a string ...) is its to judge.
+    let count = |b: &Map<String, Value>, name: &str, default: u64| match b.get(name) {
+        None => Some(default as usize),
+        Some(v) => v.as_u64().map(|n| n as usize),
+    };
+    let window = body
+        .as_ref()
+        .and_then(|b| Some((count(b, "offset", 0)?, count(b, "limit", 20)?)));
+    let (Some(body), Some((offset, limit))) = (body, window) else {
         return match cluster.send_any(&req.forward()).await {
             Ok((_, resp)) => relay(&resp),
             Err(e) => unreachable(&e.to_string()),
         };
     };
-    let offset = body.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let limit = body.get("limit").and_then(Value::as_u64).unwrap_or(20) as usize;
     let sort: Vec<(String, bool)> = body
         .get("sort")
         .and_then(Value::as_array)

@@ -103,6 +103,25 @@ impl<'r> Request<'r> {
         )
     }
 
+    /// The body as a JSON object, when the client sent one the way a node accepts it
+    /// (`Content-Type: application/json`); `None` otherwise, and a node judges the request
+    /// (`415`, `400` ...).
+    pub fn json_object(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let ct = self
+            .headers
+            .get(http::header::CONTENT_TYPE)?
+            .to_str()
+            .ok()?;
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return None;
+        }
+        match serde_json::from_slice(&self.body) {
+            Ok(serde_json::Value::Object(o)) => Some(o),
+            _ => None,
+        }
+    }
+
     /// One query parameter, decoded.
     pub fn param(&self, name: &str) -> Option<String> {
         crate::query_string::pairs(self.query)

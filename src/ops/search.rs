@@ -108,10 +108,7 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
     let mut query = if req.method == Method::GET {
         get_params_to_body(req.query)
     } else {
-        match serde_json::from_slice::<Value>(&req.body) {
-            Ok(Value::Object(o)) => Some(o),
-            _ => None,
-        }
+        req.json_object()
     };
     let renamed;
     let req = match query.as_mut().filter(|q| guard::uses_tag(q)) {
@@ -178,7 +175,7 @@ pub(super) async fn judge(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
 /// travel in one request. Federated requests are merged by [`federated`].
 pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
-    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&req.body) else {
+    let Some(mut body) = req.json_object() else {
         return judge(cluster, req).await;
     };
     let renamed;
@@ -254,7 +251,7 @@ fn rename_in_multi_search(body: &mut Map<String, Value>) -> bool {
 pub async fn facet_search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
     let index = req.route.index.clone().unwrap_or_default();
-    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&req.body) else {
+    let Some(mut body) = req.json_object() else {
         return judge(cluster, req).await;
     };
     guard::rename_in_query(&mut body);

@@ -15,19 +15,21 @@ use crate::respond::Reply;
 use crate::tasks::{GatewayTask, NodeTaskRef, TaskFilter};
 use crate::transport::NodeRequest;
 
-/// Checks the client's key for `action` with a node; the indexes whose tasks it may see.
+/// Checks the client's key for the route's action with a node; the indexes whose tasks it
+/// may see.
 async fn authorize(
     cluster: &Cluster<'_>,
     services: &Services,
     req: &Request<'_>,
-    action: &'static str,
 ) -> Result<Scope, Reply> {
     match services
         .auth
         .check(
             cluster,
             req.headers.get(http::header::AUTHORIZATION),
-            action,
+            req.route,
+            req.method,
+            req.path,
         )
         .await
     {
@@ -63,7 +65,7 @@ async fn validate(
 
 /// `GET /tasks/{uid}`.
 pub async fn get(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
-    let scope = match authorize(cluster, services, req, "tasks.get").await {
+    let scope = match authorize(cluster, services, req).await {
         Ok(scope) => scope,
         Err(denied) => return denied,
     };
@@ -94,7 +96,7 @@ pub async fn list(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>)
     if let Err(reply) = validate(cluster, req, req.query, true).await {
         return reply;
     }
-    let scope = match authorize(cluster, services, req, "tasks.get").await {
+    let scope = match authorize(cluster, services, req).await {
         Ok(scope) => scope,
         Err(denied) => return denied,
     };
@@ -189,7 +191,7 @@ fn record(
 
 /// `POST /tasks/cancel`: cancels the node tasks behind matching tasks in progress.
 pub async fn cancel(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
-    let scope = match authorize(cluster, services, req, "tasks.cancel").await {
+    let scope = match authorize(cluster, services, req).await {
         Ok(scope) => scope,
         Err(denied) => return denied,
     };
@@ -225,7 +227,7 @@ pub async fn cancel(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
 
 /// `DELETE /tasks`: forgets matching finished tasks, here and on the nodes.
 pub async fn delete(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
-    let scope = match authorize(cluster, services, req, "tasks.delete").await {
+    let scope = match authorize(cluster, services, req).await {
         Ok(scope) => scope,
         Err(denied) => return denied,
     };

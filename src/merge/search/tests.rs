@@ -221,3 +221,37 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got_keys, want_keys);
     }
 }
+
+#[test]
+fn page_zero_has_no_hits_but_counts_them() {
+    let a = answer(vec![hit(1, 2.0, None, "x")], 1);
+    let b = answer(vec![hit(2, 1.0, None, "y")], 1);
+    let mut a = a;
+    let mut b = b;
+    // Page mode answers: `hitsPerPage`, `page`, `totalPages`, `totalHits`.
+    for body in [&mut a, &mut b] {
+        let mut v: Value = serde_json::from_slice(body).unwrap();
+        let o = v.as_object_mut().unwrap();
+        for k in ["limit", "offset", "estimatedTotalHits", "requestUid"] {
+            o.remove(k);
+        }
+        for (k, n) in [
+            ("hitsPerPage", 5),
+            ("page", 1),
+            ("totalPages", 1),
+            ("totalHits", 1),
+        ] {
+            o.insert(k.into(), json!(n));
+        }
+        *body = serde_json::to_vec(&v).unwrap();
+    }
+    let p = SearchPlan {
+        page: Some((0, 5)),
+        ..plan()
+    };
+    let out = merged(&[a, b], &p);
+    assert_eq!(ids(&out), Vec::<u64>::new());
+    assert_eq!(out["page"], 0);
+    assert_eq!(out["totalHits"], 2);
+    assert_eq!(out["totalPages"], 1);
+}
