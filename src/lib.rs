@@ -3,7 +3,8 @@
 //! The map, from the edge inwards:
 //!
 //! - Pingora at the edge: `server` (assembles the services: proxy, metrics listener, health
-//!   checks, reload, task refresher), `proxy` (the `ProxyHttp` filter chain), `node_client`
+//!   checks, reload, task refresher), `edge` (client connections: caps and timeouts),
+//!   `proxy` (the `ProxyHttp` filter chain), `node_client`
 //!   (pooled connections to the nodes, the [`transport::Transport`] in production), `health`
 //!   (background checks), `reload` (SIGHUP).
 //! - The gateway's own operations, without Pingora types: `ops` (each served route: ask the
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod describe;
+pub mod edge;
 pub mod error;
 pub mod fleet;
 pub mod health;

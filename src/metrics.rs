@@ -37,6 +37,12 @@ pub struct Metrics {
     /// Second replicas asked because the first was slow, and those whose answer was used.
     pub hedges: IntCounter,
     pub hedge_wins: IntCounter,
+    /// Client connections open now.
+    pub client_connections: IntGauge,
+    /// Client connections refused because too many were open.
+    pub client_connections_refused: IntCounter,
+    /// Client connections closed with `408` because their first request head came too slowly.
+    pub client_timeouts: IntCounter,
 }
 
 impl Metrics {
@@ -151,8 +157,24 @@ impl Metrics {
             "Hedged reads whose answer was used (the first replica's was dropped).",
         )
         .expect("valid metric");
+        let client_connections =
+            IntGauge::new("miroir_client_connections", "Client connections open now.")
+                .expect("valid metric");
+        let client_connections_refused = IntCounter::new(
+            "miroir_client_connections_refused_total",
+            "Client connections refused because `clients.max_connections` were open.",
+        )
+        .expect("valid metric");
+        let client_timeouts = IntCounter::new(
+            "miroir_client_header_timeouts_total",
+            "Client connections answered 408: their first request head came too slowly.",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(node_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(client_connections.clone()),
+            Box::new(client_connections_refused.clone()),
+            Box::new(client_timeouts.clone()),
             Box::new(hedges.clone()),
             Box::new(hedge_wins.clone()),
             Box::new(hints_pending.clone()),
@@ -188,6 +210,9 @@ impl Metrics {
             hints_pending,
             hedges,
             hedge_wins,
+            client_connections,
+            client_connections_refused,
+            client_timeouts,
         }
     }
 

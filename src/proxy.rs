@@ -33,6 +33,8 @@ pub struct Gateway {
     pub client: Arc<NodeClient>,
     pub plugins: Vec<Box<dyn Plugin>>,
     pub max_body_bytes: usize,
+    /// Request headers at most; more answer `431` as a node does.
+    pub max_headers: usize,
 }
 
 impl Gateway {
@@ -41,7 +43,7 @@ impl Gateway {
         services: Arc<Services>,
         client: Arc<NodeClient>,
         plugins: Vec<Box<dyn Plugin>>,
-        max_body_bytes: usize,
+        (max_body_bytes, max_headers): (usize, usize),
     ) -> Self {
         Gateway {
             fleet,
@@ -49,6 +51,7 @@ impl Gateway {
             client,
             plugins,
             max_body_bytes,
+            max_headers,
         }
     }
 }
@@ -106,6 +109,8 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         ctx.start = Instant::now();
         ctx.topology = self.fleet.topology.snapshot();
+        // A node answers every request of a pipelined batch.
+        session.downstream_session.set_pipelining_enabled(true);
         let req = session.req_header();
         ctx.route = routes::classify(&req.method, req.uri.path());
         Ok(())
@@ -124,6 +129,9 @@ impl ProxyHttp for Gateway {
         {
             let reply = Reply::json(reply.status, reply.body);
             return self.reply(session, ctx, reply).await;
+        }
+        if session.req_header().headers.len() > self.max_headers {
+            return self.reply(session, ctx, Reply::empty(431)).await;
         }
         let route = match &ctx.route {
             Ok(route) => route.clone(),
@@ -272,13 +280,27 @@ impl ProxyHttp for Gateway {
             ErrorType::HTTPStatus(503) => {
                 MeiliError::no_node_available("every node fails its health checks")
             }
-            ErrorType::HTTPStatus(code) => MeiliError::proxy_error(*code, e.to_string()),
-            _ => {
+            ErrorType::HTTPStatus(code) => {
+                log::debug!("proxying failed: {e}");
+                MeiliError::proxy_error(*code, "The gateway could not serve this request.".into())
+            }
+            // What went wrong, in words; Pingora's details stay in the log.
+            etype => {
                 let node = ctx
                     .tried
                     .last()
                     .map_or("unknown", |&n| ctx.topology.nodes[n].id.as_str());
-                MeiliError::node_failed(node, &e.to_string())
+                log::warn!("proxying to node {node} failed: {e}");
+                let what = match etype {
+                    ErrorType::ConnectTimedout => "the connection timed out",
+                    ErrorType::ConnectRefused => "the connection was refused",
+                    ErrorType::ReadTimedout | ErrorType::WriteTimedout => "it timed out",
+                    _ if matches!(e.esource(), pingora::ErrorSource::Downstream) => {
+                        "the client connection failed"
+                    }
+                    _ => "the exchange failed",
+                };
+                MeiliError::node_failed(node, what)
             }
         };
         let status = err.status;
@@ -391,13 +413,19 @@ impl Gateway {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok(body.freeze()),
+                // A slow body gets what a slow head gets; details stay in the log.
+                Err(e) if matches!(e.etype(), ErrorType::ReadTimedout) => {
+                    log::debug!("request body too slow: {e}");
+                    return Err(Reply::empty(408));
+                }
                 Err(e) => {
+                    log::debug!("request body unreadable: {e}");
                     return Err(Reply::error(&MeiliError::new(
                         400,
                         "bad_request",
                         crate::error::ErrorType::InvalidRequest,
-                        format!("The provided payload is incomplete and cannot be parsed: {e}"),
-                    )))
+                        "The provided payload is incomplete and cannot be parsed",
+                    )));
                 }
             }
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora::apps::http_app::{HttpServer, ServeHttp};
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::protocols::http::ServerSession;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -16,6 +17,7 @@ use pingora::services::listening::Service;
 use crate::auth::AuthChecker;
 use crate::cluster::ReadPolicy;
 use crate::config::Config;
+use crate::edge::Edge;
 use crate::fleet::Fleet;
 use crate::health::{HealthService, NodeHealth};
 use crate::metrics::Metrics;
@@ -25,6 +27,9 @@ use crate::proxy::Gateway;
 use crate::reload::{ReloadService, Reloader};
 use crate::tasks::{refresh, TaskService};
 use crate::topology::{Topology, TopologyStore};
+
+/// Bytes buffered per client connection for reads (Pingora's default is 64 KiB).
+const CLIENT_READ_BUFFER: usize = 4096;
 
 /// Pingora's server settings, from its YAML file (`-c`) if given, then Miroir's `[server]`.
 fn server_conf(config: &Config, opt: &Opt) -> Result<ServerConf, String> {
@@ -135,11 +140,17 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         services,
         client,
         plugins,
-        config.server.max_body_bytes,
+        (config.server.max_body_bytes, config.clients.max_headers),
     );
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "miroir");
-    proxy.add_tcp(&config.server.listen.to_string());
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let edge = Edge::new(proxy, config.clients, metrics.clone());
+    let mut proxy = Service::new("miroir".to_string(), edge);
+    // Small per-connection buffers: idle keep-alive connections stay cheap (Pingora reads
+    // bodies in chunks of its own).
+    proxy.add_listener(
+        ListenerConfig::tcp(config.server.listen.to_string())
+            .l4_buffer(L4BufferSettings::new(CLIENT_READ_BUFFER, 1460)),
+    );
 
     let mut metrics_service = Service::new(
         "metrics".to_string(),

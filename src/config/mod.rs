@@ -22,6 +22,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub hedging: Hedging,
     pub limits: Limits,
+    pub clients: ClientLimits,
     pub health: HealthSettings,
     pub cluster: ClusterSpec,
     pub nodes: Vec<NodeSpec>,
@@ -64,6 +65,24 @@ pub struct Hedging {
     /// A fixed delay; `None`: the node's recent p95 response time, at least `min_delay`.
     pub delay: Option<Duration>,
     pub min_delay: Duration,
+}
+
+/// Bounds on client connections, so slow or idle clients cannot exhaust the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// A connection's first request head must arrive within it, or `408` (as a node does).
+    pub header_timeout: Duration,
+    /// Each read of a request body must complete within it.
+    pub body_timeout: Duration,
+    /// A keep-alive connection waiting for its next request is closed after it.
+    pub idle_timeout: Duration,
+    /// Client connections open at once, at most; more are refused.
+    pub max_connections: usize,
+    /// Connections beyond `max_connections` kept for `GET /health`, so a load balancer can
+    /// still tell the gateway is alive when it is full.
+    pub reserved_connections: usize,
+    /// Request headers at most (a node answers `431` beyond 96).
+    pub max_headers: usize,
 }
 
 /// Bounds on the gateway's own traffic to nodes.
@@ -300,6 +319,38 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             256,
         ) as usize,
     };
+    let cl = raw.clients.unwrap_or_default();
+    let clients = ClientLimits {
+        header_timeout: ms(
+            &mut errors,
+            "clients.header_timeout_ms",
+            cl.header_timeout_ms,
+            5_000,
+        ),
+        body_timeout: ms(
+            &mut errors,
+            "clients.body_timeout_ms",
+            cl.body_timeout_ms,
+            30_000,
+        ),
+        idle_timeout: ms(
+            &mut errors,
+            "clients.idle_timeout_ms",
+            cl.idle_timeout_ms,
+            75_000,
+        ),
+        max_connections: positive(
+            &mut errors,
+            "clients.max_connections",
+            cl.max_connections,
+            10_000,
+        ) as usize,
+        reserved_connections: cl.reserved_connections.unwrap_or(64) as usize,
+        max_headers: positive(&mut errors, "clients.max_headers", cl.max_headers, 96) as usize,
+    };
+    if clients.max_headers > 256 {
+        errors.push("`clients.max_headers` must be at most 256".into());
+    }
     let h = raw.health.unwrap_or_default();
     let health = HealthSettings {
         interval: ms(&mut errors, "health.interval_ms", h.interval_ms, 1_000),
@@ -362,6 +413,7 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             timeouts,
             hedging,
             limits,
+            clients,
             health,
             cluster,
             nodes,

@@ -15,6 +15,7 @@ pub struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     pub hedging: Option<RawHedging>,
     pub limits: Option<RawLimits>,
+    pub clients: Option<RawClients>,
     pub health: Option<RawHealth>,
     pub cluster: Option<RawCluster>,
     #[serde(default)]
@@ -60,6 +61,17 @@ pub struct RawHedging {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub node_concurrency: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClients {
+    pub header_timeout_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub reserved_connections: Option<u64>,
+    pub max_headers: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +143,18 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
     );
     merge_table!(hedging, "hedging", [enabled, delay_ms, min_delay_ms]);
     merge_table!(limits, "limits", [node_concurrency]);
+    merge_table!(
+        clients,
+        "clients",
+        [
+            header_timeout_ms,
+            body_timeout_ms,
+            idle_timeout_ms,
+            max_connections,
+            reserved_connections,
+            max_headers
+        ]
+    );
     merge_table!(
         health,
         "health",

@@ -216,3 +216,30 @@ fn node_urls_are_parsed_strictly() {
         assert!(parse_node_url(bad).is_err(), "{bad} should be refused");
     }
 }
+
+#[test]
+fn client_limits_are_read_and_checked() {
+    let c = Config::from_toml_str(GOOD, "t", no_env).unwrap();
+    assert_eq!(c.clients.header_timeout, Duration::from_secs(5));
+    assert_eq!(c.clients.max_headers, 96);
+    let text = format!(
+        "{GOOD}\n[clients]\nheader_timeout_ms = 700\nidle_timeout_ms = 2000\nmax_connections = 50\nreserved_connections = 0\n"
+    );
+    let c = Config::from_toml_str(&text, "t", no_env).unwrap();
+    assert_eq!(c.clients.header_timeout, Duration::from_millis(700));
+    assert_eq!(c.clients.idle_timeout, Duration::from_secs(2));
+    assert_eq!(
+        (c.clients.max_connections, c.clients.reserved_connections),
+        (50, 0)
+    );
+    let errs = errors_of(&format!(
+        "{GOOD}\n[clients]\nmax_connections = 0\nmax_headers = 300\n"
+    ));
+    assert_eq!(
+        errs,
+        [
+            "`clients.max_connections` must be greater than 0",
+            "`clients.max_headers` must be at most 256"
+        ]
+    );
+}

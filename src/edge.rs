@@ -1,0 +1,223 @@
+//! The client connections, before Pingora's HTTP handling: a cap on connections open at once
+//! (with a few kept for `GET /health`), a deadline for a connection's first request head
+//! (`408`, as a node answers a slow client), a bound on header count (`431`), and timeouts for
+//! bodies and idle keep-alive connections. Everything else goes to the proxy
+//! ([`crate::proxy::Gateway`]) unchanged.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::ClientLimits;
+use crate::metrics::Metrics;
+
+/// Bytes a request head may take (a node answers `431` beyond 128 KiB).
+const MAX_HEAD_BYTES: usize = 128 * 1024;
+
+/// The proxy behind its connection guard.
+pub struct Edge<A> {
+    proxy: Arc<A>,
+    limits: ClientLimits,
+    metrics: Arc<Metrics>,
+    open: Arc<AtomicUsize>,
+}
+
+impl<A> Edge<A> {
+    pub fn new(proxy: A, limits: ClientLimits, metrics: Arc<Metrics>) -> Self {
+        Edge {
+            proxy: Arc::new(proxy),
+            limits,
+            metrics,
+            open: Arc::default(),
+        }
+    }
+}
+
+/// One open connection, counted until dropped.
+struct Open {
+    count: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.client_connections.dec();
+    }
+}
+
+/// How reading a connection's first request head ended.
+#[derive(Debug, PartialEq)]
+pub enum Head {
+    /// The head, whole (and any bytes after it).
+    Complete(BytesMut),
+    /// The client closed the connection first.
+    Closed,
+    /// More headers (or bytes) than allowed.
+    TooLarge,
+}
+
+/// Where a request head ends in `buf` (after its blank line), if it does.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Header lines in a complete head (lines after the request line).
+pub fn header_count(head: &[u8]) -> usize {
+    let end = head_end(head).unwrap_or(head.len());
+    memchr::memmem::find_iter(&head[..end], b"\r\n")
+        .count()
+        .saturating_sub(2)
+}
+
+/// Reads until the end of a request head.
+async fn read_head(stream: &mut Stream, max_headers: usize) -> std::io::Result<Head> {
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if let Some(end) = head_end(&buf) {
+            if header_count(&buf[..end]) > max_headers {
+                return Ok(Head::TooLarge);
+            }
+            return Ok(Head::Complete(buf));
+        }
+        if buf.len() >= MAX_HEAD_BYTES {
+            return Ok(Head::TooLarge);
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Ok(Head::Closed);
+        }
+    }
+}
+
+/// Whether a head asks for `GET /health` (what a reserved connection may serve).
+fn is_health_check(head: &[u8]) -> bool {
+    let line_end = memchr::memmem::find(head, b"\r\n").unwrap_or(head.len());
+    let mut parts = head[..line_end].split(|&b| b == b' ');
+    let (method, target) = (parts.next(), parts.next());
+    method == Some(b"GET")
+        && target.is_some_and(|t| {
+            let path = t.split(|&b| b == b'?').next().unwrap_or_default();
+            path == b"/health" || path == b"/health/"
+        })
+}
+
+/// Writes a bodiless answer and closes.
+async fn refuse(mut stream: Stream, status: &str) {
+    let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+}
+
+fn seconds(d: Duration) -> u64 {
+    d.as_secs().max(1)
+}
+
+#[async_trait]
+impl<A> ServerApp for Edge<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let limits = &self.limits;
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        self.metrics.client_connections.inc();
+        let _open = Open {
+            count: self.open.clone(),
+            metrics: self.metrics.clone(),
+        };
+        if open > limits.max_connections + limits.reserved_connections {
+            self.metrics.client_connections_refused.inc();
+            if open == limits.max_connections + limits.reserved_connections + 1 {
+                log::warn!(
+                    "client connection limit reached ({} open): new connections are refused",
+                    limits.max_connections
+                );
+            }
+            return None;
+        }
+        let head = match tokio::time::timeout(
+            limits.header_timeout,
+            read_head(&mut stream, limits.max_headers),
+        )
+        .await
+        {
+            Err(_) => {
+                self.metrics.client_timeouts.inc();
+                refuse(stream, "408 Request Timeout").await;
+                return None;
+            }
+            Ok(Err(_) | Ok(Head::Closed)) => return None,
+            Ok(Ok(Head::TooLarge)) => {
+                refuse(stream, "431 Request Header Fields Too Large").await;
+                return None;
+            }
+            Ok(Ok(Head::Complete(head))) => head,
+        };
+        // Beyond the cap, only health checks, one request each.
+        let reserved = open > limits.max_connections;
+        if reserved && !is_health_check(&head) {
+            self.metrics.client_connections_refused.inc();
+            refuse(stream, "503 Service Unavailable").await;
+            return None;
+        }
+        let mut session = ServerSession::new_http1(stream);
+        session.set_pipelined_prefix(head);
+        let keepalive = (!reserved && !*shutdown.borrow()).then(|| seconds(limits.idle_timeout));
+        session.set_keepalive(keepalive);
+        session.set_keepalive_reuses_remaining(
+            self.proxy
+                .server_options()
+                .and_then(|o| o.keepalive_request_limit),
+        );
+        session.set_read_timeout(Some(limits.body_timeout));
+        let mut result = self.proxy.process_new_http(session, shutdown).await;
+        while let Some((stream, settings)) = result.map(|r| r.consume()) {
+            let mut session = ServerSession::new_http1(stream);
+            if let Some(settings) = settings {
+                settings.apply_to_session(&mut session);
+            }
+            // Pingora waits for a kept-alive connection's next request for ever: bound it.
+            if !*shutdown.borrow() {
+                session.set_keepalive(Some(seconds(limits.idle_timeout)));
+            }
+            session.set_read_timeout(Some(limits.body_timeout));
+            result = self.proxy.process_new_http(session, shutdown).await;
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_measured_and_health_checks_recognized() {
+        let head = b"GET /health HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\nrest";
+        assert_eq!(head_end(head), Some(head.len() - 4));
+        assert_eq!(header_count(head), 2);
+        assert_eq!(header_count(b"GET / HTTP/1.1\r\n\r\n"), 0);
+        assert!(is_health_check(head));
+        assert!(is_health_check(b"GET /health?x=1 HTTP/1.1\r\n\r\n"));
+        assert!(!is_health_check(b"GET /healthz HTTP/1.1\r\n\r\n"));
+        assert!(!is_health_check(b"POST /health HTTP/1.1\r\n\r\n"));
+        assert!(!is_health_check(b"GET /indexes HTTP/1.1\r\n\r\n"));
+    }
+}
