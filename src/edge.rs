@@ -4,13 +4,13 @@
 //! bodies and idle keep-alive connections. Everything else goes to the proxy
 //! ([`crate::proxy::Gateway`]) unchanged.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -18,6 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::ClientLimits;
 use crate::metrics::Metrics;
+
+/// How long a connection beyond the cap has to send its (health check) request head.
+const RESERVED_HEAD_DEADLINE: Duration = Duration::from_millis(250);
 
 /// Bytes a request head may take (a node answers `431` beyond 128 KiB).
 const MAX_HEAD_BYTES: usize = 128 * 1024;
@@ -28,15 +31,38 @@ pub struct Edge<A> {
     limits: ClientLimits,
     metrics: Arc<Metrics>,
     open: Arc<AtomicUsize>,
+    /// When the "limit reached" line was last logged (seconds since start).
+    warned_at: AtomicU64,
+    started: std::time::Instant,
 }
 
 impl<A> Edge<A> {
+    /// Logs that the cap is reached, at most every ten seconds.
+    fn warn_full(&self) {
+        let now = self.started.elapsed().as_secs() + 10;
+        let last = self.warned_at.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::warn!(
+                "client connection limit reached ({} open, {} more kept for health checks): new connections are refused",
+                self.limits.max_connections,
+                self.limits.reserved_connections
+            );
+        }
+    }
+
     pub fn new(proxy: A, limits: ClientLimits, metrics: Arc<Metrics>) -> Self {
         Edge {
             proxy: Arc::new(proxy),
             limits,
             metrics,
             open: Arc::default(),
+            warned_at: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         }
     }
 }
@@ -117,6 +143,12 @@ async fn refuse(mut stream: Stream, status: &str) {
     let _ = stream.shutdown().await;
 }
 
+/// Whether the previous request left the start of the next one buffered (pipelining).
+/// Pingora keeps it private to the settings; their `Debug` text shows it.
+fn has_pipelined_request(settings: &HttpPersistentSettings) -> bool {
+    !format!("{settings:?}").contains("pipelined_prefix: None")
+}
+
 fn seconds(d: Duration) -> u64 {
     d.as_secs().max(1)
 }
@@ -140,19 +172,19 @@ where
         };
         if open > limits.max_connections + limits.reserved_connections {
             self.metrics.client_connections_refused.inc();
-            if open == limits.max_connections + limits.reserved_connections + 1 {
-                log::warn!(
-                    "client connection limit reached ({} open): new connections are refused",
-                    limits.max_connections
-                );
-            }
+            self.warn_full();
             return None;
         }
-        let head = match tokio::time::timeout(
-            limits.header_timeout,
-            read_head(&mut stream, limits.max_headers),
-        )
-        .await
+        // Beyond the cap, only health checks, one request each, whose head comes at once: a
+        // slow client cannot sit on the reserve.
+        let reserved = open > limits.max_connections;
+        let deadline = if reserved {
+            limits.header_timeout.min(RESERVED_HEAD_DEADLINE)
+        } else {
+            limits.header_timeout
+        };
+        let head = match tokio::time::timeout(deadline, read_head(&mut stream, limits.max_headers))
+            .await
         {
             Err(_) => {
                 self.metrics.client_timeouts.inc();
@@ -166,10 +198,9 @@ where
             }
             Ok(Ok(Head::Complete(head))) => head,
         };
-        // Beyond the cap, only health checks, one request each.
-        let reserved = open > limits.max_connections;
         if reserved && !is_health_check(&head) {
             self.metrics.client_connections_refused.inc();
+            self.warn_full();
             refuse(stream, "503 Service Unavailable").await;
             return None;
         }
@@ -184,12 +215,25 @@ where
         );
         session.set_read_timeout(Some(limits.body_timeout));
         let mut result = self.proxy.process_new_http(session, shutdown).await;
-        while let Some((stream, settings)) = result.map(|r| r.consume()) {
+        while let Some((mut stream, settings)) = result.map(|r| r.consume()) {
+            // An idle connection waits here, holding its socket and little else, until its
+            // next request starts (unless one is already buffered), at most the idle timeout.
+            let buffered = settings.as_ref().is_some_and(has_pipelined_request);
+            let mut first = None;
+            if !buffered {
+                let mut byte = [0u8; 1];
+                match tokio::time::timeout(limits.idle_timeout, stream.read(&mut byte)).await {
+                    Ok(Ok(1)) => first = Some(BytesMut::from(&byte[..])),
+                    _ => return None,
+                }
+            }
             let mut session = ServerSession::new_http1(stream);
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);
             }
-            // Pingora waits for a kept-alive connection's next request for ever: bound it.
+            if let Some(first) = first {
+                session.set_pipelined_prefix(first);
+            }
             if !*shutdown.borrow() {
                 session.set_keepalive(Some(seconds(limits.idle_timeout)));
             }
@@ -203,6 +247,48 @@ where
         self.proxy.http_cleanup().await;
     }
 }
+
+/// Hands memory freed by closed connections back to the system. glibc keeps a peak of idle
+/// connections' buffers in its arenas for good otherwise (measured: 10 000 idle
+/// connections left 100 MB behind after closing). Run every few seconds; trims only after
+/// many connections have gone.
+pub struct MemoryTrim {
+    metrics: Arc<Metrics>,
+    peak: AtomicUsize,
+}
+
+impl MemoryTrim {
+    /// Connections that must have closed since the last peak for a trim to be worth it.
+    const AFTER_CLOSED: usize = 256;
+
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        MemoryTrim {
+            metrics,
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// One look at the connection count; trims when it fell well below its peak.
+    pub fn tick(&self) {
+        let open = self.metrics.client_connections.get().max(0) as usize;
+        let peak = self.peak.fetch_max(open, Ordering::Relaxed).max(open);
+        if peak >= open + Self::AFTER_CLOSED {
+            self.peak.store(open, Ordering::Relaxed);
+            trim();
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}
 
 #[cfg(test)]
 mod tests {

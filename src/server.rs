@@ -17,7 +17,7 @@ use pingora::services::listening::Service;
 use crate::auth::AuthChecker;
 use crate::cluster::ReadPolicy;
 use crate::config::Config;
-use crate::edge::Edge;
+use crate::edge::{Edge, MemoryTrim};
 use crate::fleet::Fleet;
 use crate::health::{HealthService, NodeHealth};
 use crate::metrics::Metrics;
@@ -142,6 +142,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         plugins,
         (config.server.max_body_bytes, config.clients.max_headers),
     );
+    let metrics_for_trim = metrics.clone();
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     let edge = Edge::new(proxy, config.clients, metrics.clone());
     let mut proxy = Service::new("miroir".to_string(), edge);
@@ -175,6 +176,10 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     server.add_service(health_service);
     server.add_service(reload_service);
     server.add_service(refresher);
+    server.add_service(background_service(
+        "memory trim",
+        MemoryTrimService(MemoryTrim::new(metrics_for_trim)),
+    ));
     log::info!("miroir listening on {listen}");
     server.run_forever()
 }
@@ -214,6 +219,21 @@ impl BackgroundService for TaskRefreshService {
             refresh::round(&self.fleet, &self.tasks).await;
             tokio::select! {
                 _ = tokio::time::sleep(refresh::PERIOD) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Runs [`MemoryTrim`] every few seconds until shutdown.
+struct MemoryTrimService(MemoryTrim);
+
+#[async_trait]
+impl BackgroundService for MemoryTrimService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => self.0.tick(),
                 _ = shutdown.changed() => return,
             }
         }

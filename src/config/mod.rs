@@ -345,7 +345,7 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             cl.max_connections,
             10_000,
         ) as usize,
-        reserved_connections: cl.reserved_connections.unwrap_or(64) as usize,
+        reserved_connections: cl.reserved_connections.unwrap_or(256) as usize,
         max_headers: positive(&mut errors, "clients.max_headers", cl.max_headers, 96) as usize,
     };
     if clients.max_headers > 256 {
