@@ -9,9 +9,10 @@ use serde_json::{Map, Value};
 
 use super::FIELD;
 
-/// The name the tag is replaced with: no index has it, and it does not contain the tag's
-/// name (so hiding the tag from attribute lists leaves it whole).
-pub const STAND_IN: &str = "_miroir_reserved_attribute";
+/// The name the tag is replaced with: no index has it, it does not contain the tag's name
+/// (so hiding the tag from attribute lists leaves it whole), and it is as long as the tag's
+/// name (so the positions a node's filter errors quote stay right).
+pub const STAND_IN: &str = "_miroir_x_tag";
 
 /// A filter token: its byte range in the expression and whether it is an attribute name.
 #[derive(Debug, PartialEq)]
@@ -250,6 +251,12 @@ mod tests {
         );
         let mut plain = json!({"q": "x", "filter": "a = _miroir_shard", "facets": ["*"]});
         assert!(!rename_in_query(plain.as_object_mut().unwrap()));
+    }
+
+    #[test]
+    fn the_stand_in_keeps_error_positions() {
+        assert_eq!(STAND_IN.len(), FIELD.len());
+        assert!(!STAND_IN.contains(FIELD));
     }
 
     #[test]
