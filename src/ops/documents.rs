@@ -129,14 +129,21 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
         }
         Err(SplitError::Document(e)) => {
             let documents = count_documents(&req.body, format);
+            // Errors of the indexing itself name the index, as a node's do.
+            let message = match &e {
+                crate::rewrite::DocumentError::Unparsable(_) => {
+                    format!("Index `{index}`: {}", e.message())
+                }
+                _ => e.message(),
+            };
             return failed_task(
                 services,
                 req,
                 "documentAdditionOrUpdate",
                 Some(index),
                 json!({"receivedDocuments": documents, "indexedDocuments": 0}),
-                e.code(),
-                e.message(),
+                (e.code(), e.kind()),
+                message,
             );
         }
     };

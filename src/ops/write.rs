@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{relay, store_failure, Request, Services};
 use crate::cluster::Cluster;
-use crate::error::{ErrorType, MeiliError};
+use crate::error::MeiliError;
 use crate::respond::Reply;
 use crate::tasks::{GatewayTask, NodeTaskRef};
 use crate::topology::{NodeIdx, Topology};
@@ -199,23 +199,22 @@ fn quorum_failure(cluster: &Cluster<'_>, failed: &BTreeSet<NodeIdx>) -> Reply {
 pub fn failed_task(
     services: &Services,
     req: &Request<'_>,
-    kind: &str,
+    task_type: &str,
     index_uid: Option<String>,
     details: Value,
-    code: &str,
+    (code, kind): (&str, &str),
     message: String,
 ) -> Reply {
-    let error = MeiliError::new(400, "", ErrorType::InvalidRequest, message.clone());
     let error_json = serde_json::json!({
-        "message": error.message,
+        "message": message,
         "code": code,
-        "type": "invalid_request",
+        "type": kind,
         "link": format!("https://docs.meilisearch.com/errors#{code}"),
     });
     let created = services.tasks.create(|uid| GatewayTask {
         uid,
         index_uid,
-        kind: kind.to_string(),
+        kind: task_type.to_string(),
         enqueued_at: req.received_at.clone(),
         custom_metadata: req.param("customMetadata"),
         copies: 1,

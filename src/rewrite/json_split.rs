@@ -221,12 +221,17 @@ fn fast(
 
 /// Meilisearch's malformed-payload message for a `serde_json` error.
 fn malformed(format: &str, e: &serde_json::Error) -> PayloadError {
-    let mut message = match e.classify() {
+    let message = match e.classify() {
         serde_json::error::Category::Data => {
             "data are neither an object nor a list of objects".to_string()
         }
         _ => e.to_string(),
     };
+    malformed_text(format, message)
+}
+
+/// Meilisearch's malformed-payload message around `serde_json`'s text.
+fn malformed_text(format: &str, mut message: String) -> PayloadError {
     // Meilisearch truncates long messages the same way (its issue #2107).
     let (prefix, suffix, ellipsis) = (50, 85, "...");
     if message.len() > prefix + suffix + ellipsis.len() {
@@ -279,15 +284,39 @@ fn slow(
         }
     }
     let mut maps = Vec::with_capacity(objects.len());
-    for raw in &objects {
+    for (i, raw) in objects.iter().enumerate() {
         match serde_json::from_str::<Map<String, Value>>(raw.get()) {
-            Ok(map) => maps.push(map),
-            // Meilisearch answers a non-object document with a bare 500.
-            Err(e) => return fail(PayloadError::Internal(e.to_string())),
+            Ok(map) => maps.push(Ok(map)),
+            // A document whose fields a node only fails on while indexing: the task fails.
+            Err(e) if top_level_fields(raw.get()).is_some() => {
+                maps.push(Err(unparsable_field(raw.get()).unwrap_or(e.to_string())))
+            }
+            // Not an object: Meilisearch stops reading the array there. Its parser then
+            // finds the next element where the array should end (a malformed payload), or
+            // the end (and answers the element's own error as a bare 500).
+            Err(e) => {
+                return fail(match objects.get(i + 1).filter(|_| !ndjson) {
+                    Some(next) => {
+                        let (line, column) = line_column(input, next.get().as_ptr());
+                        malformed_text(
+                            format,
+                            format!("trailing characters at line {line} column {column}"),
+                        )
+                    }
+                    None => PayloadError::Internal(e.to_string()),
+                })
+            }
         }
     }
     let mut walk = Walk::new(input.len(), ndjson, key, place);
     for (raw, map) in objects.iter().zip(&maps) {
+        let map = match map {
+            Ok(map) => map,
+            Err(e) => {
+                walk.accept(Err(DocumentError::Unparsable(e.clone())), b"", false);
+                continue;
+            }
+        };
         if walk.infer {
             let keys: Vec<String> = map.keys().cloned().collect();
             walk.infer_from(Some(&keys));
@@ -312,6 +341,38 @@ fn slow(
         walk.accept(outcome, object, map.is_empty());
     }
     walk.finish()
+}
+
+/// The error of the first field value of `object` that `serde_json` cannot parse, as a node
+/// reports it when indexing (positions within the value).
+fn unparsable_field(object: &str) -> Option<String> {
+    top_level_fields(object)?
+        .iter()
+        .find_map(|v| serde_json::from_str::<Value>(v.get()).err())
+        .map(|e| e.to_string())
+}
+
+/// The raw values of an object's fields, read at the top level only.
+fn top_level_fields(object: &str) -> Option<Vec<&RawValue>> {
+    let fields: std::collections::BTreeMap<String, &RawValue> =
+        serde_json::from_str(object).ok()?;
+    Some(fields.into_values().collect())
+}
+
+/// `serde_json`'s line and column (1-based) of the byte at `at` within `input`.
+fn line_column(input: &[u8], at: *const u8) -> (usize, usize) {
+    let offset = (at as usize)
+        .saturating_sub(input.as_ptr() as usize)
+        .min(input.len());
+    let before = &input[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    (line, column)
 }
 
 /// Meilisearch's primary-key lookup, which follows `.` into nested objects

@@ -66,6 +66,9 @@ pub enum DocumentError {
     TooManyIds { key: String, document: String },
     /// The document carries the reserved shard tag field.
     ReservedField,
+    /// A field's value a node cannot parse when it indexes the document (nested too deep, a
+    /// lone surrogate ...): the task fails with `internal` and `serde_json`'s message.
+    Unparsable(String),
 }
 
 impl DocumentError {
@@ -79,6 +82,15 @@ impl DocumentError {
             DocumentError::MissingId { .. } => "missing_document_id",
             DocumentError::InvalidId(_) | DocumentError::TooManyIds { .. } => "invalid_document_id",
             DocumentError::ReservedField => "miroir_reserved_field",
+            DocumentError::Unparsable(_) => "internal",
+        }
+    }
+
+    /// Meilisearch's error `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DocumentError::Unparsable(_) => "internal",
+            _ => "invalid_request",
         }
     }
 
@@ -105,6 +117,7 @@ impl DocumentError {
                 "Documents cannot contain the `{}` attribute: Miroir reserves it to route documents to their shard.",
                 shard_tag::FIELD
             ),
+            DocumentError::Unparsable(e) => format!("internal: {e}"),
         }
     }
 }

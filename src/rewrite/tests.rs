@@ -382,3 +382,63 @@ proptest! {
         let _ = split(s.as_bytes(), Format::Ndjson, KeyChoice::Known("id"), place(&t, 1));
     }
 }
+
+#[test]
+fn array_elements_that_are_not_objects_answer_as_a_node_does() {
+    // Measured on Meilisearch v1.50: the element's own error as a bare 500 when it is last,
+    // else the parser's "trailing characters" where the next element starts.
+    let malformed = |m: &str| {
+        PayloadError::Malformed(format!(
+            "The `json` payload provided is malformed. `Couldn't serialize document value: {m}`."
+        ))
+    };
+    assert_eq!(
+        payload_error(b"[1,2,3]", Format::Json),
+        malformed("trailing characters at line 1 column 4")
+    );
+    assert_eq!(
+        payload_error(b"[1, 2]", Format::Json),
+        malformed("trailing characters at line 1 column 5")
+    );
+    assert_eq!(
+        payload_error(br#"[{"id":1}, "x", 3]"#, Format::Json),
+        malformed("trailing characters at line 1 column 17")
+    );
+    assert_eq!(
+        payload_error(br#"[{"id":1},2]"#, Format::Json),
+        PayloadError::Internal(
+            "invalid type: integer `2`, expected a map at line 1 column 1".into()
+        )
+    );
+    assert_eq!(
+        payload_error(br#"["a"]"#, Format::Json),
+        PayloadError::Internal(
+            "invalid type: string \"a\", expected a map at line 1 column 3".into()
+        )
+    );
+}
+
+#[test]
+fn values_a_node_fails_on_while_indexing_fail_the_task() {
+    // Measured on Meilisearch v1.50: `202`, then the task fails with `internal`.
+    let deep = format!(
+        r#"[{{"id":1,"a":{}{}}}]"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let e = doc_error(deep.as_bytes(), Format::Json, KeyChoice::Known("id"));
+    assert_eq!((e.code(), e.kind()), ("internal", "internal"));
+    assert_eq!(
+        e.message(),
+        "internal: recursion limit exceeded at line 1 column 128"
+    );
+    let e = doc_error(
+        br#"[{"id":2,"a":"\ud800"}]"#,
+        Format::Json,
+        KeyChoice::Known("id"),
+    );
+    assert_eq!(
+        e.message(),
+        "internal: unexpected end of hex escape at line 1 column 8"
+    );
+}
