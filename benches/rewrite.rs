@@ -1,4 +1,4 @@
-//! Batch rewrite throughput: `miroir::rewrite::split` (tag spliced into each document's bytes)
+//! Batch rewrite throughput: `miroir::split::split` (tag spliced into each document's bytes)
 //! beside a baseline that parses to `serde_json::Value`, inserts the tag and re-serializes.
 //!
 //! The corpus is ~100 MB of generated documents (`common/corpus.rs`), split over 3 nodes and
@@ -8,8 +8,8 @@
 mod corpus;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use miroir::rewrite::{split, Format, KeyChoice, Placement};
 use miroir::routing::shard_of;
+use miroir::split::{split, Format, KeyChoice, Placement};
 use serde_json::Value;
 
 const CORPUS_BYTES: usize = 100 * 1024 * 1024;

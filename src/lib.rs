@@ -15,7 +15,7 @@
 //!   `transport` (the seam to the network, scripted in tests).
 //! - Meilisearch semantics, plain code: `config`, `topology`, `routing` (shard hash and
 //!   rendezvous owners), `routes` (the endpoint table and how each is served), `merge`
-//!   (every merge of node answers), `rewrite` (document batches split by shard),
+//!   (every merge of node answers), `split` (document batches split by shard),
 //!   `shard_tag` (the tag and everything that hides it), `error`, `query_string`.
 //! - Small pieces: `metrics`, `respond` (a reply of the gateway's own), `describe`
 //!   (`check-config`'s report).
@@ -38,11 +38,11 @@ pub mod query_string;
 pub mod reload;
 pub mod replicas;
 pub mod respond;
-pub mod rewrite;
 pub mod routes;
 pub mod routing;
 pub mod server;
 pub mod shard_tag;
+pub mod split;
 pub mod tasks;
 pub mod topology;
 pub mod transport;

@@ -103,9 +103,9 @@ impl Topology {
         self.groups.len() * self.replication_factor
     }
 
-    /// Where documents go, for [`crate::rewrite::split`].
-    pub fn placement(&self) -> crate::rewrite::Placement<'_> {
-        crate::rewrite::Placement {
+    /// Where documents go, for [`crate::split::split`].
+    pub fn placement(&self) -> crate::split::Placement<'_> {
+        crate::split::Placement {
             shards: self.shards,
             nodes: self.nodes.len(),
             copies: self.copies(),

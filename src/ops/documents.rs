@@ -11,9 +11,9 @@ use crate::cluster::Cluster;
 use crate::error::{ErrorType, MeiliError};
 use crate::query_string::percent_decode;
 use crate::respond::Reply;
-use crate::rewrite::{self, Format, KeyChoice, PayloadError, SplitError};
 use crate::routing::shard_of;
 use crate::shard_tag::settings;
+use crate::split::{self, Format, KeyChoice, PayloadError, SplitError};
 
 fn encode_param(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
@@ -104,7 +104,7 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     let topology = cluster.topology;
     let body = req.body.clone();
     let split = super::cpu_bound(body.len(), || {
-        rewrite::split(&body, format, key, topology.placement())
+        split::split(&body, format, key, topology.placement())
     });
     let batch = match split {
         Ok(b) => b,
@@ -131,7 +131,7 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
             let documents = count_documents(&req.body, format);
             // Errors of the indexing itself name the index, as a node's do.
             let message = match &e {
-                crate::rewrite::DocumentError::Unparsable(_) => {
+                crate::split::DocumentError::Unparsable(_) => {
                     format!("Index `{index}`: {}", e.message())
                 }
                 _ => e.message(),
