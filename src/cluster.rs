@@ -67,6 +67,8 @@ pub struct Cluster<'a> {
     pub master: Option<&'a HeaderValue>,
     pub metrics: &'a Metrics,
     pub reads: &'a ReadPolicy,
+    /// The largest payload a node takes.
+    pub node_payload_bytes: usize,
     /// Requests sent so far, for the fan-out width of the access log and metrics.
     pub sent: AtomicUsize,
 }

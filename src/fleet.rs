@@ -21,6 +21,8 @@ pub struct Fleet {
     pub master: Option<HeaderValue>,
     pub metrics: Arc<Metrics>,
     pub reads: ReadPolicy,
+    /// The largest payload a node takes.
+    pub node_payload_bytes: usize,
 }
 
 impl Fleet {
@@ -34,6 +36,7 @@ impl Fleet {
             master: self.master.as_ref(),
             metrics: &self.metrics,
             reads: &self.reads,
+            node_payload_bytes: self.node_payload_bytes,
             sent: Default::default(),
         }
     }

@@ -90,6 +90,9 @@ pub struct ClientLimits {
 pub struct Limits {
     /// Requests in flight to one node at most; more wait for a free slot.
     pub node_concurrency: usize,
+    /// The largest payload a node takes (Meilisearch's `--http-payload-size-limit`); a
+    /// node's part of a batch that would be larger is sent as several.
+    pub node_payload_bytes: usize,
 }
 
 /// Background health checks of nodes.
@@ -311,12 +314,19 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             .map(|v| ms(&mut errors, "hedging.delay_ms", Some(v), 0)),
         min_delay: Duration::from_millis(hd.min_delay_ms.unwrap_or(20)),
     };
+    let raw_limits = raw.limits.unwrap_or_default();
     let limits = Limits {
         node_concurrency: positive(
             &mut errors,
             "limits.node_concurrency",
-            raw.limits.and_then(|l| l.node_concurrency),
+            raw_limits.node_concurrency,
             256,
+        ) as usize,
+        node_payload_bytes: positive(
+            &mut errors,
+            "limits.node_payload_bytes",
+            raw_limits.node_payload_bytes,
+            100_000_000,
         ) as usize,
     };
     let cl = raw.clients.unwrap_or_default();

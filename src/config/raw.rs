@@ -61,6 +61,7 @@ pub struct RawHedging {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub node_concurrency: Option<u64>,
+    pub node_payload_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,7 +143,7 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
         [connect_ms, read_ms, write_ms, idle_ms, request_ms]
     );
     merge_table!(hedging, "hedging", [enabled, delay_ms, min_delay_ms]);
-    merge_table!(limits, "limits", [node_concurrency]);
+    merge_table!(limits, "limits", [node_concurrency, node_payload_bytes]);
     merge_table!(
         clients,
         "clients",

@@ -166,25 +166,51 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     let json_ct = HeaderValue::from_static("application/json");
     let format_ct = HeaderValue::from_static(format.content_type());
     let mut sends = Vec::new();
+    if let Format::Csv { delimiter } = format {
+        let delimiter = (delimiter as char).to_string();
+        query.push(format!("csvDelimiter={}", encode_param(&delimiter)));
+    }
+    let target = format!("{}?{}", req.path, query.join("&"));
+    let empty_target = format!(
+        "{}?{}",
+        req.path,
+        query
+            .iter()
+            .filter(|q| !q.starts_with("csvDelimiter="))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("&")
+    );
     for (node, (body, count)) in batch.bodies.into_iter().zip(&batch.counts).enumerate() {
-        let mut q = query.clone();
-        let (ct, body) = if *count == 0 {
-            (&json_ct, Bytes::from_static(b"[]"))
-        } else {
-            if let Format::Csv { delimiter } = format {
-                q.push(format!(
-                    "csvDelimiter={}",
-                    encode_param(&(delimiter as char).to_string())
-                ));
-            }
-            (&format_ct, Bytes::from(body))
-        };
-        let target = format!("{}?{}", req.path, q.join("&"));
-        sends.push(Send {
-            node,
-            request: req.to_node(req.method.clone(), target, Some(ct), body),
-            internal: false,
-        });
+        if *count == 0 {
+            let body = Bytes::from_static(b"[]");
+            let request = req.to_node(
+                req.method.clone(),
+                empty_target.clone(),
+                Some(&json_ct),
+                body,
+            );
+            sends.push(Send {
+                node,
+                request,
+                internal: false,
+            });
+            continue;
+        }
+        // A part a node would refuse as too large (the tags make it grow) goes as several.
+        for (part, _) in split::parts(body, *count, format, cluster.node_payload_bytes) {
+            let request = req.to_node(
+                req.method.clone(),
+                target.clone(),
+                Some(&format_ct),
+                Bytes::from(part),
+            );
+            sends.push(Send {
+                node,
+                request,
+                internal: false,
+            });
+        }
     }
     if info.is_none() {
         sends.extend((0..topology.nodes.len()).map(|n| sign(cluster, tag_filterable(n, &index))));

@@ -17,7 +17,7 @@ use crate::error::MeiliError;
 use crate::respond::Reply;
 use crate::tasks::{GatewayTask, NodeTaskRef};
 use crate::topology::{NodeIdx, Topology};
-use crate::transport::NodeRequest;
+use crate::transport::{NodeError, NodeRequest};
 
 /// One request of a write plan.
 pub struct Send {
@@ -73,16 +73,35 @@ pub async fn execute(
                 .is_lagging(&cluster.topology.nodes[s.node].id)
         })
         .collect();
+    // Nodes in parallel; a node's own requests (the parts of a large batch) one after the
+    // other, so its queue holds them in the client's order.
     let send_all = |range: std::ops::Range<usize>| {
         let (sends, deferred) = (&sends, &deferred);
-        join_all(
-            range
-                .filter(|&i| !deferred[i])
-                .map(|i| async move { (i, cluster.send(sends[i].node, &sends[i].request).await) }),
-        )
+        let mut by_node: Vec<(NodeIdx, Vec<usize>)> = Vec::new();
+        for i in range.filter(|&i| !deferred[i]) {
+            match by_node.iter_mut().find(|(n, _)| *n == sends[i].node) {
+                Some((_, list)) => list.push(i),
+                None => by_node.push((sends[i].node, vec![i])),
+            }
+        }
+        join_all(by_node.into_iter().map(|(_, list)| async move {
+            let mut out = Vec::with_capacity(list.len());
+            let mut failed = false;
+            for i in list {
+                // After a part fails, the later ones wait with it for the replay, in order.
+                let result = if failed {
+                    Err(NodeError::Connect("an earlier part failed".into()))
+                } else {
+                    cluster.send(sends[i].node, &sends[i].request).await
+                };
+                failed |= !matches!(&result, Ok(r) if r.status < 500);
+                out.push((i, result));
+            }
+            out
+        }))
     };
-    let mut results = send_all(0..public).await;
-    results.extend(send_all(public..sends.len()).await);
+    let mut results: Vec<_> = send_all(0..public).await.into_iter().flatten().collect();
+    results.extend(send_all(public..sends.len()).await.into_iter().flatten());
 
     let mut node_tasks = Vec::new();
     let mut acked = BTreeSet::new();

@@ -158,3 +158,80 @@ async fn a_replay_stops_at_the_first_failure_and_resumes_later() {
         ]
     );
 }
+
+/// A node that takes document batches: `missing_payload` for the gateway's empty probe, an
+/// index with primary key `id`, a task for each batch.
+fn batch_taking_node() -> Step {
+    Step::Reply(std::sync::Arc::new(
+        |req: &crate::transport::NodeRequest| {
+            if req.method == Method::GET {
+                return (200, r#"{"uid":"m","primaryKey":"id"}"#.into());
+            }
+            if req.body.is_empty() {
+                return (
+                400,
+                r#"{"message":"A json payload is missing.","code":"missing_payload","type":"invalid_request","link":""}"#.into(),
+            );
+            }
+            (202, ENQUEUED.into())
+        },
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_part_too_large_for_a_node_goes_as_several_requests_in_order() {
+    let mut t = TestFleet::new(&["a"], 1, 8, None);
+    t.fleet.node_payload_bytes = 120;
+    t.nodes.script("a0", vec![], batch_taking_node());
+    let services = services();
+    let docs: Vec<String> = (0..12)
+        .map(|i| format!(r#"{{"id":{i},"title":"document number {i}"}}"#))
+        .collect();
+    let body = format!("[{}]", docs.join(","));
+    let path = "/indexes/m/documents";
+    let route = routes::classify(&Method::POST, path).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let req = Request {
+        method: &Method::POST,
+        path,
+        query: "",
+        headers: &headers,
+        body: Bytes::from(body),
+        route: &route,
+        upstream_headers: &[],
+        received_at: "2026-01-01T00:00:00Z".into(),
+    };
+    let topology = t.fleet.topology.snapshot();
+    let cluster = t.fleet.cluster(&topology);
+    let reply = dispatch(&cluster, &services, Op::AddDocuments, &req).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    let parts: Vec<Vec<serde_json::Value>> = t
+        .nodes
+        .received()
+        .into_iter()
+        .filter(|r| r.request.method == Method::POST && !r.request.body.is_empty())
+        .map(|r| {
+            assert!(r.request.body.len() <= 120, "{}", r.request.body.len());
+            serde_json::from_slice(&r.request.body).unwrap()
+        })
+        .collect();
+    assert!(parts.len() > 2, "{}", parts.len());
+    let ids: Vec<u64> = parts
+        .iter()
+        .flatten()
+        .map(|d| d["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (0..12).collect::<Vec<_>>());
+    // One gateway task covers every part's node task.
+    let task: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    let stored = services
+        .tasks
+        .get(task["taskUid"].as_u64().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.node_tasks.len(), parts.len());
+}

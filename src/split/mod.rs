@@ -188,6 +188,80 @@ pub fn split(
     }
 }
 
+/// A node's body cut into parts of at most `max` bytes, at document boundaries (a document
+/// larger than `max` gets a part of its own), with their document counts: what a node would
+/// refuse as one payload goes as several, in order.
+pub fn parts(body: Vec<u8>, count: usize, format: Format, max: usize) -> Vec<(Vec<u8>, usize)> {
+    if body.len() <= max || count <= 1 {
+        return vec![(body, count)];
+    }
+    // Each document's bytes, and what every part starts and ends with.
+    let (docs, head, sep, tail): (Vec<&[u8]>, &[u8], &[u8], &[u8]) = match format {
+        Format::Json => match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&body) {
+            Ok(docs) => (
+                docs.iter().map(|d| d.get().as_bytes()).collect(),
+                b"[",
+                b",",
+                b"]",
+            ),
+            Err(_) => return vec![(body, count)],
+        },
+        Format::Ndjson => (
+            body.split_inclusive(|&b| b == b'\n').collect(),
+            b"",
+            b"",
+            b"",
+        ),
+        Format::Csv { delimiter } => {
+            let mut reader = csv::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .from_reader(&body[..]);
+            let mut record = csv::ByteRecord::new();
+            if reader.byte_headers().is_err() {
+                return vec![(body, count)];
+            }
+            let header_end = reader.position().byte() as usize;
+            let mut docs = Vec::new();
+            let mut start = header_end;
+            while let Ok(true) = reader.read_byte_record(&mut record) {
+                let end = reader.position().byte() as usize;
+                docs.push(&body[start..end]);
+                start = end;
+            }
+            let header = &body[..header_end];
+            return pack(&docs, header, b"", b"", max);
+        }
+    };
+    pack(&docs, head, sep, tail, max)
+}
+
+/// Packs documents into parts of at most `max` bytes: `head doc sep doc ... tail`.
+fn pack(docs: &[&[u8]], head: &[u8], sep: &[u8], tail: &[u8], max: usize) -> Vec<(Vec<u8>, usize)> {
+    let mut parts: Vec<(Vec<u8>, usize)> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut n = 0;
+    for doc in docs {
+        let grown = current.len() + sep.len() + doc.len() + tail.len();
+        if n > 0 && grown > max {
+            current.extend_from_slice(tail);
+            parts.push((std::mem::take(&mut current), n));
+            n = 0;
+        }
+        if n == 0 {
+            current.extend_from_slice(head);
+        } else {
+            current.extend_from_slice(sep);
+        }
+        current.extend_from_slice(doc);
+        n += 1;
+    }
+    if n > 0 {
+        current.extend_from_slice(tail);
+        parts.push((current, n));
+    }
+    parts
+}
+
 /// Meilisearch's primary-key inference: the one top-level field of the first document whose
 /// lowercased name ends with `id`.
 pub fn infer_primary_key(first_document_keys: Option<&[String]>) -> Result<String, DocumentError> {

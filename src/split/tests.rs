@@ -442,3 +442,77 @@ fn values_a_node_fails_on_while_indexing_fail_the_task() {
         "internal: unexpected end of hex escape at line 1 column 8"
     );
 }
+
+#[test]
+fn csv_quoted_fields_keep_their_newlines() {
+    let t = table(1);
+    let input = b"id,title\n1,\"first line\nsecond line\"\n2,plain\n3,\"a \"\"quoted\"\" word\"\n";
+    let batch = split(
+        input,
+        Format::Csv { delimiter: b',' },
+        KeyChoice::Known("id"),
+        place(&t, 1),
+    )
+    .unwrap();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for body in &batch.bodies {
+        let mut reader = csv::Reader::from_reader(&body[..]);
+        for r in reader.records() {
+            let r = r.unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)));
+            rows.push(r.iter().map(str::to_string).collect());
+        }
+    }
+    rows.sort();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0][1], "first line\nsecond line");
+    assert_eq!(rows[2][1], "a \"quoted\" word");
+    assert!(
+        rows.iter()
+            .all(|r| r.len() == 3 && shard_tag::parse(&r[2]).is_some()),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn a_body_too_large_for_a_node_goes_in_parts_in_order() {
+    let docs: Vec<String> = (0..10)
+        .map(|i| format!(r#"{{"id":{i},"t":"xxxxxxxx"}}"#))
+        .collect();
+    let json = format!("[{}]", docs.join(","));
+    let parts = parts(json.clone().into_bytes(), 10, Format::Json, 60);
+    assert!(parts.len() > 1);
+    assert!(parts.iter().all(|(p, _)| p.len() <= 60));
+    let mut back = Vec::new();
+    for (p, n) in &parts {
+        let v: Vec<Value> = serde_json::from_slice(p).unwrap();
+        assert_eq!(v.len(), *n);
+        back.extend(v);
+    }
+    assert_eq!(back, serde_json::from_str::<Vec<Value>>(&json).unwrap());
+
+    let ndjson = docs.join("\n") + "\n";
+    let parts = parts_of(&ndjson, Format::Ndjson, 60);
+    assert_eq!(parts.concat(), ndjson);
+
+    let csv = "id,t,_miroir_shard\n1,\"a\nb\",\"!!!!\"\n2,x,\"!!!!\"\n3,y,\"!!!!\"\n";
+    let parts = parts_of(csv, Format::Csv { delimiter: b',' }, 40);
+    assert!(parts.len() > 1);
+    for p in &parts {
+        assert!(p.starts_with("id,t,_miroir_shard\n"), "{p:?}");
+    }
+    let rows: String = parts
+        .iter()
+        .map(|p| p.trim_start_matches("id,t,_miroir_shard\n"))
+        .collect();
+    assert_eq!(rows, csv.trim_start_matches("id,t,_miroir_shard\n"));
+    // Under the limit: untouched.
+    assert_eq!(parts_of(&json, Format::Json, 1 << 20), [json]);
+}
+
+fn parts_of(body: &str, format: Format, max: usize) -> Vec<String> {
+    let count = body.lines().count();
+    parts(body.as_bytes().to_vec(), count, format, max)
+        .into_iter()
+        .map(|(p, _)| String::from_utf8(p).unwrap())
+        .collect()
+}

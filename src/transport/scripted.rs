@@ -17,8 +17,11 @@ use crate::health::NodeHealth;
 use crate::metrics::Metrics;
 use crate::topology::{Node, Topology, TopologyStore};
 
+/// An answer computed from the request: status and body.
+pub type Responder = Arc<dyn Fn(&NodeRequest) -> (u16, String) + Send + Sync>;
+
 /// What a node does with one request: after `delay`, answer or fail.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Step {
     /// Answers `status`; the body is the request's own (an echo) unless one is given.
     Answer {
@@ -30,6 +33,18 @@ pub enum Step {
         error: NodeError,
         delay: Duration,
     },
+    /// Answers what the function says of the request, at once.
+    Reply(Responder),
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Answer { status, delay, .. } => write!(f, "Answer({status} after {delay:?})"),
+            Step::Fail { error, delay } => write!(f, "Fail({error} after {delay:?})"),
+            Step::Reply(_) => write!(f, "Reply(..)"),
+        }
+    }
 }
 
 impl Step {
@@ -159,6 +174,14 @@ impl Transport for Scripted {
                 tokio::time::sleep(delay).await;
                 Err(error)
             }
+            Step::Reply(respond) => {
+                let (status, body) = respond(req);
+                Ok(NodeResponse {
+                    status,
+                    headers: http::HeaderMap::new(),
+                    body: Bytes::from(body),
+                })
+            }
         }
     }
 
@@ -220,6 +243,7 @@ impl TestFleet {
             master: None,
             metrics,
             reads,
+            node_payload_bytes: 100_000_000,
         };
         TestFleet { fleet, nodes }
     }
