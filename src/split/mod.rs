@@ -195,32 +195,28 @@ pub fn parts(body: Vec<u8>, count: usize, format: Format, max: usize) -> Vec<(Ve
     if body.len() <= max || count <= 1 {
         return vec![(body, count)];
     }
-    // Each document's bytes, and what every part starts and ends with.
-    let (docs, head, sep, tail): (Vec<&[u8]>, &[u8], &[u8], &[u8]) = match format {
+    // Each document's bytes, then what every part starts and ends with.
+    match format {
         Format::Json => match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&body) {
-            Ok(docs) => (
-                docs.iter().map(|d| d.get().as_bytes()).collect(),
-                b"[",
-                b",",
-                b"]",
-            ),
-            Err(_) => return vec![(body, count)],
+            Ok(docs) => {
+                let docs: Vec<&[u8]> = docs.iter().map(|d| d.get().as_bytes()).collect();
+                pack(&docs, b"[", b",", b"]", max)
+            }
+            Err(_) => vec![(body, count)],
         },
-        Format::Ndjson => (
-            body.split_inclusive(|&b| b == b'\n').collect(),
-            b"",
-            b"",
-            b"",
-        ),
+        Format::Ndjson => {
+            let docs: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').collect();
+            pack(&docs, b"", b"", b"", max)
+        }
         Format::Csv { delimiter } => {
             let mut reader = csv::ReaderBuilder::new()
                 .delimiter(delimiter)
                 .from_reader(&body[..]);
-            let mut record = csv::ByteRecord::new();
             if reader.byte_headers().is_err() {
-                return vec![(body, count)];
+                return vec![(body.clone(), count)];
             }
             let header_end = reader.position().byte() as usize;
+            let mut record = csv::ByteRecord::new();
             let mut docs = Vec::new();
             let mut start = header_end;
             while let Ok(true) = reader.read_byte_record(&mut record) {
@@ -228,11 +224,9 @@ pub fn parts(body: Vec<u8>, count: usize, format: Format, max: usize) -> Vec<(Ve
                 docs.push(&body[start..end]);
                 start = end;
             }
-            let header = &body[..header_end];
-            return pack(&docs, header, b"", b"", max);
+            pack(&docs, &body[..header_end], b"", b"", max)
         }
-    };
-    pack(&docs, head, sep, tail, max)
+    }
 }
 
 /// Packs documents into parts of at most `max` bytes: `head doc sep doc ... tail`.
