@@ -215,10 +215,9 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     if info.is_none() {
         sends.extend((0..topology.nodes.len()).map(|n| sign(cluster, tag_filterable(n, &index))));
     }
-    let shards: Vec<u32> = (0..topology.shards).collect();
     let plan = WritePlan {
         sends,
-        shards,
+        shards: (0..topology.shards).collect(),
         kind: "documentAdditionOrUpdate",
         index_uid: Some(index),
         details: Some(json!({"receivedDocuments": batch.documents})),

@@ -185,6 +185,7 @@ fn record(
             error: None,
             canceled_by: None,
             view: None,
+            awaiting: Vec::new(),
         })
         .map_err(|e| store_failure(&e))
 }

@@ -1,9 +1,12 @@
 //! Sending one client write to its nodes and answering with one gateway task.
 //!
-//! Quorum (stated in the README): a write is acknowledged when, for every shard it touches,
-//! at least one replica group has a majority of that shard's owners acknowledging it. A
-//! write that meets the quorum but missed some nodes answers with `X-Miroir-Degraded`
-//! naming them; one that misses it answers `503 miroir_write_quorum_failed`.
+//! The rule (stated in the README): a write is recorded before any node sees it; it is
+//! acknowledged (`202`) once some node has taken it and every part a node missed is durably
+//! queued for that node (hinted handoff). Its task finishes with the quorum (for every shard
+//! it touches, a majority of the shard's owners in some replica group), or, short of it, once
+//! the nodes that missed it have their part. A write no node took changes nothing anywhere
+//! and answers the nodes' refusal, or `503 miroir_write_quorum_failed` when none answered.
+//! `X-Miroir-Degraded` names the nodes whose part was queued.
 
 use std::collections::BTreeSet;
 
@@ -15,6 +18,7 @@ use super::{relay, store_failure, Request, Services};
 use crate::cluster::Cluster;
 use crate::error::MeiliError;
 use crate::respond::Reply;
+use crate::tasks::intent::{Intent, WriteMeta};
 use crate::tasks::{GatewayTask, NodeTaskRef};
 use crate::topology::{NodeIdx, Topology};
 use crate::transport::{NodeError, NodeRequest};
@@ -63,6 +67,26 @@ pub async fn execute(
         plan.sends.into_iter().partition(|s| !s.internal);
     let public = sends.len();
     sends.extend(followups);
+    // The write is recorded before any node sees it: a stop mid-write is completed at the
+    // next start (see `tasks::intent`).
+    let intent = Intent {
+        meta: WriteMeta {
+            kind: plan.kind.to_string(),
+            index_uid: plan.index_uid.clone(),
+            enqueued_at: req.received_at.clone(),
+            custom_metadata: req.param("customMetadata"),
+            copies: plan.copies,
+            details: plan.details.clone(),
+        },
+        sends: sends
+            .iter()
+            .map(|s| (cluster.topology.nodes[s.node].id.clone(), s.request.clone()))
+            .collect(),
+    };
+    let intent_id = match services.tasks.begin_write(&intent) {
+        Ok(id) => id,
+        Err(e) => return store_failure(&e),
+    };
     // A node still catching up on missed writes gets this one queued behind them, never
     // sent ahead of them.
     let deferred: Vec<bool> = sends
@@ -148,22 +172,18 @@ pub async fn execute(
             }
         }
     }
-    // Every node refused the request itself (auth, validation): its answer is the answer.
+    // No node took it (each refused it, or none answered): nothing was written anywhere.
     let Some((status, template)) = template else {
+        if let Err(e) = services.tasks.abandon_write(intent_id) {
+            log::error!("{e}");
+        }
         return first_error.unwrap_or_else(|| quorum_failure(cluster, &failed));
     };
-    // Some node holds the write now: the ones that missed it (down, failing, or behind) get it
-    // later, so every copy converges, whether or not the quorum is met.
-    for (send, _) in sends.iter().zip(&missed).filter(|(_, m)| **m) {
-        let id = &cluster.topology.nodes[send.node].id;
-        if let Err(e) = services.tasks.hint(id, &send.request) {
-            log::error!("node {id} will miss a write: it could not be kept for replay: {e}");
-        }
-    }
-    cluster.health.set_lagging(services.tasks.lagging_nodes());
-    if !quorum_met(cluster.topology, &plan.shards, &acked) {
-        return quorum_failure(cluster, &failed);
-    }
+    // Some node holds the write now. Each part a node missed (down, failing, or behind on
+    // earlier writes) is queued for it, durably, with the task: the write is acknowledged,
+    // and every copy converges. The task finishes with the quorum (for every shard, a
+    // majority of its owners in some group), or, short of it, once the nodes it waits for
+    // have their part.
     let kind = template["type"]
         .as_str()
         .map(str::to_string)
@@ -172,23 +192,41 @@ pub async fn execute(
         Value::String(s) => Some(s.clone()),
         _ => plan.index_uid.clone(),
     };
-    let created = services.tasks.create(|uid| GatewayTask {
+    let queued: Vec<(String, &NodeRequest)> = sends
+        .iter()
+        .zip(&missed)
+        .filter(|(_, m)| **m)
+        .map(|(s, _)| (cluster.topology.nodes[s.node].id.clone(), &s.request))
+        .collect();
+    let awaiting: Vec<String> = if quorum_met(cluster.topology, &plan.shards, &acked) {
+        Vec::new()
+    } else {
+        sends
+            .iter()
+            .zip(&missed)
+            .filter(|(s, m)| **m && !s.internal)
+            .map(|(s, _)| cluster.topology.nodes[s.node].id.clone())
+            .collect()
+    };
+    let build = |uid| GatewayTask {
         uid,
-        index_uid,
-        kind,
+        index_uid: index_uid.clone(),
+        kind: kind.clone(),
         enqueued_at: req.received_at.clone(),
         custom_metadata: template["customMetadata"].as_str().map(str::to_string),
         copies: plan.copies,
-        node_tasks,
-        details: plan.details,
+        node_tasks: node_tasks.clone(),
+        details: plan.details.clone(),
         error: None,
         canceled_by: None,
         view: None,
-    });
-    let task = match created {
+        awaiting: awaiting.clone(),
+    };
+    let task = match services.tasks.settle_write(intent_id, &build, &queued) {
         Ok(t) => t,
         Err(e) => return store_failure(&e),
     };
+    cluster.health.set_lagging(services.tasks.lagging_nodes());
     let mut reply = Reply::json(status, task.summary().to_string());
     let degraded: Vec<&str> = failed
         .iter()
@@ -242,6 +280,7 @@ pub fn failed_task(
         error: Some(error_json),
         canceled_by: None,
         view: None,
+        awaiting: Vec::new(),
     });
     match created {
         Ok(task) => Reply::json(202, task.summary().to_string()),

@@ -15,7 +15,7 @@ use crate::transport::scripted::{Step, TestFleet};
 
 const ENQUEUED: &str = r#"{"taskUid":7,"indexUid":"m","status":"enqueued","type":"documentDeletion","enqueuedAt":"2026-01-01T00:00:00Z"}"#;
 
-fn services() -> Services {
+fn scratch() -> std::path::PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "miroir-write-tests-{}-{}",
@@ -23,11 +23,19 @@ fn services() -> Services {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn services_in(dir: &std::path::Path) -> Services {
     Services {
-        tasks: Arc::new(TaskService::open(&dir).unwrap()),
+        tasks: Arc::new(TaskService::open(dir).unwrap()),
         indexes: IndexCache::default(),
         auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
     }
+}
+
+fn services() -> Services {
+    services_in(&scratch())
 }
 
 /// `DELETE /indexes/m/documents/{id}` through the gateway's write path.
@@ -234,4 +242,145 @@ async fn a_part_too_large_for_a_node_goes_as_several_requests_in_order() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.node_tasks.len(), parts.len());
+}
+
+/// A node answering task queries: every task it was asked about has succeeded.
+fn tasks_succeed() -> Step {
+    Step::Reply(std::sync::Arc::new(
+        |req: &crate::transport::NodeRequest| {
+            if req.method == Method::GET && req.path.starts_with("/tasks") {
+                return (
+                200,
+                r#"{"results":[{"uid":7,"status":"succeeded","type":"documentDeletion","details":{"providedIds":1,"deletedDocuments":1},"startedAt":"2026-01-01T00:00:01Z","finishedAt":"2026-01-01T00:00:02Z","enqueuedAt":"2026-01-01T00:00:00Z"}]}"#.into(),
+            );
+            }
+            (202, ENQUEUED.into())
+        },
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_whose_owner_is_down_is_acknowledged_and_finishes_once_the_owner_has_it() {
+    // One group, one owner per shard: the owner is down.
+    let t = TestFleet::new(&["a"], 2, 8, None);
+    let services = services();
+    for id in ["a0", "a1"] {
+        t.nodes.script(id, vec![], Step::refuse());
+    }
+    let topology = t.fleet.topology.snapshot();
+    let owner = &topology.nodes[topology.owners(crate::routing::shard_of(b"1", 8))[0]].id;
+    t.nodes.script(
+        if owner == "a0" { "a1" } else { "a0" },
+        vec![],
+        tasks_succeed(),
+    );
+    // Nobody took it: refused, nothing queued.
+    let reply = delete(&t, &services, "1").await;
+    assert_eq!(reply.status, 503);
+    assert!(services.tasks.hint_counts().is_empty());
+
+    // A batch delete reaching both nodes, one of them down: acknowledged, queued for it.
+    let ids: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    let reply = delete_batch(&t, &services, &ids).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    assert_eq!(header(&reply, "x-miroir-degraded"), Some(owner.as_str()));
+    let uid = serde_json::from_slice::<serde_json::Value>(&reply.body).unwrap()["taskUid"]
+        .as_u64()
+        .unwrap();
+    let cluster = t.fleet.cluster(&topology);
+    let view = services.tasks.view(&cluster, uid).await.unwrap().unwrap();
+    assert_eq!(view["status"], "processing", "{view}");
+
+    // The owner is back: its part is delivered, the task joins its node task and finishes.
+    t.nodes.script(owner, vec![], tasks_succeed());
+    services.tasks.replay_hints(&cluster).await;
+    assert!(services.tasks.hint_counts().is_empty());
+    let task = services.tasks.get(uid).unwrap().unwrap();
+    assert!(task.awaiting.is_empty());
+    let mut nodes: Vec<&str> = task.node_tasks.iter().map(|r| r.node.as_str()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["a0", "a1"]);
+    let view = services.tasks.view(&cluster, uid).await.unwrap().unwrap();
+    assert_eq!(view["status"], "succeeded", "{view}");
+}
+
+/// `POST /indexes/m/documents/delete-batch` through the gateway's write path.
+async fn delete_batch(t: &TestFleet, services: &Services, ids: &[String]) -> crate::respond::Reply {
+    let path = "/indexes/m/documents/delete-batch";
+    let route = routes::classify(&Method::POST, path).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let req = Request {
+        method: &Method::POST,
+        path,
+        query: "",
+        headers: &headers,
+        body: Bytes::from(serde_json::to_vec(ids).unwrap()),
+        route: &route,
+        upstream_headers: &[],
+        received_at: "2026-01-01T00:00:00Z".into(),
+    };
+    let topology = t.fleet.topology.snapshot();
+    let cluster = t.fleet.cluster(&topology);
+    dispatch(&cluster, services, Op::DeleteDocuments, &req).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_interrupted_by_a_stop_is_completed_at_the_next_start() {
+    use crate::tasks::intent::{Intent, WriteMeta};
+    let dir = scratch();
+    let t = TestFleet::new(&["a"], 2, 8, None);
+    {
+        let services = services_in(&dir);
+        let intent = Intent {
+            meta: WriteMeta {
+                kind: "documentAdditionOrUpdate".into(),
+                index_uid: Some("m".into()),
+                enqueued_at: "2026-01-01T00:00:00Z".into(),
+                custom_metadata: None,
+                copies: 1,
+                details: Some(serde_json::json!({"receivedDocuments": 2})),
+            },
+            sends: ["a0", "a1"]
+                .iter()
+                .map(|n| {
+                    let mut r = crate::transport::NodeRequest::get("/indexes/m/documents");
+                    r.method = Method::POST;
+                    r.body = Bytes::from(format!("[{{\"id\":\"{n}\"}}]"));
+                    (n.to_string(), r)
+                })
+                .collect(),
+        };
+        services.tasks.begin_write(&intent).unwrap();
+        // The process stops here, before any node answered.
+    }
+    let services = services_in(&dir);
+    let tasks = services.tasks.list_all_for_tests();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].awaiting, ["a0", "a1"]);
+    assert_eq!(services.tasks.hint_counts().len(), 2);
+    for id in ["a0", "a1"] {
+        t.nodes.script(id, vec![], tasks_succeed());
+    }
+    let topology = t.fleet.topology.snapshot();
+    let cluster = t.fleet.cluster(&topology);
+    services.tasks.replay_hints(&cluster).await;
+    let bodies: Vec<String> = t
+        .nodes
+        .received()
+        .into_iter()
+        .map(|r| String::from_utf8(r.request.body.to_vec()).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies.contains(&r#"[{"id":"a0"}]"#.to_string()));
+    let task = services.tasks.get(tasks[0].uid).unwrap().unwrap();
+    assert!(task.awaiting.is_empty());
+    assert_eq!(task.node_tasks.len(), 2);
+    // Nothing is recovered twice.
+    drop(services);
+    let services = services_in(&dir);
+    assert_eq!(services.tasks.list_all_for_tests().len(), 1);
 }

@@ -77,10 +77,20 @@ pub fn aggregate(task: &GatewayTask, node_views: &[Option<Value>]) -> Value {
         .map(|v| v.as_ref().and_then(node_status))
         .collect();
     let any = |s: Status| statuses.contains(&Some(s));
+    // Settled by the gateway alone: nothing was, or will be, asked of any node.
+    let settled_here =
+        task.error.is_some() || (task.node_tasks.is_empty() && task.awaiting.is_empty());
     let status = if task.error.is_some() || any(Status::Failed) {
         Status::Failed
     } else if any(Status::Canceled) {
         Status::Canceled
+    } else if !task.awaiting.is_empty() {
+        // Some node has yet to receive its part (it is queued for it).
+        if any(Status::Processing) || any(Status::Succeeded) {
+            Status::Processing
+        } else {
+            Status::Enqueued
+        }
     } else if !statuses.is_empty() && statuses.iter().all(|s| *s == Some(Status::Succeeded)) {
         Status::Succeeded
     } else if statuses
@@ -112,11 +122,7 @@ pub fn aggregate(task: &GatewayTask, node_views: &[Option<Value>]) -> Value {
         None
     };
     let gateway_now = || OffsetDateTime::now_utc();
-    let (started, finished) = match (
-        task.error.is_some() || task.node_tasks.is_empty(),
-        started,
-        finished,
-    ) {
+    let (started, finished) = match (settled_here, started, finished) {
         // Settled by the gateway: it started and finished when it was decided.
         (true, None, _) => {
             let at = OffsetDateTime::parse(&task.enqueued_at, &Rfc3339)
@@ -250,6 +256,7 @@ mod tests {
             error: None,
             canceled_by: None,
             view: None,
+            awaiting: Vec::new(),
         }
     }
 

@@ -9,20 +9,31 @@ use bytes::Bytes;
 use http::{HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, TaskService};
+use serde_json::Value;
+
+use super::{GatewayTask, NodeTaskRef, StoreError, TaskService};
 use crate::cluster::Cluster;
-use crate::transport::NodeRequest;
+use crate::transport::{NodeRequest, NodeResponse};
 
 #[derive(Serialize, Deserialize)]
 struct Head {
     method: String,
     path: String,
     content_type: Option<String>,
+    /// The gateway task waiting for this write, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    task: Option<u64>,
 }
 
 /// A request as stored: a length-prefixed JSON head, then the body bytes.
 pub fn encode(req: &NodeRequest) -> Vec<u8> {
+    encode_for(req, None)
+}
+
+/// A request as stored, for gateway task `task`.
+pub fn encode_for(req: &NodeRequest, task: Option<u64>) -> Vec<u8> {
     let head = Head {
+        task,
         method: req.method.to_string(),
         path: req.path.clone(),
         content_type: req
@@ -42,6 +53,11 @@ pub fn encode(req: &NodeRequest) -> Vec<u8> {
 
 /// The request back, without credentials (the replayer adds the gateway's own).
 pub fn decode(bytes: &[u8]) -> Option<NodeRequest> {
+    decode_for(bytes).map(|(req, _)| req)
+}
+
+/// The request back, and the gateway task waiting for it.
+pub fn decode_for(bytes: &[u8]) -> Option<(NodeRequest, Option<u64>)> {
     let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let head: Head = serde_json::from_slice(bytes.get(4..4 + len)?).ok()?;
     let mut headers = Vec::new();
@@ -51,18 +67,39 @@ pub fn decode(bytes: &[u8]) -> Option<NodeRequest> {
     {
         headers.push((http::header::CONTENT_TYPE, ct));
     }
-    Some(NodeRequest {
+    let req = NodeRequest {
         method: Method::from_bytes(head.method.as_bytes()).ok()?,
         path: head.path,
         headers,
         body: Bytes::copy_from_slice(&bytes[4 + len..]),
-    })
+    };
+    Some((req, head.task))
 }
 
 /// Hints replayed to one node per pass at most, so one slow node cannot hold the others.
 const REPLAY_PER_PASS: usize = 256;
 
 impl TaskService {
+    /// The gateway task `uid` once `node` has its part (`resp`, the node's answer to the
+    /// replay): the node's task joins it, or its refusal fails it.
+    fn delivered(&self, uid: u64, node: &str, resp: &NodeResponse) -> Option<GatewayTask> {
+        let mut task = self.get(uid).ok().flatten()?;
+        if let Some(i) = task.awaiting.iter().position(|n| n == node) {
+            task.awaiting.remove(i);
+        }
+        let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        match body["taskUid"].as_u64() {
+            Some(node_uid) if resp.status < 400 => task.node_tasks.push(NodeTaskRef {
+                node: node.to_string(),
+                uid: node_uid,
+                internal: false,
+            }),
+            _ if task.error.is_none() && body.get("code").is_some() => task.error = Some(body),
+            _ => {}
+        }
+        Some(task)
+    }
+
     /// Keeps a write `node` missed. Under the lagging lock, so a replay that just emptied the
     /// node's queue cannot mark it caught up with this one left behind.
     pub fn hint(&self, node: &str, req: &NodeRequest) -> Result<(), StoreError> {
@@ -109,7 +146,8 @@ impl TaskService {
             };
             let mut replayed = 0;
             for (key, bytes) in batch {
-                if let Some(req) = decode(&bytes) {
+                let mut task = None;
+                if let Some((req, waiting)) = decode_for(&bytes) {
                     match cluster.send(idx, &cluster.own_request(req)).await {
                         Ok(resp) if resp.status < 500 => {
                             if resp.status >= 400 {
@@ -118,13 +156,17 @@ impl TaskService {
                                     resp.status
                                 );
                             }
+                            task = waiting.and_then(|uid| self.delivered(uid, node, &resp));
                         }
                         _ => break,
                     }
                 }
-                if let Err(e) = store.hint_delete(&key) {
+                if let Err(e) = store.hint_done(&key, task.as_ref()) {
                     log::error!("{e}");
                     break;
+                }
+                if let Some(t) = &task {
+                    self.track(t);
                 }
                 replayed += 1;
             }

@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod handoff;
+pub mod intent;
 pub mod model;
 pub mod query;
 pub mod refresh;
@@ -83,7 +84,14 @@ impl TaskService {
         self.pending().extend(pending);
         let lagging = store.hint_counts()?;
         self.lagging().extend(lagging.into_keys());
-        Ok(self.store.get_or_init(|| store))
+        let store = self.store.get_or_init(|| store);
+        // Writes in flight when the previous process stopped are completed first.
+        match self.recover_writes() {
+            Ok(0) => {}
+            Ok(n) => log::warn!("{n} write(s) interrupted by a stop are being completed"),
+            Err(e) => log::error!("interrupted writes could not be recovered: {e}"),
+        }
+        Ok(store)
     }
 
     fn lagging(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
@@ -100,7 +108,7 @@ impl TaskService {
         build: impl FnOnce(u64) -> GatewayTask,
     ) -> Result<GatewayTask, StoreError> {
         let mut task = self.store()?.create(build)?;
-        if task.error.is_some() || task.node_tasks.is_empty() {
+        if task.error.is_some() || (task.node_tasks.is_empty() && task.awaiting.is_empty()) {
             // Settled by the gateway: its view is final at once.
             task.view = Some(aggregate::aggregate(&task, &[]));
             self.store()?.put(&task)?;
@@ -108,6 +116,21 @@ impl TaskService {
             self.pending().insert(task.uid);
         }
         Ok(task)
+    }
+
+    /// Keeps `task` in the refresher's set while its view can still change.
+    pub(crate) fn track(&self, task: &GatewayTask) {
+        if task.is_final() {
+            self.pending().remove(&task.uid);
+        } else {
+            self.pending().insert(task.uid);
+        }
+    }
+
+    /// Every stored task (tests only).
+    #[cfg(test)]
+    pub fn list_all_for_tests(&self) -> Vec<GatewayTask> {
+        self.store().and_then(|s| s.all()).unwrap_or_default()
     }
 
     /// Tasks in the store.
@@ -122,9 +145,6 @@ impl TaskService {
             for r in &t.node_tasks {
                 wanted.entry(r.node.clone()).or_default().push(r.uid);
             }
-        }
-        if wanted.is_empty() {
-            return;
         }
         let requests: Vec<_> = wanted
             .iter()

@@ -82,6 +82,10 @@ pub struct GatewayTask {
     /// The last view computed; final once the task is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view: Option<Value>,
+    /// Nodes whose part waits in their queue of missed writes: the task finishes once they
+    /// have it (one entry per queued request).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<String>,
 }
 
 impl GatewayTask {

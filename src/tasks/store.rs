@@ -13,7 +13,10 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const HINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("hints");
 /// How many hints each node has (kept beside them, so counting never reads the bodies).
 const HINT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("hint_counts");
+/// Writes recorded before any node receives them, by intent id; gone once settled.
+const INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("intents");
 const NEXT_HINT: &str = "next_hint";
+const NEXT_INTENT: &str = "next_intent";
 const NEXT_UID: &str = "next_uid";
 
 /// A store failure: disk full or corruption (a 500 for clients), or the file still held by
@@ -49,6 +52,37 @@ fn add_count(txn: &redb::WriteTransaction, node: &str, delta: i64) -> Result<(),
     }
 }
 
+/// A hint to queue for a node, made once the task's uid is known.
+pub type HintFor<'a> = (String, &'a dyn Fn(Option<u64>) -> Vec<u8>);
+
+/// Appends `hint` to `node`'s queue within `txn`.
+fn push_hint(txn: &redb::WriteTransaction, node: &str, hint: &[u8]) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META).map_err(err)?;
+    let seq = meta.get(NEXT_HINT).map_err(err)?.map_or(0, |v| v.value());
+    meta.insert(NEXT_HINT, seq + 1).map_err(err)?;
+    let key = format!("{node}\0{seq:020}");
+    txn.open_table(HINTS)
+        .map_err(err)?
+        .insert(key.as_str(), hint)
+        .map_err(err)?;
+    add_count(txn, node, 1)
+}
+
+/// Removes a hint within `txn`.
+fn remove_hint(txn: &redb::WriteTransaction, key: &str) -> Result<(), StoreError> {
+    let removed = txn
+        .open_table(HINTS)
+        .map_err(err)?
+        .remove(key)
+        .map_err(err)?
+        .is_some();
+    if removed {
+        let node = key.split('\0').next().unwrap_or_default();
+        add_count(txn, node, -1)?;
+    }
+    Ok(())
+}
+
 pub struct TaskStore {
     db: Database,
 }
@@ -66,6 +100,7 @@ impl TaskStore {
         txn.open_table(META).map_err(err)?;
         txn.open_table(HINTS).map_err(err)?;
         txn.open_table(HINT_COUNTS).map_err(err)?;
+        txn.open_table(INTENTS).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(TaskStore { db })
     }
@@ -138,18 +173,76 @@ impl TaskStore {
     /// Appends a write `node` missed.
     pub fn hint_push(&self, node: &str, hint: &[u8]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
-        {
-            let mut meta = txn.open_table(META).map_err(err)?;
-            let seq = meta.get(NEXT_HINT).map_err(err)?.map_or(0, |v| v.value());
-            meta.insert(NEXT_HINT, seq + 1).map_err(err)?;
-            let key = format!("{node}\0{seq:020}");
-            txn.open_table(HINTS)
-                .map_err(err)?
-                .insert(key.as_str(), hint)
-                .map_err(err)?;
-            add_count(&txn, node, 1)?;
-        }
+        push_hint(&txn, node, hint)?;
         txn.commit().map_err(err)
+    }
+
+    /// Records a write before any node receives it; its id.
+    pub fn intent_begin(&self, intent: &[u8]) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        let id = {
+            let mut meta = txn.open_table(META).map_err(err)?;
+            let id = meta.get(NEXT_INTENT).map_err(err)?.map_or(0, |v| v.value());
+            meta.insert(NEXT_INTENT, id + 1).map_err(err)?;
+            txn.open_table(INTENTS)
+                .map_err(err)?
+                .insert(id, intent)
+                .map_err(err)?;
+            id
+        };
+        txn.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    /// Writes recorded and never settled (the gateway stopped while sending them).
+    pub fn intents(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(INTENTS).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Settles a recorded write in one transaction: forgets the intent, stores the task
+    /// `build` makes (if any), and queues the `hints` (`hint` receives the task's uid).
+    pub fn settle(
+        &self,
+        intent: u64,
+        build: Option<&dyn Fn(u64) -> GatewayTask>,
+        hints: &[HintFor<'_>],
+    ) -> Result<Option<GatewayTask>, StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        let task = {
+            txn.open_table(INTENTS)
+                .map_err(err)?
+                .remove(intent)
+                .map_err(err)?;
+            let task = match build {
+                Some(build) => {
+                    let mut meta = txn.open_table(META).map_err(err)?;
+                    let uid = meta.get(NEXT_UID).map_err(err)?.map_or(0, |v| v.value());
+                    meta.insert(NEXT_UID, uid + 1).map_err(err)?;
+                    drop(meta);
+                    let task = build(uid);
+                    let bytes = serde_json::to_vec(&task).map_err(err)?;
+                    txn.open_table(TASKS)
+                        .map_err(err)?
+                        .insert(uid, bytes.as_slice())
+                        .map_err(err)?;
+                    Some(task)
+                }
+                None => None,
+            };
+            for (node, hint) in hints {
+                push_hint(&txn, node, &hint(task.as_ref().map(|t| t.uid)))?;
+            }
+            task
+        };
+        txn.commit().map_err(err)?;
+        Ok(task)
     }
 
     /// The oldest `limit` writes `node` missed, with their keys.
@@ -169,19 +262,24 @@ impl TaskStore {
         Ok(out)
     }
 
+    /// Forgets a replayed hint and stores the task waiting for it, in one transaction.
+    pub fn hint_done(&self, key: &str, task: Option<&GatewayTask>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        if let Some(task) = task {
+            let bytes = serde_json::to_vec(task).map_err(err)?;
+            txn.open_table(TASKS)
+                .map_err(err)?
+                .insert(task.uid, bytes.as_slice())
+                .map_err(err)?;
+        }
+        remove_hint(&txn, key)?;
+        txn.commit().map_err(err)
+    }
+
     /// Forgets a replayed hint.
     pub fn hint_delete(&self, key: &str) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
-        let removed = txn
-            .open_table(HINTS)
-            .map_err(err)?
-            .remove(key)
-            .map_err(err)?
-            .is_some();
-        if removed {
-            let node = key.split('\0').next().unwrap_or_default();
-            add_count(&txn, node, -1)?;
-        }
+        remove_hint(&txn, key)?;
         txn.commit().map_err(err)
     }
 
@@ -224,6 +322,7 @@ mod tests {
             error: None,
             canceled_by: None,
             view: None,
+            awaiting: Vec::new(),
         }
     }
 
