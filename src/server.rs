@@ -216,8 +216,8 @@ struct TaskRefreshService {
 #[async_trait]
 impl BackgroundService for TaskRefreshService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        loop {
-            refresh::round(&self.fleet, &self.tasks).await;
+        for n in 0.. {
+            refresh::round(&self.fleet, &self.tasks, n).await;
             tokio::select! {
                 _ = tokio::time::sleep(refresh::PERIOD) => {}
                 _ = shutdown.changed() => return,

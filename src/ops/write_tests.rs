@@ -384,3 +384,61 @@ async fn a_write_interrupted_by_a_stop_is_completed_at_the_next_start() {
     let services = services_in(&dir);
     assert_eq!(services.tasks.list_all_for_tests().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_index_missing_on_a_node_is_created_there_from_one_that_has_it() {
+    let t = TestFleet::new(&["a"], 2, 8, None);
+    let services = services();
+    let holder = |has: bool| {
+        Step::Reply(std::sync::Arc::new(
+            move |req: &crate::transport::NodeRequest| {
+                match (req.method.as_str(), req.path.as_str()) {
+                ("GET", p) if p.starts_with("/indexes?") => {
+                    let results = if has {
+                        r#"[{"uid":"m","primaryKey":"sku"}]"#
+                    } else {
+                        "[]"
+                    };
+                    (200, format!(r#"{{"results":{results}}}"#))
+                }
+                ("GET", "/indexes/m/settings") => (
+                    200,
+                    r#"{"filterableAttributes":["_miroir_shard","color"],"sortableAttributes":["price"]}"#.into(),
+                ),
+                _ => (202, ENQUEUED.into()),
+            }
+            },
+        ))
+    };
+    t.nodes.script("a0", vec![], holder(true));
+    t.nodes.script("a1", vec![], holder(false));
+    let topology = t.fleet.topology.snapshot();
+    let cluster = t.fleet.cluster(&topology);
+    assert_eq!(services.tasks.repair_indexes(&cluster).await, 1);
+    let to_a1: Vec<(String, String)> = t
+        .nodes
+        .received()
+        .into_iter()
+        .filter(|r| r.node == "a1" && r.request.method != Method::GET)
+        .map(|r| {
+            (
+                r.request.path.clone(),
+                String::from_utf8(r.request.body.to_vec()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(to_a1.len(), 2, "{to_a1:?}");
+    assert_eq!(to_a1[0].0, "/indexes");
+    assert_eq!(to_a1[0].1, r#"{"uid":"m","primaryKey":"sku"}"#);
+    assert_eq!(to_a1[1].0, "/indexes/m/settings");
+    assert!(to_a1[1]
+        .1
+        .contains(r#""filterableAttributes":["_miroir_shard","color"]"#));
+
+    // Nothing is repaired while a node catches up on missed writes.
+    services
+        .tasks
+        .hint("a1", &crate::transport::NodeRequest::get("/x"))
+        .unwrap();
+    assert_eq!(services.tasks.repair_indexes(&cluster).await, 0);
+}

@@ -7,6 +7,7 @@ pub mod intent;
 pub mod model;
 pub mod query;
 pub mod refresh;
+pub mod repair;
 pub mod store;
 
 use std::collections::{BTreeSet, HashMap};
@@ -131,6 +132,21 @@ impl TaskService {
     #[cfg(test)]
     pub fn list_all_for_tests(&self) -> Vec<GatewayTask> {
         self.store().and_then(|s| s.all()).unwrap_or_default()
+    }
+
+    /// The indexes of tasks not finished yet; `None` when one of them concerns no single
+    /// index (a swap: any index may be changing).
+    pub fn unfinished_indexes(&self) -> Option<BTreeSet<String>> {
+        let store = self.store().ok()?;
+        let uids: Vec<u64> = self.pending().iter().copied().collect();
+        let mut out = BTreeSet::new();
+        for uid in uids {
+            let Ok(Some(task)) = store.get(uid) else {
+                continue;
+            };
+            out.insert(task.index_uid?);
+        }
+        Some(out)
     }
 
     /// Tasks in the store.

@@ -10,14 +10,21 @@ use crate::fleet::Fleet;
 /// How often tasks in progress are polled.
 pub const PERIOD: Duration = Duration::from_millis(500);
 
-/// One round: refresh pending tasks, replay hints, publish lag and store gauges.
-pub async fn round(fleet: &Fleet, tasks: &TaskService) {
+/// Rounds between two anti-entropy passes over index metadata (about 30 s).
+const REPAIR_EVERY: u64 = 60;
+
+/// Round `n`: refresh pending tasks, replay hints, publish lag and store gauges; every
+/// [`REPAIR_EVERY`] rounds, repair indexes missing on some nodes.
+pub async fn round(fleet: &Fleet, tasks: &TaskService, n: u64) {
     let topology = fleet.topology.snapshot();
     let cluster = fleet.cluster(&topology);
     tokio::join!(
         tasks.refresh_pending(&cluster),
         tasks.replay_hints(&cluster)
     );
+    if n % REPAIR_EVERY == REPAIR_EVERY - 1 {
+        tasks.repair_indexes(&cluster).await;
+    }
     fleet.health.set_lagging(tasks.lagging_nodes());
     let metrics = &fleet.metrics;
     metrics.task_store_tasks.set(tasks.count() as i64);

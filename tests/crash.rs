@@ -1,0 +1,93 @@
+//! A gateway killed (`kill -9`) in the middle of a write leaves no split fleet: the write was
+//! recorded before any node received it, and the next start completes it on every owner,
+//! with a task. Test nodes on loopback; the test ends by itself.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::fake_node::FakeNode;
+use support::gateway::{eventually, Extra, GatewayProcess, NodeEntry};
+use support::meili_api::Api;
+use tokio::net::TcpListener;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_write_completes_it_on_every_node_after_restart() {
+    let n1 = FakeNode::start("n1", None).await;
+    let n2 = FakeNode::start("n2", None).await;
+    // n3 takes connections and never answers: the write to it is in flight when the gateway dies.
+    let hole = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let n3_addr = hole.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = hole.accept().await {
+            open.push(s);
+        }
+    });
+    let entries = vec![
+        NodeEntry::new("n1", &n1.url(), "a"),
+        NodeEntry::new("n2", &n2.url(), "a"),
+        NodeEntry::new("n3", &format!("http://{n3_addr}"), "a"),
+    ];
+    let mut gw = GatewayProcess::start(&entries, &Extra::default(), &[]).await;
+    let docs: Vec<Value> = (0..300)
+        .map(|i| json!({"id": i, "title": format!("document {i}")}))
+        .collect();
+    let body = Value::from(docs).to_string();
+    let mut api = Api::new(gw.addr, None);
+    let write = api.call(
+        "POST",
+        "/indexes/fresh/documents",
+        Some("application/json"),
+        body.as_bytes(),
+    );
+    // The client's write is under way (n1, n2 answered, n3 never will) when the gateway dies.
+    let _ = tokio::time::timeout(Duration::from_millis(800), write).await;
+    assert!(!n1.documents("fresh").is_empty() || !n2.documents("fresh").is_empty());
+    held.abort();
+    let n3 = FakeNode::start_at("n3", None, n3_addr).await;
+    gw.restart().await;
+
+    // Every node ends with its share, the index everywhere, each document once.
+    let converged = eventually(Duration::from_secs(20), async || {
+        let total: usize = [&n1, &n2, &n3]
+            .iter()
+            .map(|n| n.documents("fresh").len())
+            .sum();
+        total == 300 && !n3.documents("fresh").is_empty()
+    })
+    .await;
+    let counts: Vec<usize> = [&n1, &n2, &n3]
+        .iter()
+        .map(|n| n.documents("fresh").len())
+        .collect();
+    assert!(converged, "documents per node: {counts:?}\n{}", gw.log());
+    let mut ids = BTreeSet::new();
+    for n in [&n1, &n2, &n3] {
+        for id in n.documents("fresh").keys() {
+            assert!(ids.insert(id.clone()), "document {id} on two nodes");
+        }
+    }
+    // The interrupted write has a task, and it finishes.
+    let mut api = Api::new(gw.addr, None);
+    let tasks = api.get("/tasks?indexUids=fresh").await.json();
+    let uid = tasks["results"][0]["uid"]
+        .as_u64()
+        .expect("a task for the write");
+    let task = api.wait(uid).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["type"], "documentAdditionOrUpdate");
+    assert!(gw.log().contains("in flight when the gateway stopped"));
+    // Reads see every document.
+    let found = api
+        .json(
+            "POST",
+            "/indexes/fresh/search",
+            &json!({"q": "", "limit": 0}),
+        )
+        .await
+        .json();
+    assert_eq!(found["estimatedTotalHits"], 300, "{found}");
+}
