@@ -423,3 +423,60 @@ async fn tasks_list_filter_page_and_survive_a_restart() {
         (400, "missing_task_filters".into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_key_other_than_the_index_s_fails_the_task_and_writes_nothing() {
+    let (nodes, _gw, mut api) = start().await;
+    let first = api
+        .write(
+            "POST",
+            "/indexes/pk/documents",
+            Some("application/json"),
+            br#"[{"id": 1, "title": "a", "year": 2000}]"#,
+        )
+        .await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    for (method, ct, body) in [
+        (
+            "POST",
+            "application/json",
+            &br#"[{"id": 1, "title": "b"}]"#[..],
+        ),
+        (
+            "PUT",
+            "application/x-ndjson",
+            &b"{\"id\": 1, \"title\": \"c\"}\n"[..],
+        ),
+        ("POST", "text/csv", &b"id,title\n1,d\n"[..]),
+    ] {
+        let t = api
+            .write(
+                method,
+                "/indexes/pk/documents?primaryKey=title",
+                Some(ct),
+                body,
+            )
+            .await;
+        assert_eq!(t["status"], "failed", "{t}");
+        assert_eq!(t["error"]["code"], "index_primary_key_already_exists");
+        assert_eq!(
+            t["error"]["message"],
+            "Index already has a primary key: `id`."
+        );
+        assert_eq!(t["details"]["indexedDocuments"], 0);
+    }
+    // The same key as the index's is fine.
+    let same = api
+        .write(
+            "POST",
+            "/indexes/pk/documents?primaryKey=id",
+            Some("application/json"),
+            br#"[{"id": 2, "title": "e"}]"#,
+        )
+        .await;
+    assert_eq!(same["status"], "succeeded", "{same}");
+    let docs: BTreeMap<String, Value> = nodes.iter().flat_map(|n| n.documents("pk")).collect();
+    assert_eq!(docs["1"]["title"], "a", "document 1 untouched");
+    assert_eq!(docs["1"]["year"], 2000);
+    assert_eq!(docs.len(), 2);
+}

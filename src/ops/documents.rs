@@ -88,11 +88,42 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
         return relay(&probe);
     };
 
-    let info = match services.indexes.lookup(cluster, &index).await {
+    let mut info = match services.indexes.lookup(cluster, &index).await {
         Ok(info) => info,
         Err(e) => return unreachable(&e.to_string()),
     };
+    // A write that may create the index goes after any other one doing so, and sees the key
+    // that one chose.
+    let _creating = match info {
+        Some(_) => None,
+        None => {
+            let guard = services.indexes.creating(&index).await;
+            info = match services.indexes.lookup(cluster, &index).await {
+                Ok(info) => info,
+                Err(e) => return unreachable(&e.to_string()),
+            };
+            Some(guard)
+        }
+    };
     let param_key = req.param("primaryKey");
+    // A node fails the task of a `primaryKey` other than the index's, writing nothing.
+    if let (Some(existing), Some(asked)) = (
+        info.as_ref().and_then(|i| i.primary_key.as_deref()),
+        param_key.as_deref(),
+    ) {
+        if existing != asked {
+            let documents = count_documents(&req.body, format);
+            return failed_task(
+                services,
+                req,
+                "documentAdditionOrUpdate",
+                Some(index),
+                json!({"receivedDocuments": documents, "indexedDocuments": 0}),
+                ("index_primary_key_already_exists", "invalid_request"),
+                format!("Index already has a primary key: `{existing}`."),
+            );
+        }
+    }
     let key = match (
         info.as_ref().and_then(|i| i.primary_key.as_deref()),
         param_key.as_deref(),

@@ -2,7 +2,7 @@
 //! they exist, asked of a node when unknown.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -27,9 +27,22 @@ const SETTINGS_TTL: Duration = Duration::from_secs(2);
 pub struct IndexCache {
     known: Mutex<HashMap<String, String>>,
     settings: Mutex<HashMap<String, (Instant, Value)>>,
+    /// One lock per index being created by a write, so concurrent first writes pick one key.
+    creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl IndexCache {
+    /// Waits until no other write is creating `uid`, and holds that place until dropped:
+    /// nodes then receive first writes in one order, and agree on the primary key.
+    pub async fn creating(&self, uid: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+            map.retain(|_, l| Arc::strong_count(l) > 1);
+            map.entry(uid.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
