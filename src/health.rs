@@ -178,7 +178,9 @@ impl NodeHealth {
     /// up, as in pingora, until its first check says otherwise.
     pub fn is_up(&self, node: &Node) -> bool {
         let backend = backend_of(node);
-        self.backends.ready(&backend) || !self.backends.get_backend().contains(&backend)
+        // Membership first: a reload publishing a new backend set between the two reads then
+        // errs towards "up" (a node not known yet), never towards "down".
+        !self.backends.get_backend().contains(&backend) || self.backends.ready(&backend)
     }
 
     /// Records which nodes have writes to catch up on.
