@@ -156,6 +156,16 @@ async fn a_user_script_gives_the_same_results_as_a_single_node() {
         ("PUT", "/indexes/people/settings/filterable-attributes".into(), Some("application/json"), br#"["gender"]"#.to_vec()),
         ("POST", "/indexes/people/documents".into(), Some("application/json"), br#"[{"id": 1}, {id: 2}]"#.to_vec()),
         ("POST", "/indexes/people/documents".into(), None, b"[]".to_vec()),
+        // The shard tag does not exist for a client: a delete by filter on it fails its task.
+        ("POST", "/indexes/people/documents/delete".into(), Some("application/json"), br#"{"filter":"_miroir_shard EXISTS"}"#.to_vec()),
+        // A primary key other than the index's fails the task; nothing is written.
+        ("POST", "/indexes/people/documents?primaryKey=name".into(), Some("application/json"), br#"[{"id": 4, "name": "overwritten?"}]"#.to_vec()),
+        ("PUT", "/indexes/people/documents?primaryKey=name".into(), Some("text/csv"), b"id,name\n4,overwritten?\n".to_vec()),
+        // Array elements that are not objects; values only indexing rejects.
+        ("POST", "/indexes/people/documents".into(), Some("application/json"), b"[1,2,3]".to_vec()),
+        ("POST", "/indexes/people/documents".into(), Some("application/json"), br#"[{"id": 7}, 2]"#.to_vec()),
+        ("POST", "/indexes/people/documents".into(), Some("application/json"), format!(r#"[{{"id":8,"deep":{}{}}}]"#, "[".repeat(100_000), "]".repeat(100_000)).into_bytes()),
+        ("POST", "/indexes/people/documents".into(), Some("application/json"), br#"[{"id":9,"name":"\ud800"}]"#.to_vec()),
     ];
     let mut a = support::meili_api::Api::new(single.addr, Some(KEY));
     let mut b = support::meili_api::Api::new(gw.addr, Some(KEY));

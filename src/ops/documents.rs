@@ -260,13 +260,15 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
 /// Documents in a payload known to be well formed (for the details of a failed task).
 fn count_documents(body: &[u8], format: Format) -> usize {
     match format {
-        Format::Json => match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Array(a)) => a.len(),
-            Ok(_) => 1,
-            Err(_) => 0,
+        // Raw values: documents too deep for a tree are counted too.
+        Format::Json => match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body) {
+            Ok(a) => a.len(),
+            Err(_) => {
+                usize::from(serde_json::from_slice::<&serde_json::value::RawValue>(body).is_ok())
+            }
         },
         Format::Ndjson => serde_json::Deserializer::from_slice(body)
-            .into_iter::<Value>()
+            .into_iter::<&serde_json::value::RawValue>()
             .count(),
         Format::Csv { delimiter } => csv::ReaderBuilder::new()
             .delimiter(delimiter)

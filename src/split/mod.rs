@@ -117,7 +117,7 @@ impl DocumentError {
                 "Documents cannot contain the `{}` attribute: Miroir reserves it to route documents to their shard.",
                 shard_tag::FIELD
             ),
-            DocumentError::Unparsable(e) => format!("internal: {e}"),
+            DocumentError::Unparsable(e) => format!("internal: {e}."),
         }
     }
 }

@@ -430,7 +430,7 @@ fn values_a_node_fails_on_while_indexing_fail_the_task() {
     assert_eq!((e.code(), e.kind()), ("internal", "internal"));
     assert_eq!(
         e.message(),
-        "internal: recursion limit exceeded at line 1 column 128"
+        "internal: recursion limit exceeded at line 1 column 128."
     );
     let e = doc_error(
         br#"[{"id":2,"a":"\ud800"}]"#,
@@ -439,7 +439,7 @@ fn values_a_node_fails_on_while_indexing_fail_the_task() {
     );
     assert_eq!(
         e.message(),
-        "internal: unexpected end of hex escape at line 1 column 8"
+        "internal: unexpected end of hex escape at line 1 column 8."
     );
 }
 

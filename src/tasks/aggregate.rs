@@ -104,8 +104,15 @@ pub fn aggregate(task: &GatewayTask, node_views: &[Option<Value>]) -> Value {
     } else {
         Status::Enqueued
     };
-    let done = status.is_final()
-        && (task.error.is_some() || statuses.iter().all(|s| s.is_some_and(Status::is_final)));
+    let all_final = statuses.iter().all(|s| s.is_some_and(Status::is_final));
+    // A node failing first does not end the task while others still work on theirs: like a
+    // single node's, the task ends once, with every count known.
+    let status = if status.is_final() && task.error.is_none() && !all_final {
+        Status::Processing
+    } else {
+        status
+    };
+    let done = status.is_final() && (task.error.is_some() || all_final);
 
     let started = node_views
         .iter()
@@ -228,6 +235,9 @@ fn aggregate_details(
         }
     }
     hide_tag_in_details(&mut details);
+    if let Some(Value::String(filter)) = details.get_mut("originalFilter") {
+        *filter = crate::shard_tag::guard::restore(filter);
+    }
     Some(details)
 }
 
