@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::config::HealthSettings;
 use crate::metrics::Metrics;
-use crate::topology::{Node, Topology, TopologyStore};
+use crate::topology::{Node, TopologyStore};
 
 /// The health verdict of every node in the current topology.
 pub struct NodeHealth {
@@ -196,10 +196,6 @@ impl NodeHealth {
             .contains(&node.id)
     }
 
-    /// Nodes of `topology` that fail their health checks.
-    pub fn down_nodes<'t>(&self, topology: &'t Topology) -> Vec<&'t Node> {
-        topology.nodes.iter().filter(|n| !self.is_up(n)).collect()
-    }
 
     /// Asks for a check pass now (after a reload) rather than at the next interval.
     pub fn wake(&self) {

@@ -27,6 +27,7 @@ pub mod config;
 pub mod describe;
 pub mod edge;
 pub mod error;
+pub mod facet_depth;
 pub mod fleet;
 pub mod health;
 pub mod merge;

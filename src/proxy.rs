@@ -488,15 +488,19 @@ impl Gateway {
 
     /// `GET /health`: available while every shard has a reachable owner.
     fn health_reply(&self, topology: &Topology) -> Reply {
+        // One reading of the nodes' health serves both the verdict and its explanation.
         let health = &self.fleet.health;
-        let lost = topology.unavailable_shards(|n| health.is_up(&topology.nodes[n]));
+        let up: Vec<bool> = topology.nodes.iter().map(|n| health.is_up(n)).collect();
+        let lost = topology.unavailable_shards(|n| up[n]);
         if lost.is_empty() {
             return Reply::json(200, &br#"{"status":"available"}"#[..]);
         }
-        let down: Vec<String> = health
-            .down_nodes(topology)
+        let down: Vec<String> = topology
+            .nodes
             .iter()
-            .map(|n| format!("`{}` ({})", n.id, n.url))
+            .zip(&up)
+            .filter(|(_, up)| !**up)
+            .map(|(n, _)| format!("`{}` ({})", n.id, n.url))
             .collect();
         Reply::error(&MeiliError::fleet_unavailable(
             lost.len(),

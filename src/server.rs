@@ -128,6 +128,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         tasks: tasks.clone(),
         indexes: IndexCache::default(),
         auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
+        facet_depth: Default::default(),
     });
     let refresher = background_service(
         "task refresh",

@@ -47,6 +47,13 @@ async fn a_gateway_killed_mid_write_completes_it_on_every_node_after_restart() {
     let _ = tokio::time::timeout(Duration::from_millis(800), write).await;
     assert!(!n1.documents("fresh").is_empty() || !n2.documents("fresh").is_empty());
     held.abort();
+    let _ = held.await;
+    // The address is free once the listener is gone.
+    let free = eventually(Duration::from_secs(5), async || {
+        std::net::TcpListener::bind(n3_addr).is_ok()
+    })
+    .await;
+    assert!(free, "{n3_addr} stays taken");
     let n3 = FakeNode::start_at("n3", None, n3_addr).await;
     gw.restart().await;
 

@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::fake_node::FakeNode;
-use support::gateway::{Extra, GatewayProcess, NodeEntry};
+use support::gateway::{eventually, Extra, GatewayProcess, NodeEntry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -120,7 +120,10 @@ async fn connections_beyond_the_cap_are_refused_but_health_checks_get_through() 
         .unwrap();
     let text = read_to_close(&mut s, Duration::from_secs(5)).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
-    assert_eq!(gw.metric("miroir_client_connections").await, Some(0.0));
+    let closed = eventually(Duration::from_secs(3), async || {
+        gw.metric("miroir_client_connections").await == Some(0.0)
+    });
+    assert!(closed.await, "connections are counted until they close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,11 +2,12 @@
 //! keys, and the rest of the broadcast class. Settings keep the shard tag filterable.
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::write::{execute, Send, WritePlan};
 use super::{relay, unreachable, Request, Services};
 use crate::cluster::Cluster;
+use crate::facet_depth::{self, Change};
 use crate::respond::Reply;
 use crate::routes::Endpoint;
 use crate::shard_tag::{guard, settings};
@@ -138,7 +139,38 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             None => unreachable("every node failed"),
         };
     }
-    let (request, mut tag_after) = rewritten(req);
+    let (mut request, mut tag_after) = rewritten(req);
+    // The nodes keep more facet values than the client asked for; the client's value is
+    // the gateway's to remember and show.
+    let depth = services.facet_depth;
+    let mut facet_change = None;
+    let mut details = None;
+    match (endpoint, req.route.param.as_deref()) {
+        (Endpoint::SettingsUpdate, _) => {
+            if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.body) {
+                facet_change = depth.rewrite_settings(&mut body);
+                if facet_change.is_some() {
+                    let client: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                    details = Some(json!({"faceting": client["faceting"]}));
+                    request.body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+                }
+            }
+        }
+        (Endpoint::SettingUpdate, Some("faceting")) => {
+            if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.body) {
+                facet_change = depth.rewrite_faceting(&mut body);
+                if facet_change.is_some() {
+                    let client: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                    details = Some(json!({"faceting": client}));
+                    request.body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+                }
+            }
+        }
+        (Endpoint::SettingsReset, _) | (Endpoint::SettingReset, Some("faceting")) => {
+            facet_change = Some(Change::Reset);
+        }
+        _ => {}
+    }
     // A settings write creates a missing index: the new index needs the tag too.
     let carries_tag = match (endpoint, req.route.param.as_deref()) {
         (Endpoint::SettingsUpdate, _) => body_sets_filterable(&req.body),
@@ -162,15 +194,47 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             internal: false,
         })
         .collect();
-    if tag_after {
-        if let Some(index) = target_index(req) {
-            for node in 0..topology.nodes.len() {
+    let index = target_index(req);
+    // What the client's `maxValuesPerFacet` is after this write, recorded before any node
+    // sees it; a reset, or a new index, gets the nodes' deeper value after the write.
+    let new_index = tag_after
+        && (endpoint == Endpoint::IndexCreate
+            || matches!(endpoint, Endpoint::SettingsUpdate | Endpoint::SettingUpdate));
+    let depth_after = matches!(facet_change, Some(Change::Reset)) || new_index;
+    if let Some(index) = &index {
+        let recorded = services.tasks.client_facet_values(index);
+        let client = match facet_change {
+            Some(Change::Set(v)) => Some(v),
+            Some(Change::Reset) => Some(facet_depth::DEFAULT),
+            None if new_index => recorded.or(Some(facet_depth::DEFAULT)),
+            None => recorded,
+        };
+        if client != recorded {
+            if let Err(e) = services.tasks.set_client_facet_values(index, client) {
+                return super::store_failure(&e);
+            }
+        }
+        for node in 0..topology.nodes.len() {
+            if tag_after {
                 sends.push(Send {
                     node,
-                    request: cluster.own_request(settings::keep_filterable(&index)),
+                    request: cluster.own_request(settings::keep_filterable(index)),
                     internal: true,
                 });
             }
+            if depth_after {
+                let value = depth.node_value(client.unwrap_or(facet_depth::DEFAULT));
+                sends.push(Send {
+                    node,
+                    request: cluster.own_request(facet_depth_request(index, value)),
+                    internal: true,
+                });
+            }
+        }
+    }
+    if endpoint == Endpoint::IndexDelete {
+        if let Some(index) = &req.route.index {
+            let _ = services.tasks.set_client_facet_values(index, None);
         }
     }
     let plan = WritePlan {
@@ -178,10 +242,23 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         shards: (0..topology.shards).collect(),
         kind: "settingsUpdate",
         index_uid: req.route.index.clone(),
-        details: None,
+        details,
         copies: topology.copies() as u32,
     };
     execute(cluster, services, req, plan).await
+}
+
+/// The internal request giving the nodes their (deeper) `maxValuesPerFacet`.
+pub(super) fn facet_depth_request(index: &str, value: u64) -> crate::transport::NodeRequest {
+    crate::transport::NodeRequest {
+        method: http::Method::PATCH,
+        path: format!("/indexes/{index}/settings/faceting"),
+        headers: vec![(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )],
+        body: Bytes::from(json!({"maxValuesPerFacet": value}).to_string()),
+    }
 }
 
 /// A key created on every node must have one uid, so that its key string (derived from the

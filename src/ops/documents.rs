@@ -244,7 +244,26 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
         }
     }
     if info.is_none() {
-        sends.extend((0..topology.nodes.len()).map(|n| sign(cluster, tag_filterable(n, &index))));
+        // A new index: the tag filterable, and the nodes' facet values deeper than the
+        // client's (see `crate::facet_depth`).
+        let client = services.tasks.client_facet_values(&index);
+        if client.is_none() {
+            let default = Some(crate::facet_depth::DEFAULT);
+            if let Err(e) = services.tasks.set_client_facet_values(&index, default) {
+                return super::store_failure(&e);
+            }
+        }
+        let value = services
+            .facet_depth
+            .node_value(client.unwrap_or(crate::facet_depth::DEFAULT));
+        for n in 0..topology.nodes.len() {
+            sends.push(sign(cluster, tag_filterable(n, &index)));
+            sends.push(Send {
+                node: n,
+                request: cluster.own_request(super::broadcast::facet_depth_request(&index, value)),
+                internal: true,
+            });
+        }
     }
     let plan = WritePlan {
         sends,

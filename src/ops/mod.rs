@@ -34,6 +34,8 @@ pub struct Services {
     pub tasks: std::sync::Arc<TaskService>,
     pub indexes: IndexCache,
     pub auth: crate::auth::AuthChecker,
+    /// How much deeper than the client the nodes keep facet values.
+    pub facet_depth: crate::facet_depth::FacetDepth,
 }
 
 /// A client request the gateway answers itself, body read.
@@ -211,7 +213,7 @@ pub async fn dispatch(
         Op::MultiSearch => search::multi_search(cluster, services, req).await,
         Op::FacetSearch => search::facet_search(cluster, services, req).await,
         Op::Stats => stats::stats(cluster, req).await,
-        Op::Settings => reads::settings(cluster, req).await,
+        Op::Settings => reads::settings(cluster, services, req).await,
         Op::Broadcast => broadcast::broadcast(cluster, services, req).await,
         Op::TaskGet => task_routes::get(cluster, services, req).await,
         Op::TaskList => task_routes::list(cluster, services, req).await,

@@ -3,16 +3,18 @@
 
 use serde_json::Value;
 
-use super::{relay, unreachable, Request};
+use super::{relay, unreachable, Request, Services};
 use crate::cluster::Cluster;
+use crate::facet_depth;
 use crate::query_string::percent_decode;
 use crate::respond::Reply;
 use crate::routing::shard_of;
 use crate::shard_tag;
 use crate::shard_tag::settings;
 
-/// `GET /indexes/{uid}/settings[/name]` without the tag.
-pub async fn settings(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
+/// `GET /indexes/{uid}/settings[/name]` without the tag, with the client's
+/// `maxValuesPerFacet` (the nodes keep more, see [`crate::facet_depth`]).
+pub async fn settings(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let resp = match cluster.send_any(&req.forward()).await {
         Ok((_, resp)) => resp,
         Err(e) => return unreachable(&e.to_string()),
@@ -23,10 +25,21 @@ pub async fn settings(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
     let Ok(mut body) = serde_json::from_slice::<Value>(&resp.body) else {
         return relay(&resp);
     };
-    match req.route.param.as_deref() {
-        None => settings::hide_in_settings(&mut body),
-        Some("filterable-attributes") => settings::hide_in_filterable(&mut body),
-        Some(_) => return relay(&resp),
+    let client_facets = req
+        .route
+        .index
+        .as_deref()
+        .and_then(|i| services.tasks.client_facet_values(i));
+    match (req.route.param.as_deref(), client_facets) {
+        (None, _) => {
+            settings::hide_in_settings(&mut body);
+            if let (Some(f), Some(v)) = (body.get_mut("faceting"), client_facets) {
+                facet_depth::show(f, v);
+            }
+        }
+        (Some("filterable-attributes"), _) => settings::hide_in_filterable(&mut body),
+        (Some("faceting"), Some(v)) => facet_depth::show(&mut body, v),
+        (Some(_), _) => return relay(&resp),
     }
     Reply::json(200, body.to_string())
 }

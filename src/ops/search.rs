@@ -28,8 +28,14 @@ pub(super) async fn merge_settings(
     services: &Services,
     index: &str,
 ) -> MergeSettings {
+    let client = |mut m: MergeSettings| {
+        if let Some(v) = services.tasks.client_facet_values(index) {
+            m.facets.max_values = v as usize;
+        }
+        m
+    };
     if let Some(s) = services.indexes.settings(index) {
-        return MergeSettings::from_settings(&s);
+        return client(MergeSettings::from_settings(&s));
     }
     let req = cluster.own_request(crate::transport::NodeRequest::get(format!(
         "/indexes/{index}/settings"
@@ -38,9 +44,9 @@ pub(super) async fn merge_settings(
         Ok((_, resp)) if resp.status == 200 => {
             let s: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
             services.indexes.remember_settings(index, s.clone());
-            MergeSettings::from_settings(&s)
+            client(MergeSettings::from_settings(&s))
         }
-        _ => MergeSettings::from_settings(&Value::Null),
+        _ => client(MergeSettings::from_settings(&Value::Null)),
     }
 }
 

@@ -31,6 +31,7 @@ fn services_in(dir: &std::path::Path) -> Services {
         tasks: Arc::new(TaskService::open(dir).unwrap()),
         indexes: IndexCache::default(),
         auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
+        facet_depth: Default::default(),
     }
 }
 

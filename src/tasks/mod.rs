@@ -149,6 +149,23 @@ impl TaskService {
         Some(out)
     }
 
+    /// The `maxValuesPerFacet` the client of `index` asked for, when the nodes keep more.
+    pub fn client_facet_values(&self, index: &str) -> Option<u64> {
+        self.store()
+            .and_then(|s| s.facet_values(index))
+            .ok()
+            .flatten()
+    }
+
+    /// Records the client's `maxValuesPerFacet` of `index` (`None`: forgotten).
+    pub fn set_client_facet_values(
+        &self,
+        index: &str,
+        value: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.store()?.set_facet_values(index, value)
+    }
+
     /// Tasks in the store.
     pub fn count(&self) -> u64 {
         self.store().and_then(|s| s.len()).unwrap_or(0)

@@ -15,6 +15,8 @@ const HINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("hints");
 const HINT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("hint_counts");
 /// Writes recorded before any node receives them, by intent id; gone once settled.
 const INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("intents");
+/// The `maxValuesPerFacet` each index's client asked for (nodes keep more), by index uid.
+const FACET_VALUES: TableDefinition<&str, u64> = TableDefinition::new("facet_values");
 const NEXT_HINT: &str = "next_hint";
 const NEXT_INTENT: &str = "next_intent";
 const NEXT_UID: &str = "next_uid";
@@ -101,6 +103,7 @@ impl TaskStore {
         txn.open_table(HINTS).map_err(err)?;
         txn.open_table(HINT_COUNTS).map_err(err)?;
         txn.open_table(INTENTS).map_err(err)?;
+        txn.open_table(FACET_VALUES).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(TaskStore { db })
     }
@@ -174,6 +177,27 @@ impl TaskStore {
     pub fn hint_push(&self, node: &str, hint: &[u8]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
         push_hint(&txn, node, hint)?;
+        txn.commit().map_err(err)
+    }
+
+    /// The `maxValuesPerFacet` the client of `index` asked for, if the gateway set the nodes'.
+    pub fn facet_values(&self, index: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(FACET_VALUES).map_err(err)?;
+        Ok(table.get(index).map_err(err)?.map(|v| v.value()))
+    }
+
+    /// Records (or, with `None`, forgets) the client's `maxValuesPerFacet` of `index`.
+    pub fn set_facet_values(&self, index: &str, value: Option<u64>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(FACET_VALUES).map_err(err)?;
+            match value {
+                Some(v) => table.insert(index, v).map(drop),
+                None => table.remove(index).map(drop),
+            }
+            .map_err(err)?;
+        }
         txn.commit().map_err(err)
     }
 
