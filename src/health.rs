@@ -196,7 +196,6 @@ impl NodeHealth {
             .contains(&node.id)
     }
 
-
     /// Asks for a check pass now (after a reload) rather than at the next interval.
     pub fn wake(&self) {
         self.wake.notify_one();

@@ -20,6 +20,9 @@ pub struct FederatedQuery {
     pub index: String,
     pub weight: f64,
     pub plan: SearchPlan,
+    /// The index's primary key: a document found by several queries of one index is kept
+    /// once, as a node keeps it (by its internal id).
+    pub primary_key: Option<String>,
 }
 
 /// What the merge must know of a federated request.
@@ -133,11 +136,22 @@ pub fn prepare_federated(
         }
         let index_settings = settings.get(index)?;
         facet_settings.insert(index.to_string(), index_settings.facets.clone());
-        let p = prepare(&plain, index_settings)?;
+        let mut p = prepare(&plain, index_settings)?;
+        let primary_key = index_settings.primary_key.clone();
+        // The primary key must come back to tell documents apart; removed after.
+        if let (Some(pk), Some(Value::Array(fields))) =
+            (&primary_key, p.shard_body.get_mut("attributesToRetrieve"))
+        {
+            if !fields.iter().any(|f| f == "*" || f == pk.as_str()) {
+                fields.push(Value::from(pk.clone()));
+                p.plan.hits.strip.push(pk.clone());
+            }
+        }
         plans.push(FederatedQuery {
             index: index.to_string(),
             weight,
             plan: p.plan.clone(),
+            primary_key,
         });
         prepared.push(p);
     }
@@ -198,6 +212,7 @@ pub fn merge_federated(
     let mut cursors = vec![0usize; orders.len()];
     let mut merged: Vec<Candidate> = Vec::new();
     let mut seen_distinct: HashSet<String> = HashSet::new();
+    let mut seen_documents: HashSet<(&str, Vec<u8>)> = HashSet::new();
     let fed_distinct = federation_distinct(federation).is_some();
     loop {
         let mut best: Option<Candidate> = None;
@@ -228,6 +243,19 @@ pub fn merge_federated(
         }
         let Some(c) = best else { break };
         cursors[c.query] += 1;
+        // A document several queries of one index found is kept once, where it ranks best
+        // (a node keeps its first occurrence); it counts once in the total too.
+        let query = &plan.queries[c.query];
+        if let Some(pk) = &query.primary_key {
+            let shard = &per_query[c.query][c.answer];
+            let hit = &shard.hits[c.hit];
+            if let Some(id) = member_bytes(shard.buf, hit.range.0, pk.as_bytes()) {
+                if !seen_documents.insert((query.index.as_str(), id.to_vec())) {
+                    hit_number = hit_number.saturating_sub(1);
+                    continue;
+                }
+            }
+        }
         if fed_distinct {
             if let Some(values) = &per_query[c.query][c.answer].hits[c.hit].distinct {
                 if values.iter().any(|v| seen_distinct.contains(v)) {
@@ -380,6 +408,14 @@ fn with_federation(hit: &[u8], member: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The bytes of a top-level member's value in the object at `start`.
+fn member_bytes<'b>(buf: &'b [u8], start: usize, name: &[u8]) -> Option<&'b [u8]> {
+    crate::merge::raw::members(buf, start)
+        .into_iter()
+        .find(|m| &buf[m.key.0..m.key.1] == name)
+        .map(|m| &buf[m.value.0..m.value.1])
 }
 
 fn federation_distinct(federation: &Map<String, Value>) -> Option<&str> {

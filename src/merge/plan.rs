@@ -13,6 +13,8 @@ pub struct MergeSettings {
     pub max_total_hits: usize,
     pub facets: FacetSettings,
     pub distinct: Option<String>,
+    /// The index's primary key, when known (federated merges tell documents apart by it).
+    pub primary_key: Option<String>,
 }
 
 impl MergeSettings {
@@ -22,6 +24,7 @@ impl MergeSettings {
             max_total_hits: s["pagination"]["maxTotalHits"].as_u64().unwrap_or(1000) as usize,
             facets: FacetSettings::from_settings(&s["faceting"]),
             distinct: s["distinctAttribute"].as_str().map(str::to_string),
+            primary_key: None,
         }
     }
 }

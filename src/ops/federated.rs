@@ -34,7 +34,10 @@ pub async fn federated(
     indexes.dedup();
     let mut settings = BTreeMap::new();
     for index in indexes {
-        let s = merge_settings(cluster, services, &index).await;
+        let mut s = merge_settings(cluster, services, &index).await;
+        if let Ok(Some(info)) = services.indexes.lookup(cluster, &index).await {
+            s.primary_key = info.primary_key;
+        }
         settings.insert(index, s);
     }
     let Some(PreparedFederated { plan, queries }) = prepare_federated(&body, &settings) else {
