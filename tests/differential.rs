@@ -222,6 +222,15 @@ fn queries() -> Vec<Probe> {
         json!({"federation": {"limit": 12}, "queries": [
             {"indexUid": "products", "q": "shoe", "showRankingScore": true},
             {"indexUid": "people", "q": "john", "federationOptions": {"weight": 1.5}}]}),
+        // Several queries on one index: a document they find counts once (hits, totals, facets).
+        json!({"federation": {"limit": 50}, "queries": [
+            {"indexUid": "products", "q": "red"}, {"indexUid": "products", "q": "red lamp"}]}),
+        json!({"federation": {"limit": 10, "facetsByIndex": {"products": ["category", "brand"]}}, "queries": [
+            {"indexUid": "products", "q": "wooden"}, {"indexUid": "products", "q": "wooden chair", "federationOptions": {"weight": 2.0}}]}),
+        json!({"federation": {"hitsPerPage": 5, "page": 3}, "queries": [
+            {"indexUid": "products", "q": "blue"}, {"indexUid": "products", "q": "blue shoe"}, {"indexUid": "people", "q": "blue"}]}),
+        json!({"federation": {"limit": 5, "mergeFacets": {}, "facetsByIndex": {"products": ["category"], "people": ["gender"]}}, "queries": [
+            {"indexUid": "products", "q": "lamp"}, {"indexUid": "products", "q": "red lamp"}, {"indexUid": "people", "q": "a"}]}),
     ] {
         out.push(Probe {
             method: "POST",
@@ -440,6 +449,7 @@ async fn reads_through_miroir_match_a_single_node() {
     let probes = queries();
     assert!(probes.len() >= 150, "only {} queries", probes.len());
     let mut failures = same_index_federated(&mut a, &mut b).await;
+    failures.extend(fetch_by_ids(&mut a, &mut b).await);
     let mut reordered = 0;
     let mut tied_queries = 0;
     for p in &probes {
@@ -524,8 +534,8 @@ async fn reads_through_miroir_match_a_single_node() {
     );
 }
 
-/// Federated queries of one index: a document found by several is kept once (measured,
-/// not compared: totals count each query's candidates less the duplicates the merge saw).
+/// Federated queries of one index: a document found by several is kept once, and counted
+/// once (each node answers a federated request for its shards' totals and facets).
 const SAME_INDEX_FEDERATED: &[(&str, &str)] = &[
     ("red", "red lamp"),
     ("wooden", "wooden chair"),
@@ -557,10 +567,36 @@ async fn same_index_federated(a: &mut Api, b: &mut Api) -> Vec<String> {
         if sa != distinct {
             failures.push(format!("{q1}/{q2}: other documents: {ia:?} vs {ib:?}"));
         }
-        eprintln!(
-            "federated {q1:?} + {q2:?}: estimatedTotalHits one node {}, miroir {}",
-            ja["estimatedTotalHits"], jb["estimatedTotalHits"]
-        );
+        if ja["estimatedTotalHits"] != jb["estimatedTotalHits"] {
+            failures.push(format!(
+                "{q1}/{q2}: estimatedTotalHits {} vs {}",
+                ja["estimatedTotalHits"], jb["estimatedTotalHits"]
+            ));
+        }
+    }
+    failures
+}
+
+/// Documents fetched by `ids`: the same documents and total as one node; their order is a
+/// node's internal id order, which the gateway cannot know (a known difference, README).
+async fn fetch_by_ids(a: &mut Api, b: &mut Api) -> Vec<String> {
+    let body = json!({"ids": [1, 2, 3, 500, 9999, "7", 42], "fields": ["id", "title"]});
+    let path = "/indexes/products/documents/fetch";
+    let (ja, jb) = (
+        a.json("POST", path, &body).await.json(),
+        b.json("POST", path, &body).await.json(),
+    );
+    let set = |j: &Value| -> std::collections::BTreeSet<String> {
+        j["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Value::to_string)
+            .collect()
+    };
+    let mut failures = Vec::new();
+    if set(&ja) != set(&jb) || ja["total"] != jb["total"] {
+        failures.push(format!("fetch by ids: {ja} vs {jb}"));
     }
     failures
 }

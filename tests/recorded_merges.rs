@@ -102,7 +102,8 @@ fn recorded_federated_answers_merge_into_the_single_node_answer() {
             .collect();
         let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
         let merged: Value =
-            serde_json::from_slice(&merge_federated(&refs, &prepared.plan, 0).unwrap()).unwrap();
+            serde_json::from_slice(&merge_federated(&refs, None, &prepared.plan, 0).unwrap())
+                .unwrap();
         let federation = &prepared.plan.federation;
         let window = miroir::merge::FederatedPlan::window(federation);
         let distinct = federation.contains_key("distinct");

@@ -69,6 +69,28 @@ impl FederatedPlan {
 pub struct PreparedFederated {
     pub plan: FederatedPlan,
     pub queries: Vec<Prepared>,
+    /// The client's queries as a node's federated request takes them, for the totals.
+    pub federated_queries: Vec<Map<String, Value>>,
+    /// The `federation` of that request: no hits, the facets by index.
+    pub totals_federation: Map<String, Value>,
+}
+
+impl PreparedFederated {
+    /// The federated request that gives each node's totals and facets for its shards, with
+    /// `filtered` adding a query's shard filter. A node counts each index's documents once
+    /// however many queries find them (the union of their candidates), and shards hold
+    /// disjoint documents: summed, these are the totals and facets of one node.
+    pub fn totals_body(
+        &self,
+        filtered: impl Fn(&Map<String, Value>) -> Map<String, Value>,
+    ) -> Value {
+        let queries: Vec<Value> = self
+            .federated_queries
+            .iter()
+            .map(|q| Value::Object(filtered(q)))
+            .collect();
+        serde_json::json!({"federation": self.totals_federation, "queries": queries})
+    }
 }
 
 /// The index each query of a federated request names, in order (their settings are what
@@ -155,6 +177,21 @@ pub fn prepare_federated(
         });
         prepared.push(p);
     }
+    let mut totals_federation = federation.clone();
+    for key in ["offset", "limit", "page", "hitsPerPage", "mergeFacets"] {
+        totals_federation.remove(key);
+    }
+    let page_mode = federation.contains_key("page") || federation.contains_key("hitsPerPage");
+    if page_mode {
+        totals_federation.insert("page".into(), Value::from(1));
+        totals_federation.insert("hitsPerPage".into(), Value::from(0));
+    } else {
+        totals_federation.insert("limit".into(), Value::from(0));
+    }
+    let federated_queries = queries
+        .iter()
+        .filter_map(|q| q.as_object().cloned())
+        .collect();
     Some(PreparedFederated {
         plan: FederatedPlan {
             federation,
@@ -163,6 +200,8 @@ pub fn prepare_federated(
             facet_settings,
         },
         queries: prepared,
+        federated_queries,
+        totals_federation,
     })
 }
 
@@ -175,12 +214,27 @@ struct Candidate {
 }
 
 /// Merges the nodes' multi-search answers (`answers[n]` holds every query's result, in
-/// order) into one federated answer; `gateway_ms` is added to the slowest node's time.
+/// order) into one federated answer; `totals` are the nodes' answers to
+/// [`PreparedFederated::totals_body`], which give the totals and facets when present;
+/// `gateway_ms` is added to the slowest node's time.
 pub fn merge_federated(
     answers: &[&[u8]],
+    totals: Option<&[&[u8]]>,
     plan: &FederatedPlan,
     gateway_ms: u64,
 ) -> Result<Vec<u8>, MergeError> {
+    let page_mode =
+        plan.federation.contains_key("page") || plan.federation.contains_key("hitsPerPage");
+    let totals: Option<Vec<ShardAnswer<'_>>> = match totals {
+        Some(t) => Some(
+            t.iter()
+                .map(|a| ShardAnswer::parse(a, None))
+                .collect::<Result<_, _>>()?,
+        ),
+        None => None,
+    };
+    // Documents the merge drops as copies of others: counted once by the nodes' totals.
+    let union_known = totals.is_some();
     let federation = &plan.federation;
     let (skip, take) = FederatedPlan::window(federation);
 
@@ -188,7 +242,8 @@ pub fn merge_federated(
     // Per query: its shard answers and their merged order.
     let mut per_query: Vec<Vec<ShardAnswer<'_>>> = Vec::new();
     let mut orders = Vec::new();
-    let mut hit_number = 0u64;
+    let (mut summed, mut drops) = (0u64, 0u64);
+    let mut hit_number: u64;
     for (i, q) in plan.queries.iter().enumerate() {
         let p = &q.plan;
         let distinct = federation_distinct(federation).or(p.distinct.as_deref());
@@ -200,14 +255,27 @@ pub fn merge_federated(
             p.needed()
         };
         let (order, dropped) = merge_order(&mut shards, p.distinct.is_some(), needed)?;
-        hit_number += shards
+        summed += shards
             .iter()
             .map(|s| s.number_or_zero("estimatedTotalHits"))
-            .sum::<u64>()
-            .saturating_sub(dropped as u64);
+            .sum::<u64>();
+        drops += dropped as u64;
         orders.push(order);
         per_query.push(shards);
     }
+    // Distinct values repeated across shards are dropped by the merge, never by a node.
+    hit_number = match &totals {
+        Some(totals) => {
+            let key = if page_mode {
+                "totalHits"
+            } else {
+                "estimatedTotalHits"
+            };
+            totals.iter().map(|t| t.number_or_zero(key)).sum::<u64>()
+        }
+        None => summed,
+    }
+    .saturating_sub(drops);
     // Across queries: Meilisearch's weighted comparison, ties to the earlier query.
     let mut cursors = vec![0usize; orders.len()];
     let mut merged: Vec<Candidate> = Vec::new();
@@ -251,7 +319,9 @@ pub fn merge_federated(
             let hit = &shard.hits[c.hit];
             if let Some(id) = member_bytes(shard.buf, hit.range.0, pk.as_bytes()) {
                 if !seen_documents.insert((query.index.as_str(), id.to_vec())) {
-                    hit_number = hit_number.saturating_sub(1);
+                    if !union_known {
+                        hit_number = hit_number.saturating_sub(1);
+                    }
                     continue;
                 }
             }
@@ -315,8 +385,29 @@ pub fn merge_federated(
     }
     // Facets, merged per index, then across indexes on request.
     let mut by_index: BTreeMap<String, Value> = BTreeMap::new();
+    let node_facets: Option<Vec<Map<String, Value>>> = totals
+        .as_ref()
+        .map(|t| t.iter().filter_map(|n| n.object("facetsByIndex")).collect());
     for (index, settings) in &plan.facet_settings {
         if !plan.facets_by_index.contains_key(index) {
+            continue;
+        }
+        // Each node's facets of the index, over the union of its queries' candidates.
+        if let Some(node_facets) = &node_facets {
+            let part = |what: &str| -> Vec<Map<String, Value>> {
+                node_facets
+                    .iter()
+                    .filter_map(|f| f.get(index)?.get(what)?.as_object().cloned())
+                    .collect()
+            };
+            let (dists, stats) = (part("distribution"), part("stats"));
+            let mut dist =
+                merge_distribution(&dists.iter().collect::<Vec<_>>(), settings, hit_number);
+            dist.shift_remove(crate::shard_tag::FIELD);
+            by_index.insert(
+                index.clone(),
+                serde_json::json!({"distribution": dist, "stats": merge_stats(&stats.iter().collect::<Vec<_>>())}),
+            );
             continue;
         }
         let dists: Vec<Map<String, Value>> = per_query

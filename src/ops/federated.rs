@@ -11,7 +11,7 @@ use super::search::{for_target, gather, judge, merge_settings, merged};
 use super::{Request, Services};
 use crate::attempts::Target;
 use crate::cluster::Cluster;
-use crate::merge::{federated_indexes, merge_federated, prepare_federated, PreparedFederated};
+use crate::merge::{federated_indexes, merge_federated, prepare_federated};
 use crate::respond::Reply;
 
 pub async fn federated(
@@ -40,21 +40,33 @@ pub async fn federated(
         }
         settings.insert(index, s);
     }
-    let Some(PreparedFederated { plan, queries }) = prepare_federated(&body, &settings) else {
+    let Some(prepared) = prepare_federated(&body, &settings) else {
         return judge(cluster, req).await;
     };
+    // Every query's hits, from each shard; and, in a request of its own, each shard's
+    // federated totals and facets (a node counts a document several queries find once).
     let body_for = |t: &Target| {
-        let qs: Vec<Value> = queries
+        let qs: Vec<Value> = prepared
+            .queries
             .iter()
             .map(|p| Value::Object(for_target(&p.shard_body, t)))
             .collect();
         serde_json::to_vec(&serde_json::json!({"queries": qs})).unwrap_or_default()
     };
-    let answers = match gather(cluster, req, "/multi-search", &body_for).await {
-        Ok(a) => a,
-        Err(reply) => return reply,
+    let totals_for = |t: &Target| {
+        serde_json::to_vec(&prepared.totals_body(|q| for_target(q, t))).unwrap_or_default()
     };
+    let (answers, totals) = tokio::join!(
+        gather(cluster, req, "/multi-search", &body_for),
+        gather(cluster, req, "/multi-search", &totals_for)
+    );
+    let (answers, totals) = match (answers, totals) {
+        (Ok(a), Ok(t)) => (a, t),
+        (Err(reply), _) | (_, Err(reply)) => return reply,
+    };
+    let totals: Vec<&[u8]> = totals.iter().map(|a| &a.body[..]).collect();
     merged(cluster, &answers, |bodies| {
-        merge_federated(bodies, &plan, started.elapsed().as_millis() as u64)
+        let ms = started.elapsed().as_millis() as u64;
+        merge_federated(bodies, Some(&totals), &prepared.plan, ms)
     })
 }
