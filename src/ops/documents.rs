@@ -112,16 +112,9 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
         param_key.as_deref(),
     ) {
         if existing != asked {
-            let documents = count_documents(&req.body, format);
-            return failed_task(
-                services,
-                req,
-                "documentAdditionOrUpdate",
-                Some(index),
-                json!({"receivedDocuments": documents, "indexedDocuments": 0}),
-                ("index_primary_key_already_exists", "invalid_request"),
-                format!("Index already has a primary key: `{existing}`."),
-            );
+            let message = format!("Index already has a primary key: `{existing}`.");
+            let code = ("index_primary_key_already_exists", "invalid_request");
+            return failed_batch(services, req, index, format, code, message);
         }
     }
     let key = match (
@@ -159,7 +152,6 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
             return Reply::error(&MeiliError::new(500, "internal", ErrorType::Internal, m))
         }
         Err(SplitError::Document(e)) => {
-            let documents = count_documents(&req.body, format);
             // Errors of the indexing itself name the index, as a node's do.
             let message = match &e {
                 crate::split::DocumentError::Unparsable(_) => {
@@ -167,15 +159,7 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
                 }
                 _ => e.message(),
             };
-            return failed_task(
-                services,
-                req,
-                "documentAdditionOrUpdate",
-                Some(index),
-                json!({"receivedDocuments": documents, "indexedDocuments": 0}),
-                (e.code(), e.kind()),
-                message,
-            );
+            return failed_batch(services, req, index, format, (e.code(), e.kind()), message);
         }
     };
     cluster
@@ -295,6 +279,21 @@ fn count_documents(body: &[u8], format: Format) -> usize {
             .records()
             .count(),
     }
+}
+
+/// A batch's task failed as a node would fail it, with nothing written anywhere.
+fn failed_batch(
+    services: &Services,
+    req: &Request<'_>,
+    index: String,
+    format: Format,
+    code: (&str, &str),
+    message: String,
+) -> Reply {
+    let documents = count_documents(&req.body, format);
+    let details = json!({"receivedDocuments": documents, "indexedDocuments": 0});
+    let kind = "documentAdditionOrUpdate";
+    failed_task(services, req, kind, Some(index), details, code, message)
 }
 
 /// `DELETE /indexes/{uid}/documents/{id}`: to the owners of the id's shard.

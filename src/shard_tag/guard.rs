@@ -127,19 +127,7 @@ fn rename_in_expr(expr: &str) -> Option<String> {
 pub fn rename_in_filter(filter: &Value) -> Option<Value> {
     match filter {
         Value::String(s) => rename_in_expr(s).map(Value::from),
-        Value::Array(items) => {
-            let renamed: Vec<Option<Value>> = items.iter().map(rename_in_filter).collect();
-            if renamed.iter().all(Option::is_none) {
-                return None;
-            }
-            Some(Value::Array(
-                renamed
-                    .into_iter()
-                    .zip(items)
-                    .map(|(r, orig)| r.unwrap_or_else(|| orig.clone()))
-                    .collect(),
-            ))
-        }
+        Value::Array(_) => rename_in_list(filter, rename_in_filter),
         _ => None,
     }
 }

@@ -70,6 +70,26 @@ fn push_hint(txn: &redb::WriteTransaction, node: &str, hint: &[u8]) -> Result<()
     add_count(txn, node, 1)
 }
 
+/// Allocates the next uid, lets `build` make the task, and stores it, within `txn`.
+fn insert_new(
+    txn: &redb::WriteTransaction,
+    build: impl FnOnce(u64) -> GatewayTask,
+) -> Result<GatewayTask, StoreError> {
+    let uid = {
+        let mut meta = txn.open_table(META).map_err(err)?;
+        let uid = meta.get(NEXT_UID).map_err(err)?.map_or(0, |v| v.value());
+        meta.insert(NEXT_UID, uid + 1).map_err(err)?;
+        uid
+    };
+    let task = build(uid);
+    let bytes = serde_json::to_vec(&task).map_err(err)?;
+    txn.open_table(TASKS)
+        .map_err(err)?
+        .insert(uid, bytes.as_slice())
+        .map_err(err)?;
+    Ok(task)
+}
+
 /// Removes a hint within `txn`.
 fn remove_hint(txn: &redb::WriteTransaction, key: &str) -> Result<(), StoreError> {
     let removed = txn
@@ -114,18 +134,7 @@ impl TaskStore {
         build: impl FnOnce(u64) -> GatewayTask,
     ) -> Result<GatewayTask, StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
-        let task = {
-            let mut meta = txn.open_table(META).map_err(err)?;
-            let uid = meta.get(NEXT_UID).map_err(err)?.map_or(0, |v| v.value());
-            meta.insert(NEXT_UID, uid + 1).map_err(err)?;
-            let task = build(uid);
-            let bytes = serde_json::to_vec(&task).map_err(err)?;
-            txn.open_table(TASKS)
-                .map_err(err)?
-                .insert(uid, bytes.as_slice())
-                .map_err(err)?;
-            task
-        };
+        let task = insert_new(&txn, build)?;
         txn.commit().map_err(err)?;
         Ok(task)
     }
@@ -245,19 +254,7 @@ impl TaskStore {
                 .remove(intent)
                 .map_err(err)?;
             let task = match build {
-                Some(build) => {
-                    let mut meta = txn.open_table(META).map_err(err)?;
-                    let uid = meta.get(NEXT_UID).map_err(err)?.map_or(0, |v| v.value());
-                    meta.insert(NEXT_UID, uid + 1).map_err(err)?;
-                    drop(meta);
-                    let task = build(uid);
-                    let bytes = serde_json::to_vec(&task).map_err(err)?;
-                    txn.open_table(TASKS)
-                        .map_err(err)?
-                        .insert(uid, bytes.as_slice())
-                        .map_err(err)?;
-                    Some(task)
-                }
+                Some(build) => Some(insert_new(&txn, build)?),
                 None => None,
             };
             for (node, hint) in hints {
