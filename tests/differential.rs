@@ -13,8 +13,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use support::compare::compare;
-use support::gateway::{Extra, GatewayProcess, NodeEntry};
-use support::meili::{self, MeiliNode};
+use support::meili::{self, MeiliNode, ReferenceAndFleet};
 use support::meili_api::Api;
 
 const KEY: &str = "miroir-differential-key-0123456789";
@@ -426,18 +425,11 @@ async fn reads_through_miroir_match_a_single_node() {
         return;
     };
     let started = Instant::now();
-    let single = MeiliNode::start(&bin, KEY).await;
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(MeiliNode::start(&bin, KEY).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
-        .collect();
-    let gw =
-        GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
+    let ReferenceAndFleet {
+        single,
+        nodes,
+        gateway: gw,
+    } = ReferenceAndFleet::start(&bin, KEY).await;
     let mut a = Api::new(single.addr, Some(KEY));
     let mut b = Api::new(gw.addr, Some(KEY));
     let (_, _) = tokio::join!(load(&mut a), load(&mut b));
@@ -720,130 +712,4 @@ async fn record_federated_fixtures(
         n += 1;
     }
     eprintln!("recorded {n} federated fixtures in {}", dir.display());
-}
-
-/// Facet counts stay exact when a facet has more values than `maxValuesPerFacet`: the nodes
-/// keep more than the client asked for (hidden), the merge truncates to the client's value.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn facet_counts_beyond_max_values_per_facet_match_a_single_node() {
-    let Some(bin) = meili::binary() else {
-        meili::skip_notice("facet_counts_beyond_max_values_per_facet_match_a_single_node");
-        return;
-    };
-    let single = MeiliNode::start(&bin, KEY).await;
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(MeiliNode::start(&bin, KEY).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
-        .collect();
-    let gw =
-        GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
-    let mut a = Api::new(single.addr, Some(KEY));
-    let mut b = Api::new(gw.addr, Some(KEY));
-    // 15 countries, skewed, spread unevenly over the shards by id.
-    let countries = [
-        "Australia",
-        "Brazil",
-        "Canada",
-        "Denmark",
-        "Egypt",
-        "France",
-        "Ghana",
-        "Hungary",
-        "India",
-        "Japan",
-        "Kenya",
-        "Laos",
-        "Mexico",
-        "Norway",
-        "Oman",
-    ];
-    let docs: Vec<Value> = (0..3000u64)
-        .map(|i| {
-            let c = countries[((i * i + 7 * i) % 97 % 15) as usize];
-            json!({"id": i, "name": format!("shop {i}"), "country": c, "size": i % 40})
-        })
-        .collect();
-    let settings = json!({
-        "filterableAttributes": ["country", "size"],
-        "faceting": {"maxValuesPerFacet": 10, "sortFacetValuesBy": {"country": "count", "*": "alpha"}}
-    });
-    for api in [&mut a, &mut b] {
-        let t = api
-            .write(
-                "PATCH",
-                "/indexes/shops/settings",
-                Some("application/json"),
-                settings.to_string().as_bytes(),
-            )
-            .await;
-        assert_eq!(t["status"], "succeeded", "{t}");
-        assert_eq!(t["details"]["faceting"]["maxValuesPerFacet"], 10, "{t}");
-        let t = api
-            .write(
-                "POST",
-                "/indexes/shops/documents?primaryKey=id",
-                Some("application/json"),
-                Value::from(docs.clone()).to_string().as_bytes(),
-            )
-            .await;
-        assert_eq!(t["status"], "succeeded", "{t}");
-    }
-    let mut failures = Vec::new();
-    let probes = [
-        (
-            "POST",
-            "/indexes/shops/search",
-            Some(json!({"q": "", "facets": ["country"], "limit": 0})),
-        ),
-        (
-            "POST",
-            "/indexes/shops/search",
-            Some(json!({"q": "shop", "facets": ["country", "size"], "filter": "size < 30"})),
-        ),
-        (
-            "POST",
-            "/indexes/shops/facet-search",
-            Some(json!({"facetName": "country", "facetQuery": ""})),
-        ),
-        (
-            "POST",
-            "/indexes/shops/facet-search",
-            Some(json!({"facetName": "size"})),
-        ),
-        ("GET", "/indexes/shops/settings", None),
-        ("GET", "/indexes/shops/settings/faceting", None),
-    ];
-    for (method, path, body) in &probes {
-        let bytes = body
-            .as_ref()
-            .map(|b| b.to_string().into_bytes())
-            .unwrap_or_default();
-        let ct = body.as_ref().map(|_| "application/json");
-        let ra = a.call(method, path, ct, &bytes).await;
-        let rb = b.call(method, path, ct, &bytes).await;
-        let what = format!("{method} {path} {}", body.clone().unwrap_or_default());
-        assert_eq!(
-            ra.status,
-            rb.status,
-            "{what}: {} / {}",
-            ra.text(),
-            rb.text()
-        );
-        if let Err(e) = compare(&ra.json(), &rb.json(), Some((0, 20)), false, &what) {
-            failures.push(e);
-        }
-    }
-    // The nodes themselves keep more values than the client asked for.
-    let mut node = Api::new(nodes[0].addr, Some(KEY));
-    let on_node = node.get("/indexes/shops/settings/faceting").await.json();
-    assert!(
-        on_node["maxValuesPerFacet"].as_u64().unwrap() > 10,
-        "{on_node}"
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -5,7 +5,7 @@ mod support;
 
 use support::gateway::{Extra, GatewayProcess, NodeEntry};
 use support::http::Client;
-use support::meili::{self, MeiliNode};
+use support::meili::{self, MeiliNode, ReferenceAndFleet};
 
 const KEY: &str = "miroir-e2e-master-key-0123456789";
 
@@ -122,18 +122,11 @@ async fn a_user_script_gives_the_same_results_as_a_single_node() {
         meili::skip_notice("a_user_script_gives_the_same_results_as_a_single_node");
         return;
     };
-    let single = MeiliNode::start(&bin, KEY).await;
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(MeiliNode::start(&bin, KEY).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
-        .collect();
-    let gw =
-        GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
+    let ReferenceAndFleet {
+        single,
+        nodes,
+        gateway: gw,
+    } = ReferenceAndFleet::start(&bin, KEY).await;
 
     let data = support::data::people();
     let ndjson = b"{\"id\": 3, \"name\": \"Renamed\"}\n{\"id\": 500, \"name\": \"New ndjson\", \"age\": 70, \"color\": \"blue\"}\n".to_vec();

@@ -6,8 +6,7 @@ mod support;
 
 use std::process::Command;
 
-use support::gateway::{Extra, GatewayProcess, NodeEntry};
-use support::meili::{self, MeiliNode};
+use support::meili::{self, ReferenceAndFleet};
 
 const KEY: &str = "miroir-sdk-master-key-0123456789";
 
@@ -47,18 +46,12 @@ async fn the_python_sdk_sees_one_meilisearch() {
         let _ = writeln!(std::io::stderr(), "\n*** SKIPPED the_python_sdk_sees_one_meilisearch: Python's `meilisearch` package is not installed (pip install meilisearch) ***\n");
         return;
     }
-    let single = MeiliNode::start(&bin, KEY).await;
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(MeiliNode::start(&bin, KEY).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
-        .collect();
-    let gw =
-        GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
+    // The nodes live as long as the binding.
+    let ReferenceAndFleet {
+        single,
+        nodes: _nodes,
+        gateway: gw,
+    } = ReferenceAndFleet::start(&bin, KEY).await;
     let (a, b) = tokio::task::spawn_blocking({
         let (s, g) = (single.url(), format!("http://{}", gw.addr));
         move || (run(&s), run(&g))

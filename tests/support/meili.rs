@@ -127,3 +127,34 @@ impl Drop for MeiliNode {
         let _ = self.child.wait();
     }
 }
+
+/// One real node for reference, and Miroir over three real nodes (one group), all with
+/// `master_key`: what the differential tests compare.
+pub struct ReferenceAndFleet {
+    pub single: MeiliNode,
+    pub nodes: Vec<MeiliNode>,
+    pub gateway: super::gateway::GatewayProcess,
+}
+
+impl ReferenceAndFleet {
+    pub async fn start(bin: &PathBuf, master_key: &str) -> ReferenceAndFleet {
+        use super::gateway::{Extra, GatewayProcess, NodeEntry};
+        let single = MeiliNode::start(bin, master_key).await;
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(MeiliNode::start(bin, master_key).await);
+        }
+        let entries: Vec<NodeEntry> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
+            .collect();
+        let env = [("MIROIR_MASTER_KEY", master_key)];
+        let gateway = GatewayProcess::start(&entries, &Extra::default(), &env).await;
+        ReferenceAndFleet {
+            single,
+            nodes,
+            gateway,
+        }
+    }
+}
