@@ -197,7 +197,7 @@ impl<'c, 's> Read<'c, 's> {
         if self.spread.by_shard {
             self.cluster.topology.owners(unit).to_vec()
         } else {
-            (0..self.cluster.topology.nodes.len()).collect()
+            self.cluster.topology.serving_nodes()
         }
     }
 
@@ -230,7 +230,8 @@ impl<'c, 's> Read<'c, 's> {
         Ok(assigned
             .into_iter()
             .map(|(node, shards)| {
-                let partial = self.spread.by_shard && shards.len() < held[node];
+                let partial = self.spread.by_shard
+                    && (shards.len() < held[node] || self.cluster.topology.unsettled(node));
                 let filter = partial.then(|| shard_tag::filter(&shards));
                 Target {
                     node,

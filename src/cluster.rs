@@ -121,7 +121,7 @@ impl<'a> Cluster<'a> {
     /// Every node, best first by the [`Replicas`] ranking (down ones last: a down verdict
     /// may be stale).
     pub fn preferred_nodes(&self) -> Vec<NodeIdx> {
-        self.replicas().order(0..self.topology.nodes.len())
+        self.replicas().order(self.topology.serving_nodes())
     }
 
     /// The first node that answers, whatever its status, in [`Self::preferred_nodes`] order:

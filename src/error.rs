@@ -135,6 +135,19 @@ impl MeiliError {
         )
     }
 
+    /// A write that cannot be replayed twice safely while shards move (see
+    /// `crate::rebalance`).
+    pub fn shards_moving(what: &str) -> Self {
+        MeiliError::new(
+            503,
+            "miroir_shards_moving",
+            ErrorType::System,
+            format!(
+                "{what} cannot run while shards move between nodes: it could not be replayed on their new owner without applying it twice. Retry once the rebalance is done (`GET /_miroir/rebalance`)."
+            ),
+        )
+    }
+
     /// The task store is still held by the previous process of a graceful upgrade.
     pub fn task_store_busy() -> Self {
         MeiliError::new(

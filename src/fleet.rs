@@ -9,6 +9,7 @@ use http::HeaderValue;
 use crate::cluster::{Cluster, ReadPolicy};
 use crate::health::NodeHealth;
 use crate::metrics::Metrics;
+use crate::rebalance::gate::WriteGate;
 use crate::topology::{Topology, TopologyStore};
 use crate::transport::Transport;
 
@@ -23,6 +24,8 @@ pub struct Fleet {
     pub reads: ReadPolicy,
     /// The largest payload a node takes.
     pub node_payload_bytes: usize,
+    /// Held open by client writes; closed by a moving shard's barrier.
+    pub writes: WriteGate,
 }
 
 impl Fleet {

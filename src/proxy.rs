@@ -209,7 +209,10 @@ impl ProxyHttp for Gateway {
             health: &self.fleet.health,
             transport: self.fleet.transport.as_ref(),
         };
-        let untried = (0..topology.nodes.len()).filter(|n| !ctx.tried.contains(n));
+        let untried = topology
+            .serving_nodes()
+            .into_iter()
+            .filter(|n| !ctx.tried.contains(n));
         let pick = replicas.best_up(untried, |_| false);
         let Some(node) = pick else {
             return Error::e_explain(ErrorType::HTTPStatus(503), "no healthy node left to try");
@@ -452,7 +455,21 @@ impl Gateway {
             upstream_headers: &ctx.exchange.upstream_headers,
             received_at: crate::tasks::aggregate::now_rfc3339(),
         };
-        let cluster = self.fleet.cluster(&ctx.topology);
+        // A write takes its snapshot inside the write gate, so a moving shard's barrier knows
+        // when no write on the old placement is left (see `rebalance::gate`).
+        let (_entry, topology) = if op.is_write() {
+            let entry = self.fleet.writes.enter().await;
+            (Some(entry), self.fleet.topology.snapshot())
+        } else {
+            (None, ctx.topology.clone())
+        };
+        let _in_order = match (&route.index, topology.recorders.is_empty()) {
+            (Some(index), false) if op.is_write() => {
+                Some(self.fleet.writes.one_at_a_time(index).await)
+            }
+            _ => None,
+        };
+        let cluster = self.fleet.cluster(&topology);
         let reply = ops::dispatch(&cluster, &self.services, op, &req).await;
         (reply, cluster.sent.load(Ordering::Relaxed))
     }

@@ -143,6 +143,15 @@ pub enum Op {
 
 impl Op {
     /// Whether the operation needs the task store (writes and task routes).
+    /// Whether it changes what nodes hold (it goes through the write gate).
+    pub fn is_write(self) -> bool {
+        use Op::*;
+        matches!(
+            self,
+            AddDocuments | DeleteDocument | DeleteDocuments | Broadcast
+        )
+    }
+
     pub fn needs_store(self) -> bool {
         use Op::*;
         matches!(

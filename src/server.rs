@@ -122,6 +122,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         metrics: metrics.clone(),
         reads: ReadPolicy::from_config(&config),
         node_payload_bytes: config.limits.node_payload_bytes,
+        writes: Default::default(),
     });
     let tasks = Arc::new(TaskService::open(&config.server.data_dir).map_err(|e| e.to_string())?);
     let services = Arc::new(Services {

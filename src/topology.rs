@@ -1,5 +1,6 @@
 //! The cluster as the gateway sees it: nodes, replica groups and the owners of every shard,
-//! computed once per configuration and swapped atomically on reload.
+//! built from the configuration and the effective placement, and swapped atomically on
+//! reload and whenever a shard changes owner.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,10 +8,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::{ClusterSpec, NodeSpec};
-use crate::routing;
+use crate::placement::Placement;
 
 /// Index of a node in [`Topology::nodes`].
 pub type NodeIdx = usize;
+
+pub use crate::split::NOBODY;
 
 /// One Meilisearch node of the topology.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +24,8 @@ pub struct Node {
     pub addr: SocketAddr,
     /// Index in [`Topology::groups`].
     pub group: usize,
+    /// No longer in the configuration: it serves its shards until they have moved.
+    pub draining: bool,
 }
 
 /// A replica group: its members together hold every shard once per replication factor.
@@ -30,65 +35,208 @@ pub struct Group {
     pub members: Vec<NodeIdx>,
 }
 
+/// A shard moving to a node: writes to it are recorded for that node until it takes over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorder {
+    pub move_id: u64,
+    pub shard: u32,
+    pub node: NodeIdx,
+}
+
 /// An immutable, validated topology. Requests hold one `Arc<Topology>` from start to end.
 #[derive(Debug)]
 pub struct Topology {
-    /// Increases by one on every successful reload.
+    /// Increases by one on every swap (reload or change of owner).
     pub generation: u64,
+    /// The placement's epoch.
+    pub epoch: u64,
     pub shards: u32,
     pub replication_factor: usize,
     pub nodes: Vec<Node>,
     pub groups: Vec<Group>,
     /// `owners[(shard * groups + group) * rf + k]`: the k-th owner of a shard in a group.
     owners: Vec<NodeIdx>,
+    /// Moving shards whose writes are recorded for their next owner.
+    pub recorders: Vec<Recorder>,
+    /// Owners, then one column per recorder of the shard (virtual nodes past `nodes`), padded
+    /// with [`NOBODY`]; the same as `owners` when nothing moves.
+    write_table: Vec<usize>,
+    write_copies: usize,
+    /// Nodes that may hold documents of shards they do not own (a copy in progress, a
+    /// cleanup not done): reads from them always filter by shard.
+    unsettled: Vec<bool>,
 }
 
 impl Topology {
-    /// Builds the owner table. The specs must come from a validated [`crate::config::Config`].
+    /// The rendezvous topology of `specs` (no data directory: tests and tools).
     pub fn new(cluster: &ClusterSpec, specs: &[NodeSpec], generation: u64) -> Topology {
-        let mut groups: Vec<Group> = Vec::new();
-        let mut nodes = Vec::with_capacity(specs.len());
-        for (idx, spec) in specs.iter().enumerate() {
-            let g = match groups.iter().position(|g| g.name == spec.group) {
+        let placement = Placement::rendezvous(cluster, specs);
+        Topology::build(&placement, specs, &[], &[], generation)
+    }
+
+    /// The topology of `placement`: the configured nodes in their order, then nodes the
+    /// placement still uses (draining). `recorders` are `(move id, shard, node id)`;
+    /// `unsettled` names nodes reads must filter.
+    pub fn build(
+        placement: &Placement,
+        specs: &[NodeSpec],
+        recorders: &[(u64, u32, String)],
+        unsettled: &[String],
+        generation: u64,
+    ) -> Topology {
+        let mut groups: Vec<Group> = placement
+            .groups
+            .iter()
+            .map(|name| Group {
+                name: name.clone(),
+                members: Vec::new(),
+            })
+            .collect();
+        let mut nodes: Vec<Node> = Vec::with_capacity(specs.len());
+        let mut add = |node: Node, group: &str, groups: &mut Vec<Group>| {
+            let g = match groups.iter().position(|g| g.name == group) {
                 Some(g) => g,
                 None => {
                     groups.push(Group {
-                        name: spec.group.clone(),
+                        name: group.to_string(),
                         members: Vec::new(),
                     });
                     groups.len() - 1
                 }
             };
-            groups[g].members.push(idx);
-            nodes.push(Node {
+            groups[g].members.push(nodes.len());
+            nodes.push(Node { group: g, ..node });
+        };
+        for spec in specs {
+            let node = Node {
                 id: spec.id.clone(),
                 url: spec.url.clone(),
                 authority: spec.authority.clone(),
                 addr: spec.addr,
-                group: g,
-            });
+                group: 0,
+                draining: false,
+            };
+            add(node, &spec.group, &mut groups);
         }
-        let rf = cluster.replication_factor;
-        let mut owners = Vec::with_capacity(cluster.shards as usize * groups.len() * rf);
-        for shard in 0..cluster.shards {
-            for group in &groups {
-                let ids: Vec<&str> = group
-                    .members
-                    .iter()
-                    .map(|&n| nodes[n].id.as_str())
-                    .collect();
-                let picked = routing::owners(&ids, shard, rf);
-                owners.extend(picked.into_iter().map(|i| group.members[i]));
+        for placed in &placement.nodes {
+            if specs.iter().any(|s| s.id == placed.id) {
+                continue;
             }
+            let Ok((authority, addr)) = crate::config::node_address(&placed.url) else {
+                log::error!("node {} has an unusable address {}", placed.id, placed.url);
+                continue;
+            };
+            let node = Node {
+                id: placed.id.clone(),
+                url: placed.url.clone(),
+                authority,
+                addr,
+                group: 0,
+                draining: true,
+            };
+            add(node, &placed.group, &mut groups);
         }
+        let index = |id: &str| nodes.iter().position(|n| n.id == id);
+        let owners: Vec<NodeIdx> = placement
+            .owners
+            .iter()
+            .map(|id| index(id).unwrap_or(NOBODY))
+            .collect();
+        let copies = placement.groups.len() * placement.replication_factor;
+        let recorders: Vec<Recorder> = recorders
+            .iter()
+            .filter_map(|(move_id, shard, id)| {
+                Some(Recorder {
+                    move_id: *move_id,
+                    shard: *shard,
+                    node: index(id)?,
+                })
+            })
+            .collect();
+        let extra = (0..placement.shards)
+            .map(|s| recorders.iter().filter(|r| r.shard == s).count())
+            .max()
+            .unwrap_or(0);
+        let write_copies = copies + extra;
+        let mut write_table = Vec::with_capacity(placement.shards as usize * write_copies);
+        for s in 0..placement.shards as usize {
+            write_table.extend_from_slice(&owners[s * copies..(s + 1) * copies]);
+            let mut virtual_nodes: Vec<usize> = recorders
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.shard as usize == s)
+                .map(|(i, _)| nodes.len() + i)
+                .collect();
+            virtual_nodes.resize(extra, NOBODY);
+            write_table.extend(virtual_nodes);
+        }
+        let unsettled = nodes
+            .iter()
+            .map(|n| unsettled.contains(&n.id) || recorders.iter().any(|r| nodes[r.node].id == n.id))
+            .collect();
         Topology {
             generation,
-            shards: cluster.shards,
-            replication_factor: rf,
+            epoch: placement.epoch,
+            shards: placement.shards,
+            replication_factor: placement.replication_factor,
             nodes,
             groups,
             owners,
+            recorders,
+            write_table,
+            write_copies,
+            unsettled,
         }
+    }
+
+    /// Where a document batch goes, for [`crate::split::split`]: every owner of its shard,
+    /// plus the recorder of a moving shard (a virtual node past [`Topology::nodes`]).
+    pub fn write_placement(&self) -> crate::split::Placement<'_> {
+        crate::split::Placement {
+            shards: self.shards,
+            nodes: self.nodes.len() + self.recorders.len(),
+            copies: self.write_copies,
+            table: &self.write_table,
+        }
+    }
+
+    /// The owners of `shard`, then the virtual nodes recording it (see
+    /// [`Topology::write_placement`]).
+    pub fn write_owners(&self, shard: u32) -> impl Iterator<Item = usize> + '_ {
+        self.write_placement()
+            .owners(shard)
+            .iter()
+            .copied()
+            .filter(|&n| n != NOBODY)
+    }
+
+    /// The recorder behind a virtual node of [`Topology::write_placement`].
+    pub fn recorder(&self, virtual_node: usize) -> Option<&Recorder> {
+        virtual_node
+            .checked_sub(self.nodes.len())
+            .and_then(|i| self.recorders.get(i))
+    }
+
+    /// Whether reads from `node` must filter by shard even when it answers for all it owns.
+    pub fn unsettled(&self, node: NodeIdx) -> bool {
+        self.unsettled.get(node).copied().unwrap_or(false)
+    }
+
+    /// The nodes that answer reads any node can answer: those holding a shard (a node just
+    /// added lacks the indexes until its first shard arrives), or every node if none does.
+    pub fn serving_nodes(&self) -> Vec<NodeIdx> {
+        let serving: Vec<NodeIdx> = (0..self.nodes.len()).filter(|&n| self.serves(n)).collect();
+        if serving.is_empty() {
+            (0..self.nodes.len()).collect()
+        } else {
+            serving
+        }
+    }
+
+    /// Whether `node` holds any shard (a node added to the fleet holds none until its first
+    /// move finishes, and lacks the indexes until then).
+    pub fn serves(&self, node: NodeIdx) -> bool {
+        self.owners.contains(&node)
     }
 
     /// Every owner of `shard`, all groups together, best first within each group.
@@ -103,16 +251,6 @@ impl Topology {
         self.groups.len() * self.replication_factor
     }
 
-    /// Where documents go, for [`crate::split::split`].
-    pub fn placement(&self) -> crate::split::Placement<'_> {
-        crate::split::Placement {
-            shards: self.shards,
-            nodes: self.nodes.len(),
-            copies: self.copies(),
-            table: &self.owners,
-        }
-    }
-
     /// The owners of `shard` within one group.
     pub fn owners_in_group(&self, shard: u32, group: usize) -> &[NodeIdx] {
         let rf = self.replication_factor;
@@ -124,7 +262,9 @@ impl Topology {
     pub fn owned_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.nodes.len()];
         for &n in &self.owners {
-            counts[n] += 1;
+            if let Some(c) = counts.get_mut(n) {
+                *c += 1;
+            }
         }
         counts
     }
@@ -176,6 +316,7 @@ mod tests {
             authority: format!("127.0.0.1:{port}"),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             group: group.into(),
+            weight: 1,
         }
     }
 

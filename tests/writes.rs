@@ -23,6 +23,7 @@ fn topology(nodes: &[FakeNode]) -> Topology {
             authority: n.addr.to_string(),
             addr: n.addr,
             group: "a".into(),
+            weight: 1,
         })
         .collect();
     Topology::new(

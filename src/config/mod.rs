@@ -25,8 +25,30 @@ pub struct Config {
     pub clients: ClientLimits,
     pub health: HealthSettings,
     pub cluster: ClusterSpec,
+    pub rebalance: RebalanceSettings,
     pub nodes: Vec<NodeSpec>,
     pub plugins: Vec<PluginConfig>,
+}
+
+/// How shards move between nodes when the fleet changes (see [`crate::rebalance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebalanceSettings {
+    /// Node to node with `POST /export` when the nodes allow it, else through the gateway.
+    pub copy: CopyMode,
+    /// The longest the gateway holds writes while a moving shard changes owner; past it the
+    /// move goes back to replaying and tries again.
+    pub barrier_timeout: Duration,
+    /// Documents per page of a copy through the gateway.
+    pub page_size: usize,
+}
+
+/// How a shard's documents reach their new owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    /// `POST /export` from the source node; through the gateway if the node refuses.
+    Auto,
+    /// Always through the gateway (nodes that cannot reach each other).
+    Gateway,
 }
 
 /// Process-level settings; they take effect at start (a reload logs a change, then ignores it).
@@ -122,6 +144,8 @@ pub struct NodeSpec {
     pub authority: String,
     pub addr: SocketAddr,
     pub group: String,
+    /// The node's share of shards relative to the others of its group (default 1).
+    pub weight: u32,
 }
 
 /// Every problem found in a configuration, one line each.
@@ -410,6 +434,27 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
         }
     }
 
+    let rb = raw.rebalance.unwrap_or_default();
+    let rebalance = RebalanceSettings {
+        copy: match rb.copy.as_deref() {
+            None | Some("auto") => CopyMode::Auto,
+            Some("gateway") => CopyMode::Gateway,
+            Some(other) => {
+                errors.push(format!(
+                    "`rebalance.copy` is `{other}`; expected `auto` or `gateway`"
+                ));
+                CopyMode::Auto
+            }
+        },
+        barrier_timeout: ms(
+            &mut errors,
+            "rebalance.barrier_timeout_ms",
+            rb.barrier_timeout_ms,
+            5_000,
+        ),
+        page_size: positive(&mut errors, "rebalance.page_size", rb.page_size, 1_000) as usize,
+    };
+
     let plugins = raw.plugins.unwrap_or_else(PluginConfig::defaults);
     for (i, p) in plugins.iter().enumerate() {
         if let Err(e) = p.build() {
@@ -426,6 +471,7 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             clients,
             health,
             cluster,
+            rebalance,
             nodes,
             plugins,
         })
@@ -460,6 +506,10 @@ fn validate_nodes(raw: &[RawNode], errors: &mut Vec<String>) -> Vec<NodeSpec> {
         if group.is_empty() {
             errors.push(format!("{at}: `group` is empty"));
         }
+        let weight = n.weight.unwrap_or(1);
+        if !(1..=1000).contains(&weight) {
+            errors.push(format!("{at}: `weight` is {weight}; expected 1 to 1000"));
+        }
         match parse_node_url(&n.url) {
             Ok((url, authority, addr)) => {
                 if !addrs.insert(addr) {
@@ -471,12 +521,19 @@ fn validate_nodes(raw: &[RawNode], errors: &mut Vec<String>) -> Vec<NodeSpec> {
                     authority,
                     addr,
                     group,
+                    weight: weight.clamp(1, 1000) as u32,
                 });
             }
             Err(e) => errors.push(format!("{at}: url `{}`: {e}", n.url)),
         }
     }
     nodes
+}
+
+/// The authority and socket address of a node's normalized URL (for nodes the placement
+/// remembers after they left the configuration).
+pub fn node_address(url: &str) -> Result<(String, SocketAddr), String> {
+    parse_node_url(url).map(|(_, authority, addr)| (authority, addr))
 }
 
 /// Parses `http://host:port[/]` into the normalized URL, the authority and a socket address.

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub clients: Option<RawClients>,
     pub health: Option<RawHealth>,
     pub cluster: Option<RawCluster>,
+    pub rebalance: Option<RawRebalance>,
     #[serde(default)]
     pub nodes: Vec<RawNode>,
     pub plugins: Option<Vec<PluginConfig>>,
@@ -97,6 +98,15 @@ pub struct RawNode {
     pub id: String,
     pub url: String,
     pub group: Option<String>,
+    pub weight: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRebalance {
+    pub copy: Option<String>,
+    pub barrier_timeout_ms: Option<u64>,
+    pub page_size: Option<u64>,
 }
 
 /// Takes `b` into `a`: tables merge key by key, `[[nodes]]` append, a key set twice is an
@@ -167,6 +177,11 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
         ]
     );
     merge_table!(cluster, "cluster", [shards, replication_factor]);
+    merge_table!(
+        rebalance,
+        "rebalance",
+        [copy, barrier_timeout_ms, page_size]
+    );
     a.nodes.extend(b.nodes);
     if let Some(p) = b.plugins {
         if a.plugins.is_some() {

@@ -10,7 +10,8 @@ use crate::cluster::Cluster;
 use crate::facet_depth::{self, Change};
 use crate::respond::Reply;
 use crate::routes::Endpoint;
-use crate::shard_tag::{guard, settings};
+use crate::error::MeiliError;
+use crate::shard_tag::{self, and_filter, guard, settings};
 
 /// The request each node gets, and whether the tag must be made filterable afterwards.
 fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool) {
@@ -125,6 +126,23 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         }
         _ => {}
     }
+    if !topology.recorders.is_empty() {
+        let refused = match endpoint {
+            Endpoint::DocumentsEdit => Some("Editing documents with a function"),
+            Endpoint::SwapIndexes => Some("Swapping indexes"),
+            Endpoint::IndexDelete => Some("Deleting an index"),
+            Endpoint::IndexUpdate if renames(&req.body) => Some("Renaming an index"),
+            _ => None,
+        };
+        if let Some(what) = refused {
+            let mut reply = Reply::error(&MeiliError::shards_moving(what));
+            reply.headers.push((
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("10"),
+            ));
+            return reply;
+        }
+    }
     if synchronous(endpoint) {
         let mut request = req.forward();
         if endpoint == Endpoint::KeyCreate {
@@ -195,6 +213,14 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         })
         .collect();
     let index = target_index(req);
+    // A deletion of many documents also goes to the record of each moving shard, narrowed
+    // to that shard, so its next owner applies it after the copy.
+    if matches!(
+        endpoint,
+        Endpoint::DocumentsDeleteAll | Endpoint::DocumentsDeleteByFilter
+    ) {
+        sends.extend(recorded_deletions(cluster, req));
+    }
     // What the client's `maxValuesPerFacet` is after this write, recorded before any node
     // sees it; a reset, or a new index, gets the nodes' deeper value after the write.
     let new_index = tag_after
@@ -249,6 +275,48 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
 }
 
 /// The internal request giving the nodes their (deeper) `maxValuesPerFacet`.
+/// Whether a `PATCH /indexes/{uid}` body renames the index.
+fn renames(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| !v["uid"].is_null())
+}
+
+/// The deletion of `req` for each moving shard's recorder, limited to that shard.
+fn recorded_deletions(cluster: &Cluster<'_>, req: &Request<'_>) -> Vec<Send> {
+    let topology = cluster.topology;
+    let Some(index) = &req.route.index else {
+        return Vec::new();
+    };
+    let client: Option<Value> = match req.route.endpoint {
+        Endpoint::DocumentsDeleteByFilter => {
+            match serde_json::from_slice::<Value>(&req.body) {
+                Ok(v) if v.get("filter").is_some() => Some(v["filter"].clone()),
+                // A body a node refuses deletes nothing: nothing to record.
+                _ => return Vec::new(),
+            }
+        }
+        _ => None,
+    };
+    let ct = http::HeaderValue::from_static("application/json");
+    (0..topology.recorders.len())
+        .map(|i| {
+            let r = &topology.recorders[i];
+            let filter = and_filter(client.as_ref(), &shard_tag::filter(&[r.shard]));
+            let body = serde_json::to_vec(&json!({ "filter": filter })).unwrap_or_default();
+            let request = req.to_node(
+                http::Method::POST,
+                format!("/indexes/{index}/documents/delete"),
+                Some(&ct),
+                Bytes::from(body),
+            );
+            Send {
+                node: topology.nodes.len() + i,
+                request,
+                internal: false,
+            }
+        })
+        .collect()
+}
+
 pub(super) fn facet_depth_request(index: &str, value: u64) -> crate::transport::NodeRequest {
     crate::transport::NodeRequest {
         method: http::Method::PATCH,

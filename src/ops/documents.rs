@@ -128,7 +128,7 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     let topology = cluster.topology;
     let body = req.body.clone();
     let split = super::cpu_bound(body.len(), || {
-        split::split(&body, format, key, topology.placement())
+        split::split(&body, format, key, topology.write_placement())
     });
     let batch = match split {
         Ok(b) => b,
@@ -301,7 +301,7 @@ pub async fn delete_one(cluster: &Cluster<'_>, services: &Services, req: &Reques
     let id = percent_decode(req.route.param.as_deref().unwrap_or_default());
     let topology = cluster.topology;
     let shard = shard_of(id.as_bytes(), topology.shards);
-    let owners = topology.owners(shard).to_vec();
+    let owners = topology.write_owners(shard).collect();
     let plan = forwarded_deletion(cluster, req, owners, vec![shard], json!({"providedIds": 1}));
     execute(cluster, services, req, plan).await
 }
@@ -347,7 +347,8 @@ pub async fn delete_batch(cluster: &Cluster<'_>, services: &Services, req: &Requ
         let plan = forwarded_deletion(cluster, req, all, shards, Value::Null);
         return execute(cluster, services, req, plan).await;
     };
-    let mut per_node: Vec<Vec<&Value>> = vec![Vec::new(); topology.nodes.len()];
+    let mut per_node: Vec<Vec<&Value>> =
+        vec![Vec::new(); topology.nodes.len() + topology.recorders.len()];
     let mut shards = Vec::new();
     for id in &ids {
         let canonical = match id {
@@ -356,7 +357,7 @@ pub async fn delete_batch(cluster: &Cluster<'_>, services: &Services, req: &Requ
         };
         let shard = shard_of(canonical.as_bytes(), topology.shards);
         shards.push(shard);
-        for &n in topology.owners(shard) {
+        for n in topology.write_owners(shard) {
             per_node[n].push(id);
         }
     }

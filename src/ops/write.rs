@@ -63,8 +63,20 @@ pub async fn execute(
 ) -> Reply {
     // The gateway's own follow-ups go once the client's requests are in each node's queue, so
     // they are processed after them (a settings task first would create the index itself).
+    // Parts for a moving shard's next owner are recorded, to be replayed once it has a copy.
+    let (recorded, sends): (Vec<Send>, Vec<Send>) = plan
+        .sends
+        .into_iter()
+        .partition(|s| cluster.topology.recorder(s.node).is_some());
+    let recorded: Vec<(u64, &NodeRequest)> = recorded
+        .iter()
+        .filter_map(|s| Some((cluster.topology.recorder(s.node)?.move_id, &s.request)))
+        .collect();
+    let mut moves: Vec<u64> = recorded.iter().map(|(m, _)| *m).collect();
+    moves.sort_unstable();
+    moves.dedup();
     let (mut sends, followups): (Vec<Send>, Vec<Send>) =
-        plan.sends.into_iter().partition(|s| !s.internal);
+        sends.into_iter().partition(|s| !s.internal);
     let public = sends.len();
     sends.extend(followups);
     // The write is recorded before any node sees it: a stop mid-write is completed at the
@@ -83,7 +95,7 @@ pub async fn execute(
             .map(|s| (cluster.topology.nodes[s.node].id.clone(), s.request.clone()))
             .collect(),
     };
-    let intent_id = match services.tasks.begin_write(&intent) {
+    let intent_id = match services.tasks.begin_write(&intent, &recorded) {
         Ok(id) => id,
         Err(e) => return store_failure(&e),
     };
@@ -174,7 +186,7 @@ pub async fn execute(
     }
     // No node took it (each refused it, or none answered): nothing was written anywhere.
     let Some((status, template)) = template else {
-        if let Err(e) = services.tasks.abandon_write(intent_id) {
+        if let Err(e) = services.tasks.abandon_write(intent_id, &moves) {
             log::error!("{e}");
         }
         return first_error.unwrap_or_else(|| quorum_failure(cluster, &failed));
@@ -303,6 +315,7 @@ mod tests {
                 authority: format!("127.0.0.1:{}", 7000 + i),
                 addr: ([127, 0, 0, 1], 7000 + i as u16).into(),
                 group: g.to_string(),
+                weight: 1,
             })
             .collect();
         Topology::new(

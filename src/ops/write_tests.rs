@@ -355,7 +355,7 @@ async fn a_write_interrupted_by_a_stop_is_completed_at_the_next_start() {
                 })
                 .collect(),
         };
-        services.tasks.begin_write(&intent).unwrap();
+        services.tasks.begin_write(&intent, &[]).unwrap();
         // The process stops here, before any node answered.
     }
     let services = services_in(&dir);

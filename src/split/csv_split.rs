@@ -185,7 +185,7 @@ pub(super) fn split(
         let (tag, len) = shard_tag::encode(shard);
         tag_buf.extend_from_slice(&tag[..len]);
         tag_buf.extend_from_slice(b"\"\n");
-        for &n in place.owners(shard) {
+        for &n in place.owners(shard).iter().filter(|&&n| n != super::NOBODY) {
             let body = &mut bodies[n];
             if counts[n] == 0 {
                 body.extend_from_slice(header);

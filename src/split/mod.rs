@@ -137,6 +137,9 @@ pub enum KeyChoice<'a> {
     Infer,
 }
 
+/// A placement table entry naming no node (padding of a shard with fewer copies).
+pub const NOBODY: usize = usize::MAX;
+
 /// Where each shard's documents go: `table[shard * copies..][..copies]` are its owners.
 #[derive(Debug, Clone, Copy)]
 pub struct Placement<'a> {
@@ -321,7 +324,7 @@ impl<'p> Assembler<'p> {
     fn push_object(&mut self, shard: u32, object: &[u8], empty: bool) {
         let mut member = [0u8; 32];
         let len = write_member(&mut member, shard, empty);
-        for &n in self.place.owners(shard) {
+        for &n in self.place.owners(shard).iter().filter(|&&n| n != NOBODY) {
             let body = &mut self.bodies[n];
             if !self.ndjson {
                 body.push(if self.counts[n] == 0 { b'[' } else { b',' });

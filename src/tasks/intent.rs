@@ -93,13 +93,26 @@ impl Intent {
 
 impl TaskService {
     /// Records a write before it is sent; its intent id.
-    pub fn begin_write(&self, intent: &Intent) -> Result<u64, StoreError> {
-        self.store()?.intent_begin(&intent.encode())
+    /// `recorded`: the write's parts for moving shards, `(move id, request)`.
+    pub fn begin_write(
+        &self,
+        intent: &Intent,
+        recorded: &[(u64, &NodeRequest)],
+    ) -> Result<u64, StoreError> {
+        let recorded: Vec<(u64, Vec<u8>)> = recorded
+            .iter()
+            .map(|(m, req)| (*m, encode_for(req, None)))
+            .collect();
+        self.store()?.intent_begin(&intent.encode(), &recorded)
     }
 
-    /// A write no node took: nothing to remember.
-    pub fn abandon_write(&self, id: u64) -> Result<(), StoreError> {
-        self.store()?.settle(id, None, &[]).map(drop)
+    /// A write no node took: nothing to remember, nothing to replay for moving shards.
+    pub fn abandon_write(&self, id: u64, moves: &[u64]) -> Result<(), StoreError> {
+        let store = self.store()?;
+        if !moves.is_empty() {
+            store.move_log_abandon(id, moves)?;
+        }
+        store.settle(id, None, &[]).map(drop)
     }
 
     /// A write some node took: its task (from `build`) and the requests nodes missed, queued

@@ -356,6 +356,28 @@ impl TaskService {
         self.store()?.put(task)
     }
 
+    /// The first `limit` writes recorded for a moving shard, oldest first.
+    pub fn move_log(
+        &self,
+        move_id: u64,
+        limit: usize,
+    ) -> Result<Vec<((u64, u64, u64), Vec<u8>)>, StoreError> {
+        self.store()?.move_log(move_id, limit)
+    }
+
+    pub fn move_log_len(&self, move_id: u64) -> Result<u64, StoreError> {
+        self.store()?.move_log_len(move_id)
+    }
+
+    /// Forgets a move's recorded writes up to `through`, or all of them.
+    pub fn move_log_drop(
+        &self,
+        move_id: u64,
+        through: Option<(u64, u64, u64)>,
+    ) -> Result<(), StoreError> {
+        self.store()?.move_log_drop(move_id, through)
+    }
+
     pub fn get(&self, uid: u64) -> Result<Option<GatewayTask>, StoreError> {
         self.store()?.get(uid)
     }

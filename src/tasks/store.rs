@@ -17,6 +17,9 @@ const HINT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("hint_count
 const INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("intents");
 /// The `maxValuesPerFacet` each index's client asked for (nodes keep more), by index uid.
 const FACET_VALUES: TableDefinition<&str, u64> = TableDefinition::new("facet_values");
+/// Writes recorded for a moving shard's next owner, by (move id, intent id, part), replayed
+/// in order once the shard is copied (see `crate::rebalance`).
+const MOVE_LOG: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("move_log");
 const NEXT_HINT: &str = "next_hint";
 const NEXT_INTENT: &str = "next_intent";
 const NEXT_UID: &str = "next_uid";
@@ -124,6 +127,7 @@ impl TaskStore {
         txn.open_table(HINT_COUNTS).map_err(err)?;
         txn.open_table(INTENTS).map_err(err)?;
         txn.open_table(FACET_VALUES).map_err(err)?;
+        txn.open_table(MOVE_LOG).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(TaskStore { db })
     }
@@ -211,7 +215,9 @@ impl TaskStore {
     }
 
     /// Records a write before any node receives it; its id.
-    pub fn intent_begin(&self, intent: &[u8]) -> Result<u64, StoreError> {
+    /// `recorded` are the parts for moving shards, `(move id, request)`, kept in the same
+    /// transaction.
+    pub fn intent_begin(&self, intent: &[u8], recorded: &[(u64, Vec<u8>)]) -> Result<u64, StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
         let id = {
             let mut meta = txn.open_table(META).map_err(err)?;
@@ -221,6 +227,11 @@ impl TaskStore {
                 .map_err(err)?
                 .insert(id, intent)
                 .map_err(err)?;
+            let mut log = txn.open_table(MOVE_LOG).map_err(err)?;
+            for (part, (move_id, bytes)) in recorded.iter().enumerate() {
+                log.insert((*move_id, id, part as u64), bytes.as_slice())
+                    .map_err(err)?;
+            }
             id
         };
         txn.commit().map_err(err)?;
@@ -237,6 +248,66 @@ impl TaskStore {
             out.push((k.value(), v.value().to_vec()));
         }
         Ok(out)
+    }
+
+    /// Forgets the parts an abandoned write recorded for moving shards.
+    pub fn move_log_abandon(&self, intent: u64, moves: &[u64]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut log = txn.open_table(MOVE_LOG).map_err(err)?;
+            for &m in moves {
+                log.retain_in((m, intent, 0)..=(m, intent, u64::MAX), |_, _| false)
+                    .map_err(err)?;
+            }
+        }
+        txn.commit().map_err(err)
+    }
+
+    /// The first `limit` writes recorded for a move, oldest first, with their keys.
+    pub fn move_log(
+        &self,
+        move_id: u64,
+        limit: usize,
+    ) -> Result<Vec<((u64, u64, u64), Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(MOVE_LOG).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table
+            .range((move_id, 0, 0)..=(move_id, u64::MAX, u64::MAX))
+            .map_err(err)?
+            .take(limit)
+        {
+            let (k, v) = entry.map_err(err)?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// How many writes are recorded for a move.
+    pub fn move_log_len(&self, move_id: u64) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(MOVE_LOG).map_err(err)?;
+        let n = table
+            .range((move_id, 0, 0)..=(move_id, u64::MAX, u64::MAX))
+            .map_err(err)?
+            .count();
+        Ok(n as u64)
+    }
+
+    /// Forgets recorded writes: those up to `through` (inclusive) of the move, or all of them.
+    pub fn move_log_drop(
+        &self,
+        move_id: u64,
+        through: Option<(u64, u64, u64)>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut log = txn.open_table(MOVE_LOG).map_err(err)?;
+            let end = through.unwrap_or((move_id, u64::MAX, u64::MAX));
+            log.retain_in((move_id, 0, 0)..=end, |_, _| false)
+                .map_err(err)?;
+        }
+        txn.commit().map_err(err)
     }
 
     /// Settles a recorded write in one transaction: forgets the intent, stores the task

@@ -210,6 +210,7 @@ impl TestFleet {
                     authority: format!("127.0.0.1:{port}"),
                     addr: ([127, 0, 0, 1], port).into(),
                     group: group.to_string(),
+                    weight: 1,
                 });
             }
         }
@@ -244,6 +245,7 @@ impl TestFleet {
             metrics,
             reads,
             node_payload_bytes: 100_000_000,
+            writes: Default::default(),
         };
         TestFleet { fleet, nodes }
     }

@@ -1,0 +1,74 @@
+//! The write gate: how a move knows no write is still in flight on an old placement.
+//!
+//! Every client write holds the gate open (shared) from the moment it takes its topology
+//! snapshot until its nodes have answered. A move closes it (exclusive) for the instants it
+//! must be sure of that: when it starts recording a shard's writes, and for the barrier
+//! around a change of owner. While shards are recorded, writes to one index also go one at a
+//! time, so the recorded order is the order the source node applied them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedMutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+#[derive(Default)]
+pub struct WriteGate {
+    gate: RwLock<()>,
+    order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl WriteGate {
+    /// Held by a write for its whole duration; waits while the gate is closed.
+    pub async fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().await
+    }
+
+    /// Closes the gate once every write in flight is done; new writes wait until it drops.
+    pub async fn close(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().await
+    }
+
+    /// One write at a time to `index`, while shards are recorded.
+    pub async fn one_at_a_time(&self, index: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            if order.len() > 10_000 {
+                order.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            order.entry(index.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_waits_for_writes_in_flight_and_holds_new_ones() {
+        let gate = Arc::new(WriteGate::default());
+        let first = gate.enter().await;
+        let g = gate.clone();
+        let closer = tokio::spawn(async move {
+            let _closed = g.close().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!closer.is_finished(), "the gate closes only once the write is done");
+        // A write arriving now waits behind the closer.
+        let g = gate.clone();
+        let late = tokio::spawn(async move {
+            let _w = g.enter().await;
+            tokio::time::Instant::now()
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!late.is_finished());
+        let released = tokio::time::Instant::now();
+        drop(first);
+        closer.await.unwrap();
+        let entered = late.await.unwrap();
+        assert!(entered >= released + Duration::from_millis(100));
+    }
+}
