@@ -20,6 +20,7 @@
 //! - Small pieces: `metrics`, `respond` (a reply of the gateway's own), `describe`
 //!   (`check-config`'s report).
 
+pub mod admin;
 pub mod attempts;
 pub mod auth;
 pub mod cluster;

@@ -43,6 +43,18 @@ pub struct Metrics {
     pub client_connections_refused: IntCounter,
     /// Client connections closed with `408` because their first request head came too slowly.
     pub client_timeouts: IntCounter,
+    /// Shard moves by phase (the current rebalance and its recent history).
+    pub rebalance_moves: IntGaugeVec,
+    /// Documents copied to new owners, by way (`export` node to node, or `gateway`).
+    pub rebalance_documents: IntCounterVec,
+    /// Recorded writes replayed to new owners.
+    pub rebalance_replayed: IntCounter,
+    /// Moves from start to end.
+    pub rebalance_move_seconds: Histogram,
+    /// How long writes were held while a shard changed owner.
+    pub rebalance_barrier_seconds: Histogram,
+    /// The effective placement's epoch.
+    pub placement_epoch: IntGauge,
 }
 
 impl Metrics {
@@ -170,8 +182,53 @@ impl Metrics {
             "Client connections answered 408: their first request head came too slowly.",
         )
         .expect("valid metric");
+        let rebalance_moves = IntGaugeVec::new(
+            Opts::new("miroir_rebalance_moves", "Shard moves by phase."),
+            &["phase"],
+        )
+        .expect("valid metric");
+        let rebalance_documents = IntCounterVec::new(
+            Opts::new(
+                "miroir_rebalance_documents_copied_total",
+                "Documents copied to a shard's new owner, by way.",
+            ),
+            &["via"],
+        )
+        .expect("valid metric");
+        let rebalance_replayed = IntCounter::new(
+            "miroir_rebalance_replayed_writes_total",
+            "Writes recorded during a move and replayed to the shard's new owner.",
+        )
+        .expect("valid metric");
+        let rebalance_move_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "miroir_rebalance_move_seconds",
+                "Duration of a shard move, from its start to its end.",
+            )
+            .buckets(vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
+        )
+        .expect("valid metric");
+        let rebalance_barrier_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "miroir_rebalance_barrier_seconds",
+                "How long writes were held while a shard changed owner.",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+        )
+        .expect("valid metric");
+        let placement_epoch = IntGauge::new(
+            "miroir_placement_epoch",
+            "Epoch of the effective placement; grows by one per change of owner.",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(node_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rebalance_moves.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rebalance_documents.clone()),
+            Box::new(rebalance_replayed.clone()),
+            Box::new(rebalance_move_seconds.clone()),
+            Box::new(rebalance_barrier_seconds.clone()),
+            Box::new(placement_epoch.clone()),
+            Box::new(node_requests.clone()),
             Box::new(client_connections.clone()),
             Box::new(client_connections_refused.clone()),
             Box::new(client_timeouts.clone()),
@@ -213,6 +270,12 @@ impl Metrics {
             client_connections,
             client_connections_refused,
             client_timeouts,
+            rebalance_moves,
+            rebalance_documents,
+            rebalance_replayed,
+            rebalance_move_seconds,
+            rebalance_barrier_seconds,
+            placement_epoch,
         }
     }
 

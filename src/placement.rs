@@ -114,12 +114,14 @@ impl Placement {
         counts
     }
 
-    /// Keeps the address of every node that holds a slot, taking newer ones from `specs`,
-    /// and forgets the nodes that hold none.
-    pub fn refresh_nodes(&mut self, specs: &[NodeSpec]) {
-        let held = self.counts();
+    /// Keeps the address of every node that holds a slot or is in `keep`, taking newer ones
+    /// from `specs`, and forgets the others.
+    pub fn refresh_nodes(&mut self, specs: &[NodeSpec], keep: &[String]) {
+        let mut held: std::collections::BTreeSet<String> =
+            self.counts().keys().map(|k| k.to_string()).collect();
+        held.extend(keep.iter().cloned());
         let mut nodes: Vec<PlacedNode> = Vec::new();
-        for spec in specs.iter().filter(|s| held.contains_key(s.id.as_str())) {
+        for spec in specs.iter().filter(|s| held.contains(&s.id)) {
             nodes.push(PlacedNode {
                 id: spec.id.clone(),
                 url: spec.url.clone(),
@@ -127,7 +129,7 @@ impl Placement {
             });
         }
         for old in &self.nodes {
-            if held.contains_key(old.id.as_str()) && !nodes.iter().any(|n| n.id == old.id) {
+            if held.contains(&old.id) && !nodes.iter().any(|n| n.id == old.id) {
                 nodes.push(old.clone());
             }
         }
@@ -182,7 +184,7 @@ mod tests {
             p.set_owner(s, 0, 0, "a");
         }
         // `b` holds nothing now; `a` keeps its address even once it leaves the configuration.
-        p.refresh_nodes(&[spec("c", 3, "g")]);
+        p.refresh_nodes(&[spec("c", 3, "g")], &[]);
         assert_eq!(p.nodes.len(), 1);
         assert_eq!(p.nodes[0].id, "a");
     }

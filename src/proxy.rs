@@ -14,11 +14,13 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 
+use crate::admin;
 use crate::auth::AuthError;
 use crate::error::MeiliError;
 use crate::fleet::Fleet;
 use crate::node_client::{NodeClient, ProxySlot};
 use crate::ops::{self, Services};
+use crate::rebalance::Rebalancer;
 use crate::replicas::Replicas;
 use crate::respond::Reply;
 use crate::routes::{self, NoRoute, Op, Route, Serve};
@@ -35,6 +37,8 @@ pub struct Gateway {
     pub max_body_bytes: usize,
     /// Request headers at most; more answer `431` as a node does.
     pub max_headers: usize,
+    /// The operator's API (`crate::admin`).
+    pub rebalancer: Arc<Rebalancer>,
 }
 
 impl Gateway {
@@ -44,6 +48,7 @@ impl Gateway {
         client: Arc<NodeClient>,
         plugins: Vec<Box<dyn Plugin>>,
         (max_body_bytes, max_headers): (usize, usize),
+        rebalancer: Arc<Rebalancer>,
     ) -> Self {
         Gateway {
             fleet,
@@ -52,8 +57,13 @@ impl Gateway {
             plugins,
             max_body_bytes,
             max_headers,
+            rebalancer,
         }
     }
+}
+
+fn req_path(session: &Session) -> &str {
+    session.req_header().uri.path()
 }
 
 /// What the gateway knows about one request.
@@ -132,6 +142,16 @@ impl ProxyHttp for Gateway {
         }
         if session.req_header().headers.len() > self.max_headers {
             return self.reply(session, ctx, Reply::empty(431)).await;
+        }
+        if req_path(session).starts_with(admin::PREFIX) {
+            let req = session.req_header();
+            let reply = admin::handle(
+                &self.rebalancer,
+                &req.method,
+                req.uri.path(),
+                req.headers.get(http::header::AUTHORIZATION),
+            );
+            return self.reply(session, ctx, reply).await;
         }
         let route = match &ctx.route {
             Ok(route) => route.clone(),

@@ -12,12 +12,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::config::Config;
 use crate::health::NodeHealth;
 use crate::metrics::Metrics;
-use crate::topology::{Topology, TopologyStore};
+use crate::rebalance::Rebalancer;
 
 /// Reloads the topology from `path`.
 pub struct Reloader {
     pub path: PathBuf,
-    pub store: Arc<TopologyStore>,
+    pub rebalancer: Arc<Rebalancer>,
     pub health: Arc<NodeHealth>,
     pub metrics: Arc<Metrics>,
     /// The configuration in use, to tell what a reload cannot change.
@@ -28,13 +28,13 @@ impl Reloader {
     pub fn new(
         path: PathBuf,
         config: Config,
-        store: Arc<TopologyStore>,
+        rebalancer: Arc<Rebalancer>,
         health: Arc<NodeHealth>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Reloader {
             path,
-            store,
+            rebalancer,
             health,
             metrics,
             current: Mutex::new(config),
@@ -52,9 +52,8 @@ impl Reloader {
             Err(errors) => Err(errors.to_string()),
         };
         match &outcome {
-            Ok(generation) => {
+            Ok(_) => {
                 self.metrics.reloads.with_label_values(&["success"]).inc();
-                self.metrics.topology_generation.set(*generation as i64);
                 self.health.wake();
             }
             Err(why) => {
@@ -62,7 +61,7 @@ impl Reloader {
                 log::error!(
                     "topology reload from {} failed; keeping generation {}:\n{why}",
                     self.path.display(),
-                    self.store.snapshot().generation
+                    self.rebalancer.fleet.topology.snapshot().generation
                 );
             }
         }
@@ -87,20 +86,22 @@ impl Reloader {
                 "reload: changes to [server], [timeouts], [hedging], [limits] and [[plugins]] take effect at the next restart or upgrade"
             );
         }
-        let old = self.store.snapshot();
-        let generation = old.generation + 1;
-        let topology = Topology::new(&next.cluster, &next.nodes, generation);
+        let old = self.rebalancer.fleet.topology.snapshot();
         let before: Vec<&str> = old.nodes.iter().map(|n| n.id.as_str()).collect();
-        let after: Vec<&str> = topology.nodes.iter().map(|n| n.id.as_str()).collect();
+        let after: Vec<&str> = next.nodes.iter().map(|n| n.id.as_str()).collect();
         let added: Vec<&&str> = after.iter().filter(|id| !before.contains(id)).collect();
         let removed: Vec<&&str> = before.iter().filter(|id| !after.contains(id)).collect();
+        // Nodes added and removed change no owner here: the rebalance moves their shards,
+        // and a removed node serves its shards until they have moved.
+        let plan = self.rebalancer.reconfigure(&next.nodes, false)?;
+        let topology = self.rebalancer.fleet.topology.snapshot();
+        let generation = topology.generation;
         log::info!(
-            "topology generation {generation}: {} nodes, {} groups, replication factor {}; added {added:?}, removed {removed:?}",
+            "topology generation {generation}: {} nodes, {} groups, replication factor {}; added {added:?}, removed {removed:?}; {plan}",
             topology.nodes.len(),
             topology.groups.len(),
             topology.replication_factor
         );
-        self.store.swap(topology);
         *current = next;
         Ok(generation)
     }

@@ -26,7 +26,9 @@ use crate::ops::{IndexCache, Services};
 use crate::proxy::Gateway;
 use crate::reload::{ReloadService, Reloader};
 use crate::tasks::{refresh, TaskService};
-use crate::topology::{Topology, TopologyStore};
+use crate::placement::Placement;
+use crate::rebalance::{self, state::State, Rebalancer};
+use crate::topology::TopologyStore;
 
 /// Bytes buffered per client connection for reads (Pingora's default is 64 KiB).
 const CLIENT_READ_BUFFER: usize = 4096;
@@ -81,12 +83,19 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     if !opt.test {
         check_data_dir(&config.server.data_dir, config.cluster.shards)?;
     }
+    let opt_test = opt.test;
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::new());
-    let store = Arc::new(TopologyStore::new(Topology::new(
-        &config.cluster,
+    // The effective placement: which nodes hold which shards (see `rebalance`).
+    let state = if opt_test {
+        State::new(Placement::rendezvous(&config.cluster, &config.nodes))
+    } else {
+        rebalance::load_state(&config)?
+    };
+    let store = Arc::new(TopologyStore::new(Rebalancer::topology(
+        &state,
         &config.nodes,
         1,
     )));
@@ -125,6 +134,12 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         writes: Default::default(),
     });
     let tasks = Arc::new(TaskService::open(&config.server.data_dir).map_err(|e| e.to_string())?);
+    let rebalancer = Arc::new(Rebalancer::new(&config, state, fleet.clone(), tasks.clone()));
+    if !opt_test {
+        rebalancer.start()?;
+        // Nodes changed while the gateway was stopped: plan their moves now.
+        rebalancer.reconfigure(&config.nodes, false)?;
+    }
     let services = Arc::new(Services {
         tasks: tasks.clone(),
         indexes: IndexCache::default(),
@@ -138,12 +153,19 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
             tasks,
         },
     );
+    let mover = background_service(
+        "rebalance",
+        RebalanceService {
+            rebalancer: rebalancer.clone(),
+        },
+    );
     let gateway = Gateway::new(
         fleet,
         services,
         client,
         plugins,
         (config.server.max_body_bytes, config.clients.max_headers),
+        rebalancer.clone(),
     );
     let metrics_for_trim = metrics.clone();
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
@@ -171,7 +193,13 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         },
     );
     let listen = config.server.listen;
-    let reloader = Arc::new(Reloader::new(config_path, config, store, health, metrics));
+    let reloader = Arc::new(Reloader::new(
+        config_path,
+        config,
+        rebalancer,
+        health,
+        metrics,
+    ));
     let reload_service = background_service("topology reload", ReloadService { reloader });
 
     server.add_service(proxy);
@@ -179,6 +207,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     server.add_service(health_service);
     server.add_service(reload_service);
     server.add_service(refresher);
+    server.add_service(mover);
     server.add_service(background_service(
         "memory trim",
         MemoryTrimService(MemoryTrim::new(metrics_for_trim)),
@@ -229,6 +258,30 @@ impl BackgroundService for TaskRefreshService {
 }
 
 /// Runs [`MemoryTrim`] every few seconds until shutdown.
+/// Drives the shard moves of a rebalance, one step at a time.
+struct RebalanceService {
+    rebalancer: Arc<Rebalancer>,
+}
+
+#[async_trait]
+impl BackgroundService for RebalanceService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                busy = rebalance::mover::step(&self.rebalancer) => {
+                    if !busy {
+                        tokio::select! {
+                            _ = self.rebalancer.idle(std::time::Duration::from_secs(1)) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
 struct MemoryTrimService(MemoryTrim);
 
 #[async_trait]

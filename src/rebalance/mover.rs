@@ -1,0 +1,569 @@
+//! The steps of one move, each ending in a persisted phase, so a gateway killed at any point
+//! resumes where the state file says: a copy starts again from a clean target, a replay goes
+//! on from the first write not yet acknowledged, a cleanup is done again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde_json::{json, Map, Value};
+
+use super::nodes::{task_uid, NodeApi};
+use super::state::{Move, Phase};
+use super::Rebalancer;
+use crate::config::CopyMode;
+use crate::shard_tag;
+use crate::tasks::aggregate::now_rfc3339;
+use crate::tasks::handoff;
+use crate::topology::{Node, Topology};
+
+/// Recorded writes replayed per read of the log.
+const REPLAY_BATCH: usize = 200;
+/// Below this many recorded writes left, the move takes the barrier and changes owner.
+const BARRIER_BACKLOG: u64 = 100;
+
+/// Advances the next move by one phase; whether there was one.
+pub async fn step(r: &Rebalancer) -> bool {
+    let state = r.snapshot();
+    if state.paused {
+        return false;
+    }
+    // Moves under way first (after a restart too), then the next one planned.
+    let next = state
+        .active()
+        .find(|m| m.canceling || m.phase != Phase::Pending)
+        .or_else(|| state.active().next())
+        .cloned();
+    let Some(m) = next else {
+        return false;
+    };
+    if let Err(e) = advance(r, &m).await {
+        log::warn!(
+            "rebalance: move {} (shard {} of group {}, {} -> {}) {}: {e}; retrying",
+            m.id,
+            m.shard,
+            m.group,
+            m.from,
+            m.to,
+            m.phase.name()
+        );
+        let attempts = m.attempts + 1;
+        let _ = r.update(m.id, |s, i| {
+            s.moves[i].attempts = attempts;
+            s.moves[i].last_error = Some(e);
+        });
+        r.idle(Duration::from_millis(250 * u64::from(attempts.min(20)))).await;
+    }
+    true
+}
+
+async fn advance(r: &Rebalancer, m: &Move) -> Result<(), String> {
+    if m.canceling {
+        return cancel(r, m).await;
+    }
+    match m.phase {
+        Phase::Pending => {
+            log::info!(
+                "rebalance: move {}: shard {} of group {} from {} to {}: recording its writes",
+                m.id,
+                m.shard,
+                m.group,
+                m.from,
+                m.to
+            );
+            r.update(m.id, |s, i| {
+                s.moves[i].phase = Phase::Copying;
+                s.moves[i].started_at = Some(now_rfc3339());
+            })?;
+            // Every write from now on is recorded for the new owner; the writes that took
+            // their snapshot before have all reached their nodes once the gate closes.
+            drop(r.fleet.writes.close().await);
+            Ok(())
+        }
+        Phase::Copying => copy(r, m).await,
+        Phase::Replaying => {
+            let topology = r.fleet.topology.snapshot();
+            let target = node(&topology, &m.to)?;
+            let dst = NodeApi {
+                fleet: &r.fleet,
+                node: target,
+            };
+            replay(r, m, &dst, Some(BARRIER_BACKLOG)).await?;
+            barrier(r, m).await
+        }
+        Phase::Cleanup => cleanup(r, m).await,
+        Phase::Done | Phase::Canceled => Ok(()),
+    }
+}
+
+fn node<'t>(topology: &'t Topology, id: &str) -> Result<&'t Node, String> {
+    topology
+        .node_by_id(id)
+        .map(|i| &topology.nodes[i])
+        .ok_or_else(|| format!("node {id} is not in the topology"))
+}
+
+/// The node to copy from: the old owner, or another holder of the shard if it is down or
+/// behind on writes it missed.
+fn source<'t>(r: &Rebalancer, topology: &'t Topology, m: &Move) -> Result<&'t Node, String> {
+    let state = r.snapshot();
+    let p = &state.placement;
+    let mut candidates = vec![m.from.clone()];
+    for g in 0..p.groups.len() {
+        candidates.extend(p.owners_in_group(m.shard, g).iter().cloned());
+    }
+    let good = |id: &String| {
+        let node = node(topology, id).ok()?;
+        let fit = *id != m.to
+            && r.fleet.health.is_up(node)
+            && !r.tasks.is_lagging(id);
+        fit.then_some(node)
+    };
+    candidates.iter().find_map(good).ok_or_else(|| {
+        format!(
+            "no reachable, caught-up copy of shard {} (waiting for {} or a replica to return)",
+            m.shard, m.from
+        )
+    })
+}
+
+/// Indexes and settings on the target, the target cleared of the shard, then the copy.
+async fn copy(r: &Rebalancer, m: &Move) -> Result<(), String> {
+    let topology = r.fleet.topology.snapshot();
+    let source = source(r, &topology, m)?;
+    let target = node(&topology, &m.to)?;
+    let src = NodeApi {
+        fleet: &r.fleet,
+        node: source,
+    };
+    let dst = NodeApi {
+        fleet: &r.fleet,
+        node: target,
+    };
+    let indexes = src.indexes().await?;
+    // In the order of client writes: a settings change sent after this reaches the target
+    // after it, never before.
+    let mut tasks = Vec::new();
+    {
+        let _closed = r.fleet.writes.close().await;
+        for (uid, primary_key) in &indexes {
+            tasks.extend(prepare_index(&src, &dst, uid, primary_key.as_deref()).await?);
+        }
+    }
+    for (uid, must_succeed) in tasks {
+        match dst.wait(uid).await {
+            Err(e) if must_succeed => return Err(e),
+            _ => {}
+        }
+    }
+    // Leftovers of an earlier attempt would be counted with the copy.
+    clear(&dst, &indexes, m.shard).await?;
+    let started = Instant::now();
+    let refused = r
+        .no_export
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&source.id);
+    let mut via = "gateway";
+    let mut copied = None;
+    if r.settings.copy == CopyMode::Auto && !refused {
+        match export(r, &src, &dst, &indexes, m.shard).await {
+            Ok(n) => {
+                via = "export";
+                copied = Some(n);
+            }
+            Err(e) => {
+                log::warn!(
+                    "rebalance: node {} cannot export to {} ({e}); copying through the gateway from now on. Nodes export to private and loopback addresses only when started with `--experimental-allowed-ip-networks` covering the other nodes (e.g. 10.0.0.0/8 or 127.0.0.0/8).",
+                    source.id,
+                    target.id
+                );
+                r.no_export
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(source.id.clone());
+                clear(&dst, &indexes, m.shard).await?;
+            }
+        }
+    }
+    let copied = match copied {
+        Some(n) => n,
+        None => copy_through_gateway(r, &src, &dst, &indexes, m.shard).await?,
+    };
+    r.fleet
+        .metrics
+        .rebalance_documents
+        .with_label_values(&[via])
+        .inc_by(copied);
+    log::info!(
+        "rebalance: move {}: shard {} copied from {} to {} via {via}: {copied} documents in {:.1} s",
+        m.id,
+        m.shard,
+        source.id,
+        target.id,
+        started.elapsed().as_secs_f64()
+    );
+    let source_id = source.id.clone();
+    r.update(m.id, |s, i| {
+        let mv = &mut s.moves[i];
+        mv.phase = Phase::Replaying;
+        mv.source = Some(source_id);
+        mv.via = Some(via.to_string());
+        mv.copied_documents = copied;
+        mv.last_error = None;
+    })
+}
+
+/// Creates the index on the target if missing and gives it the source's settings where
+/// they differ; the target's tasks to wait for, and whether each must succeed.
+async fn prepare_index(
+    src: &NodeApi<'_>,
+    dst: &NodeApi<'_>,
+    uid: &str,
+    primary_key: Option<&str>,
+) -> Result<Vec<(u64, bool)>, String> {
+    let mut tasks = Vec::new();
+    if !dst.has_index(uid).await? {
+        let body = json!({"uid": uid, "primaryKey": primary_key});
+        // Another write may be creating it too: that task may fail, harmlessly.
+        tasks.push((task_uid(&dst.ok(Method::POST, "/indexes", Some(&body)).await?)?, false));
+    }
+    let path = format!("/indexes/{uid}/settings");
+    let want = src.ok(Method::GET, &path, None).await?;
+    let have = match dst.call(Method::GET, &path, None).await? {
+        (200, v) => v,
+        _ => Value::Null,
+    };
+    let mut diff = Map::new();
+    if let Value::Object(want) = want {
+        for (k, v) in want {
+            if have.get(&k) != Some(&v) {
+                diff.insert(k, v);
+            }
+        }
+    }
+    if !diff.is_empty() {
+        let answer = dst.ok(Method::PATCH, &path, Some(&Value::Object(diff))).await?;
+        tasks.push((task_uid(&answer)?, true));
+    }
+    Ok(tasks)
+}
+
+/// Deletes the shard's documents from every index of the node that has them.
+async fn clear(
+    node: &NodeApi<'_>,
+    indexes: &[(String, Option<String>)],
+    shard: u32,
+) -> Result<(), String> {
+    let mut tasks = Vec::new();
+    for (uid, _) in indexes {
+        if node.has_index(uid).await? {
+            tasks.push(node.delete_shard(uid, shard).await?);
+        }
+    }
+    for uid in tasks {
+        node.wait(uid).await?;
+    }
+    Ok(())
+}
+
+/// Node to node: the source pushes the shard's documents of every index, from one read
+/// snapshot, to the target's documents API. The documents the target holds after.
+async fn export(
+    r: &Rebalancer,
+    src: &NodeApi<'_>,
+    dst: &NodeApi<'_>,
+    indexes: &[(String, Option<String>)],
+    shard: u32,
+) -> Result<u64, String> {
+    let filter = shard_tag::filter(&[shard]);
+    let per_index: Map<String, Value> = indexes
+        .iter()
+        .map(|(uid, _)| {
+            (
+                uid.clone(),
+                json!({"filter": filter, "overrideSettings": false}),
+            )
+        })
+        .collect();
+    let mut body = json!({"url": dst.node.url, "indexes": per_index});
+    if let Some(key) = r.fleet.master.as_ref().and_then(|k| k.to_str().ok()) {
+        body["apiKey"] = Value::from(key.trim_start_matches("Bearer "));
+    }
+    let answer = src.ok(Method::POST, "/export", Some(&body)).await?;
+    src.wait(task_uid(&answer)?).await?;
+    // The export has handed every batch to the target; wait for it to index them.
+    dst.drain(dst.latest_task().await?, Duration::from_secs(3600))
+        .await?;
+    let mut copied = 0;
+    for (uid, _) in indexes {
+        if dst.has_index(uid).await? {
+            copied += dst.count(uid, shard).await?;
+        }
+    }
+    Ok(copied)
+}
+
+/// Through the gateway: pages of the shard's documents from the source, written to the
+/// target. Documents changed meanwhile are set right by the replay; a page boundary that
+/// shifted is caught by the count check before the owner changes.
+async fn copy_through_gateway(
+    r: &Rebalancer,
+    src: &NodeApi<'_>,
+    dst: &NodeApi<'_>,
+    indexes: &[(String, Option<String>)],
+    shard: u32,
+) -> Result<u64, String> {
+    let filter = shard_tag::filter(&[shard]);
+    let mut copied = 0u64;
+    let mut last = None;
+    for (uid, primary_key) in indexes {
+        let mut offset = 0usize;
+        loop {
+            let body = json!({
+                "filter": filter,
+                "limit": r.settings.page_size,
+                "offset": offset,
+                "retrieveVectors": true,
+            });
+            let page = src
+                .ok(Method::POST, &format!("/indexes/{uid}/documents/fetch"), Some(&body))
+                .await?;
+            let docs = page["results"].as_array().cloned().unwrap_or_default();
+            if docs.is_empty() {
+                break;
+            }
+            let n = docs.len();
+            let mut path = format!("/indexes/{uid}/documents");
+            if let Some(pk) = primary_key {
+                path.push_str(&format!("?primaryKey={pk}"));
+            }
+            let answer = dst.ok(Method::POST, &path, Some(&Value::Array(docs))).await?;
+            last = Some(task_uid(&answer)?);
+            offset += n;
+            copied += n as u64;
+            if offset as u64 >= page["total"].as_u64().unwrap_or(0) {
+                break;
+            }
+        }
+    }
+    if let Some(uid) = last {
+        dst.drain(uid, Duration::from_secs(3600)).await?;
+    }
+    Ok(copied)
+}
+
+/// Replays the recorded writes to the target in order, until fewer than `until` are left
+/// (all of them for `None`); the target's last task uid.
+async fn replay(
+    r: &Rebalancer,
+    m: &Move,
+    dst: &NodeApi<'_>,
+    until: Option<u64>,
+) -> Result<Option<u64>, String> {
+    let mut last = None;
+    loop {
+        if let Some(until) = until {
+            if r.tasks.move_log_len(m.id).map_err(|e| e.to_string())? < until {
+                return Ok(last);
+            }
+        }
+        let batch = r
+            .tasks
+            .move_log(m.id, REPLAY_BATCH)
+            .map_err(|e| e.to_string())?;
+        if batch.is_empty() {
+            return Ok(last);
+        }
+        for (key, bytes) in batch {
+            let Some((req, _)) = handoff::decode_for(&bytes) else {
+                log::error!("rebalance: move {}: unreadable recorded write dropped", m.id);
+                r.tasks.move_log_drop(m.id, Some(key)).map_err(|e| e.to_string())?;
+                continue;
+            };
+            let (status, answer) = dst.send(req).await?;
+            if status >= 500 {
+                return Err(format!(
+                    "node {} refused a recorded write with {status}: {}",
+                    dst.node.id, answer["message"]
+                ));
+            }
+            // A client error is what the old owner answered too: nothing to apply.
+            if let Some(uid) = answer["taskUid"].as_u64() {
+                last = Some(uid);
+            }
+            r.tasks
+                .move_log_drop(m.id, Some(key))
+                .map_err(|e| e.to_string())?;
+            r.fleet.metrics.rebalance_replayed.inc();
+        }
+    }
+}
+
+/// Holds writes, replays the last recorded ones, checks the target holds exactly the
+/// source's documents of the shard, and changes the owner; then waits for reads that
+/// started on the old placement before the old copy may go.
+async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
+    let budget = r.settings.barrier_timeout;
+    let topology = r.fleet.topology.snapshot();
+    let source_id = m.source.clone().unwrap_or_else(|| m.from.clone());
+    let src = NodeApi {
+        fleet: &r.fleet,
+        node: node(&topology, &source_id)?,
+    };
+    let dst = NodeApi {
+        fleet: &r.fleet,
+        node: node(&topology, &m.to)?,
+    };
+    let started = Instant::now();
+    let closed = tokio::time::timeout(budget, r.fleet.writes.close())
+        .await
+        .map_err(|_| "writes in flight did not finish within the barrier".to_string())?;
+    let settle = async {
+        replay(r, m, &dst, None).await?;
+        dst.drain(dst.latest_task().await?, budget).await?;
+        src.drain(src.latest_task().await?, budget).await?;
+        for (uid, _) in src.indexes().await? {
+            let want = src.count(&uid, m.shard).await?;
+            let have = if dst.has_index(&uid).await? {
+                dst.count(&uid, m.shard).await?
+            } else {
+                0
+            };
+            if want != have {
+                return Err(Mismatch(format!(
+                    "index {uid}: {} holds {want} documents of shard {}, {} holds {have}",
+                    src.node.id, m.shard, dst.node.id
+                )));
+            }
+        }
+        Ok(())
+    };
+    let settled = match tokio::time::timeout(budget.saturating_sub(started.elapsed()), settle).await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Mismatch::not("the last writes took longer than the barrier allows")),
+    };
+    if let Err(Mismatch(e)) = settled {
+        drop(closed);
+        if e.starts_with("index ") {
+            // Copy again, from a clean target.
+            let _ = r.update(m.id, |s, i| s.moves[i].phase = Phase::Copying);
+        }
+        return Err(e);
+    }
+    let before = r.fleet.topology.snapshot();
+    let held = started.elapsed();
+    let group = m.group.clone();
+    r.update(m.id, |s, i| {
+        if let Some(g) = s.placement.group(&group) {
+            s.placement.set_owner(m.shard, g, m.slot, &m.to);
+        }
+        s.placement.epoch += 1;
+        let mv = &mut s.moves[i];
+        mv.phase = Phase::Cleanup;
+        mv.barrier_ms = Some(held.as_millis() as u64);
+        mv.last_error = None;
+    })?;
+    drop(closed);
+    r.fleet
+        .metrics
+        .rebalance_barrier_seconds
+        .observe(held.as_secs_f64());
+    log::info!(
+        "rebalance: move {}: shard {} of group {} now on {} (writes held {} ms)",
+        m.id,
+        m.shard,
+        m.group,
+        m.to,
+        held.as_millis()
+    );
+    wait_for_readers(before, r.fleet.reads.deadline).await;
+    Ok(())
+}
+
+/// Why a barrier ended without a change of owner.
+struct Mismatch(String);
+
+impl Mismatch {
+    fn not(why: &str) -> Mismatch {
+        Mismatch(why.to_string())
+    }
+}
+
+impl From<String> for Mismatch {
+    fn from(e: String) -> Self {
+        Mismatch(format!("barrier: {e}"))
+    }
+}
+
+/// Waits until no request holds `before` (the placement before a change of owner), at most
+/// `within` (a read's deadline).
+async fn wait_for_readers(before: Arc<Topology>, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Arc::strong_count(&before) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Deletes the shard from its old owner (when it still exists), and ends the move.
+async fn cleanup(r: &Rebalancer, m: &Move) -> Result<(), String> {
+    let topology = r.fleet.topology.snapshot();
+    if let Ok(old) = node(&topology, &m.from) {
+        let api = NodeApi {
+            fleet: &r.fleet,
+            node: old,
+        };
+        let result = match api.indexes().await {
+            Ok(indexes) => clear(&api, &indexes, m.shard).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            if !old.draining {
+                return Err(e);
+            }
+            log::warn!(
+                "rebalance: move {}: {} leaves the fleet without its copy of shard {} deleted: {e}",
+                m.id,
+                m.from,
+                m.shard
+            );
+        }
+    }
+    r.update(m.id, |s, i| {
+        s.moves[i].phase = Phase::Done;
+        s.moves[i].finished_at = Some(now_rfc3339());
+    })?;
+    if let Some(secs) = m.started_at.as_deref().and_then(seconds_since) {
+        r.fleet.metrics.rebalance_move_seconds.observe(secs);
+    }
+    Ok(())
+}
+
+/// Seconds from an RFC 3339 time to now.
+fn seconds_since(at: &str) -> Option<f64> {
+    let then = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((time::OffsetDateTime::now_utc() - then).as_seconds_f64())
+}
+
+/// Ends a canceled move: what reached the new owner is deleted, the record forgotten.
+async fn cancel(r: &Rebalancer, m: &Move) -> Result<(), String> {
+    let topology = r.fleet.topology.snapshot();
+    if let Ok(target) = node(&topology, &m.to) {
+        let api = NodeApi {
+            fleet: &r.fleet,
+            node: target,
+        };
+        let indexes = api.indexes().await?;
+        clear(&api, &indexes, m.shard).await?;
+    }
+    r.tasks
+        .move_log_drop(m.id, None)
+        .map_err(|e| e.to_string())?;
+    r.update(m.id, |s, i| {
+        s.moves[i].phase = Phase::Canceled;
+        s.moves[i].canceling = false;
+        s.moves[i].finished_at = Some(now_rfc3339());
+    })
+}
