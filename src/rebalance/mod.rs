@@ -93,6 +93,8 @@ pub struct Rebalancer {
     wake: tokio::sync::Notify,
     /// Sources that refused `/export`: copied through the gateway from then on.
     pub no_export: Mutex<BTreeSet<String>>,
+    /// (source, target) pairs whose export was probed and works.
+    pub export_ok: Mutex<BTreeSet<(String, String)>>,
 }
 
 impl Rebalancer {
@@ -111,6 +113,7 @@ impl Rebalancer {
             settings: config.rebalance,
             wake: tokio::sync::Notify::new(),
             no_export: Mutex::new(BTreeSet::new()),
+            export_ok: Mutex::new(BTreeSet::new()),
         }
     }
 

@@ -82,13 +82,15 @@ async fn advance(r: &Rebalancer, m: &Move) -> Result<(), String> {
         }
         Phase::Copying => copy(r, m).await,
         Phase::Replaying => {
-            let topology = r.fleet.topology.snapshot();
-            let target = node(&topology, &m.to)?;
-            let dst = NodeApi {
-                fleet: &r.fleet,
-                node: target,
-            };
-            replay(r, m, &dst, Some(BARRIER_BACKLOG)).await?;
+            {
+                // Not held into the barrier: it waits for every holder of the old snapshot.
+                let topology = r.fleet.topology.snapshot();
+                let dst = NodeApi {
+                    fleet: &r.fleet,
+                    node: node(&topology, &m.to)?,
+                };
+                replay(r, m, &dst, Some(BARRIER_BACKLOG)).await?;
+            }
             barrier(r, m).await
         }
         Phase::Cleanup => cleanup(r, m).await,
@@ -267,19 +269,43 @@ async fn clear(
     Ok(())
 }
 
-/// Node to node: the source pushes the shard's documents of every index, from one read
-/// snapshot, to the target's documents API. The documents the target holds after.
-async fn export(
-    r: &Rebalancer,
-    src: &NodeApi<'_>,
-    dst: &NodeApi<'_>,
-    indexes: &[(String, Option<String>)],
-    shard: u32,
-) -> Result<u64, String> {
-    let filter = shard_tag::filter(&[shard]);
+/// How long a probe export may take before the source is taken to refuse the target.
+const PROBE_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether `src` can export to `dst`. A node refuses private and loopback targets outside
+/// `--experimental-allowed-ip-networks` only when its export task runs, retrying for
+/// minutes with its task queue held: a probe that matches no document shows it within
+/// seconds, and is canceled if it hangs.
+async fn can_export(r: &Rebalancer, src: &NodeApi<'_>, dst: &NodeApi<'_>, index: &str) -> Result<(), String> {
+    let body = export_body(r, dst, &[index.to_string()], "_miroir_shard = \"probe\"");
+    let answer = src.ok(Method::POST, "/export", Some(&body)).await?;
+    let uid = task_uid(&answer)?;
+    let deadline = Instant::now() + PROBE_WAIT;
+    loop {
+        let task = src.ok(Method::GET, &format!("/tasks/{uid}"), None).await?;
+        match task["status"].as_str() {
+            Some("succeeded") => return Ok(()),
+            Some("failed" | "canceled") => {
+                return Err(format!("its export failed: {}", task["error"]["message"]))
+            }
+            _ if Instant::now() > deadline => {
+                src.ok(Method::POST, &format!("/tasks/cancel?uids={uid}"), None)
+                    .await?;
+                return Err(format!(
+                    "its export to {} made no progress in {} s (refused address?)",
+                    dst.node.url,
+                    PROBE_WAIT.as_secs()
+                ));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn export_body(r: &Rebalancer, dst: &NodeApi<'_>, indexes: &[String], filter: &str) -> Value {
     let per_index: Map<String, Value> = indexes
         .iter()
-        .map(|(uid, _)| {
+        .map(|uid| {
             (
                 uid.clone(),
                 json!({"filter": filter, "overrideSettings": false}),
@@ -290,8 +316,44 @@ async fn export(
     if let Some(key) = r.fleet.master.as_ref().and_then(|k| k.to_str().ok()) {
         body["apiKey"] = Value::from(key.trim_start_matches("Bearer "));
     }
+    body
+}
+
+/// Node to node: the source pushes the shard's documents of every index, from one read
+/// snapshot, to the target's documents API. The documents the target holds after.
+async fn export(
+    r: &Rebalancer,
+    src: &NodeApi<'_>,
+    dst: &NodeApi<'_>,
+    indexes: &[(String, Option<String>)],
+    shard: u32,
+) -> Result<u64, String> {
+    let Some((first, _)) = indexes.first() else {
+        return Ok(0);
+    };
+    let probed = r
+        .export_ok
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&(src.node.id.clone(), dst.node.id.clone()));
+    if !probed {
+        can_export(r, src, dst, first).await?;
+        r.export_ok
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((src.node.id.clone(), dst.node.id.clone()));
+    }
+    let uids: Vec<String> = indexes.iter().map(|(uid, _)| uid.clone()).collect();
+    let body = export_body(r, dst, &uids, &shard_tag::filter(&[shard]));
     let answer = src.ok(Method::POST, "/export", Some(&body)).await?;
-    src.wait(task_uid(&answer)?).await?;
+    let uid = task_uid(&answer)?;
+    if let Err(e) = src.wait(uid).await {
+        // A hung export holds the source's queue: cancel it before copying another way.
+        let _ = src
+            .ok(Method::POST, &format!("/tasks/cancel?uids={uid}"), None)
+            .await;
+        return Err(e);
+    }
     // The export has handed every batch to the target; wait for it to index them.
     dst.drain(dst.latest_task().await?, Duration::from_secs(3600))
         .await?;
@@ -453,6 +515,9 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
         }
         return Err(e);
     }
+    drop(src);
+    drop(dst);
+    drop(topology);
     let before = r.fleet.topology.snapshot();
     let held = started.elapsed();
     let group = m.group.clone();

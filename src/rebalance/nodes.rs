@@ -136,10 +136,8 @@ impl NodeApi<'_> {
     /// Waits until the node has processed every task up to `uid`.
     pub async fn drain(&self, uid: u64, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
-        let path = format!(
-            "/tasks?statuses=enqueued,processing&beforeUid={}&limit=1",
-            uid + 1
-        );
+        // `from` lists tasks from that uid downwards.
+        let path = format!("/tasks?statuses=enqueued,processing&from={uid}&limit=1");
         loop {
             let answer = self.ok(Method::GET, &path, None).await?;
             if answer["results"].as_array().is_some_and(Vec::is_empty) {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -36,6 +36,17 @@ pub struct NodeState {
     pub tasks: Vec<Value>,
     /// API keys (`uid`, `key`, `actions`, `indexes` ...), as `POST /keys` made them.
     pub keys: Vec<Value>,
+    /// Networks `POST /export` may reach besides public addresses, as Meilisearch's
+    /// `--experimental-allowed-ip-networks` (CIDRs, or `any`). Empty: loopback and private
+    /// targets are refused, as by default.
+    pub allowed_ip_networks: Vec<String>,
+    /// How long an export retries a refused target, a failed connection or a `408`/`429`/`5xx`
+    /// answer before its task fails; `None` is Meilisearch's 15 minutes.
+    pub export_retry_for: Option<Duration>,
+    /// The export being processed: tasks enqueued meanwhile wait behind it.
+    pub export_job: Option<super::fake_meili::ExportJob>,
+    /// Tasks waiting for the export to end, in order.
+    pub queue: VecDeque<super::fake_meili::Queued>,
 }
 
 /// One index of the test node.
@@ -64,6 +75,18 @@ impl FakeNode {
         Self::serve(name, master_key, listener, Default::default())
     }
 
+    /// Starts a node whose exports may reach `networks` (CIDRs, or `any`), as Meilisearch
+    /// started with `--experimental-allowed-ip-networks`.
+    pub async fn start_allowing(
+        name: &str,
+        master_key: Option<&str>,
+        networks: &[&str],
+    ) -> FakeNode {
+        let node = Self::start(name, master_key).await;
+        node.set_allowed_ip_networks(networks);
+        node
+    }
+
     /// Starts a node on a given address (to bring a stopped node back).
     pub async fn start_at(name: &str, master_key: Option<&str>, addr: SocketAddr) -> FakeNode {
         let listener = TcpListener::bind(addr).await.expect("bind again");
@@ -80,7 +103,9 @@ impl FakeNode {
             listener,
             self.state.clone(),
         );
+        // The old handle's drop stops the node: resume its export only after.
         *self = node;
+        super::fake_meili::resume_export(&self.state);
     }
 
     fn serve(
@@ -154,10 +179,14 @@ impl FakeNode {
         format!("http://{}", self.addr)
     }
 
-    /// Closes the listener (new connections are refused); kept-alive ones end too.
+    /// Closes the listener (new connections are refused); kept-alive ones end too. An export
+    /// being processed stops; [`FakeNode::restart`] processes it again, as Meilisearch does.
     pub fn stop(&self) {
         self.task.abort();
         let _ = self.stopped.send(true);
+        if let Some(job) = &self.state.lock().unwrap().export_job {
+            job.handle.abort();
+        }
     }
 
     /// Requests received so far, matching `path` (without query).
@@ -178,6 +207,25 @@ impl FakeNode {
 
     pub fn set_unhealthy(&self, unhealthy: bool) {
         self.state.lock().unwrap().unhealthy = unhealthy;
+    }
+
+    /// The networks exports may reach besides public addresses (see
+    /// [`NodeState::allowed_ip_networks`]); panics on a value Meilisearch would refuse to
+    /// start with.
+    pub fn set_allowed_ip_networks(&self, networks: &[&str]) {
+        for n in networks {
+            assert!(
+                super::fake_meili::parse_network(n).is_some(),
+                "`{n}` is not a CIDR or `any`"
+            );
+        }
+        self.state.lock().unwrap().allowed_ip_networks =
+            networks.iter().map(|n| n.to_string()).collect();
+    }
+
+    /// How long exports retry before failing (Meilisearch: 15 minutes).
+    pub fn set_export_retry_for(&self, retry_for: Duration) {
+        self.state.lock().unwrap().export_retry_for = Some(retry_for);
     }
 
     pub fn master_key(&self) -> Option<&str> {
@@ -333,6 +381,10 @@ impl Behaviour {
                     "Query parameters to filter the tasks to cancel are missing.",
                 )
             }
+            // These two start or stop an export, which runs on its own task and needs the
+            // shared state.
+            ("POST", ["export"]) => super::fake_meili::export(&self.state, req),
+            ("POST", ["tasks", "cancel"]) => super::fake_meili::cancel(&self.state, req),
             _ => super::fake_meili::route(&mut self.state.lock().unwrap(), req, &segs),
         }
     }
