@@ -30,13 +30,30 @@ enum Command {
     CheckConfig {
         /// A TOML file or a directory of them.
         path: PathBuf,
+        /// Print the shard moves a reload to this configuration would start (reading the
+        /// placement in its data directory and asking the nodes), changing nothing.
+        #[arg(long)]
+        plan: bool,
+        /// With `--plan`: do not refuse a plan whose shards have no reachable copy.
+        #[arg(long, requires = "plan")]
+        accept_loss: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { path }) => check_config(&path),
+        Some(Command::CheckConfig {
+            path,
+            plan,
+            accept_loss,
+        }) => {
+            if plan {
+                check_plan(&path, accept_loss)
+            } else {
+                check_config(&path)
+            }
+        }
         None => serve(cli.config, cli.pingora),
     }
 }
@@ -85,4 +102,49 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         miroir::describe::describe(&config, &Topology::new(&config.cluster, &config.nodes, 1))
     );
     ExitCode::SUCCESS
+}
+
+fn check_plan(path: &std::path::Path, accept_loss: bool) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{} is invalid:\n{errors}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let state = match miroir::rebalance::load_state(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("refused: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = miroir::node_client::NodeClient::new(config.timeouts, config.limits);
+    let master = config
+        .server
+        .master_key
+        .as_ref()
+        .and_then(|k| http::HeaderValue::from_str(&format!("Bearer {k}")).ok());
+    let preview = runtime.block_on(miroir::rebalance::preview::preview(
+        &config,
+        &state,
+        &client,
+        master.as_ref(),
+    ));
+    print!("{}", preview.text);
+    if preview.refused && !accept_loss {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -13,6 +13,7 @@ pub mod gate;
 pub mod mover;
 pub mod nodes;
 pub mod plan;
+pub mod preview;
 pub mod state;
 
 use std::collections::BTreeSet;

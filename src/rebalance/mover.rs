@@ -85,10 +85,7 @@ async fn advance(r: &Rebalancer, m: &Move) -> Result<(), String> {
             {
                 // Not held into the barrier: it waits for every holder of the old snapshot.
                 let topology = r.fleet.topology.snapshot();
-                let dst = NodeApi {
-                    fleet: &r.fleet,
-                    node: node(&topology, &m.to)?,
-                };
+                let dst = NodeApi::of(&r.fleet, node(&topology, &m.to)?);
                 replay(r, m, &dst, Some(BARRIER_BACKLOG)).await?;
             }
             barrier(r, m).await
@@ -134,14 +131,8 @@ async fn copy(r: &Rebalancer, m: &Move) -> Result<(), String> {
     let topology = r.fleet.topology.snapshot();
     let source = source(r, &topology, m)?;
     let target = node(&topology, &m.to)?;
-    let src = NodeApi {
-        fleet: &r.fleet,
-        node: source,
-    };
-    let dst = NodeApi {
-        fleet: &r.fleet,
-        node: target,
-    };
+    let src = NodeApi::of(&r.fleet, source);
+    let dst = NodeApi::of(&r.fleet, target);
     let indexes = src.indexes().await?;
     // In the order of client writes: a settings change sent after this reaches the target
     // after it, never before.
@@ -469,14 +460,8 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
     let budget = r.settings.barrier_timeout;
     let topology = r.fleet.topology.snapshot();
     let source_id = m.source.clone().unwrap_or_else(|| m.from.clone());
-    let src = NodeApi {
-        fleet: &r.fleet,
-        node: node(&topology, &source_id)?,
-    };
-    let dst = NodeApi {
-        fleet: &r.fleet,
-        node: node(&topology, &m.to)?,
-    };
+    let src = NodeApi::of(&r.fleet, node(&topology, &source_id)?);
+    let dst = NodeApi::of(&r.fleet, node(&topology, &m.to)?);
     let started = Instant::now();
     let closed = tokio::time::timeout(budget, r.fleet.writes.close())
         .await
@@ -576,10 +561,7 @@ async fn wait_for_readers(before: Arc<Topology>, within: Duration) {
 async fn cleanup(r: &Rebalancer, m: &Move) -> Result<(), String> {
     let topology = r.fleet.topology.snapshot();
     if let Ok(old) = node(&topology, &m.from) {
-        let api = NodeApi {
-            fleet: &r.fleet,
-            node: old,
-        };
+        let api = NodeApi::of(&r.fleet, old);
         let result = match api.indexes().await {
             Ok(indexes) => clear(&api, &indexes, m.shard).await,
             Err(e) => Err(e),
@@ -616,10 +598,7 @@ fn seconds_since(at: &str) -> Option<f64> {
 async fn cancel(r: &Rebalancer, m: &Move) -> Result<(), String> {
     let topology = r.fleet.topology.snapshot();
     if let Ok(target) = node(&topology, &m.to) {
-        let api = NodeApi {
-            fleet: &r.fleet,
-            node: target,
-        };
+        let api = NodeApi::of(&r.fleet, target);
         let indexes = api.indexes().await?;
         clear(&api, &indexes, m.shard).await?;
     }

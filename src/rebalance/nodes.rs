@@ -10,18 +10,28 @@ use serde_json::{json, Value};
 use crate::fleet::Fleet;
 use crate::shard_tag;
 use crate::topology::Node;
-use crate::transport::NodeRequest;
+use crate::transport::{NodeRequest, Transport};
 
 /// How long a move waits for one node task before it gives up and retries later.
 const TASK_WAIT: Duration = Duration::from_secs(600);
 
 /// One node, as a move reaches it.
 pub struct NodeApi<'a> {
-    pub fleet: &'a Fleet,
+    pub transport: &'a dyn Transport,
+    /// `Bearer <master key>`.
+    pub master: Option<&'a HeaderValue>,
     pub node: &'a Node,
 }
 
-impl NodeApi<'_> {
+impl<'a> NodeApi<'a> {
+    pub fn of(fleet: &'a Fleet, node: &'a Node) -> NodeApi<'a> {
+        NodeApi {
+            transport: fleet.transport.as_ref(),
+            master: fleet.master.as_ref(),
+            node,
+        }
+    }
+
     /// Sends a request signed with the gateway's key; the status and JSON answer.
     pub async fn call(
         &self,
@@ -49,11 +59,10 @@ impl NodeApi<'_> {
     pub async fn send(&self, mut req: NodeRequest) -> Result<(u16, Value), String> {
         req.headers
             .retain(|(name, _)| name != http::header::AUTHORIZATION);
-        if let Some(key) = &self.fleet.master {
+        if let Some(key) = self.master {
             req.headers.push((http::header::AUTHORIZATION, key.clone()));
         }
         let resp = self
-            .fleet
             .transport
             .send(self.node, &req)
             .await
