@@ -37,7 +37,13 @@ pub(super) async fn gather(
         judge,
     };
     match attempts::run(cluster, &spread).await {
-        Ok(answers) => Ok(answers.into_iter().map(|(_, resp)| resp).collect()),
+        Ok(mut answers) => {
+            // Answers arrive as nodes finish; merges keep their order among equals (browse
+            // pages without `sort`, tied scores), so it must not change from one call to
+            // the next.
+            answers.sort_by_key(|(node, _)| *node);
+            Ok(answers.into_iter().map(|(_, resp)| resp).collect())
+        }
         Err(ReadError::Stopped(_, resp)) => Err(relay(&resp)),
         Err(ReadError::Unavailable { units, reasons, .. }) => Err(Reply::error(
             &MeiliError::shards_unavailable(&units, &reasons),

@@ -39,10 +39,18 @@ pub struct MeiliNode {
     dir: ScratchDir,
     bin: PathBuf,
     master_key: String,
+    args: Vec<String>,
 }
 
-fn spawn(bin: &PathBuf, dir: &ScratchDir, addr: SocketAddr, master_key: &str) -> Child {
+fn spawn(
+    bin: &PathBuf,
+    dir: &ScratchDir,
+    addr: SocketAddr,
+    master_key: &str,
+    args: &[String],
+) -> Child {
     Command::new(bin)
+        .args(args)
         .arg("--db-path")
         .arg(dir.0.join("data.ms"))
         .arg("--dump-dir")
@@ -64,15 +72,22 @@ fn spawn(bin: &PathBuf, dir: &ScratchDir, addr: SocketAddr, master_key: &str) ->
 
 impl MeiliNode {
     pub async fn start(bin: &PathBuf, master_key: &str) -> MeiliNode {
+        MeiliNode::start_with(bin, master_key, &[]).await
+    }
+
+    /// Starts a node with extra command-line arguments.
+    pub async fn start_with(bin: &PathBuf, master_key: &str, args: &[&str]) -> MeiliNode {
         let dir = ScratchDir::new("meili");
         let addr = free_addr();
-        let child = spawn(bin, &dir, addr, master_key);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = spawn(bin, &dir, addr, master_key, &args);
         let node = MeiliNode {
             addr,
             child,
             dir,
             bin: bin.clone(),
             master_key: master_key.to_string(),
+            args,
         };
         node.wait_ready().await;
         node
@@ -82,7 +97,13 @@ impl MeiliNode {
     pub async fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.bin, &self.dir, self.addr, &self.master_key);
+        self.child = spawn(
+            &self.bin,
+            &self.dir,
+            self.addr,
+            &self.master_key,
+            &self.args,
+        );
         self.wait_ready().await;
     }
 
