@@ -39,6 +39,9 @@ pub struct Gateway {
     pub max_headers: usize,
     /// The operator's API (`crate::admin`).
     pub rebalancer: Arc<Rebalancer>,
+    /// What a context holds before its request arrives: an idle keep-alive connection must
+    /// not hold a real snapshot (a moving shard's cleanup waits for old snapshots to go).
+    no_topology: Arc<Topology>,
 }
 
 impl Gateway {
@@ -58,6 +61,14 @@ impl Gateway {
             max_body_bytes,
             max_headers,
             rebalancer,
+            no_topology: Arc::new(Topology::new(
+                &crate::config::ClusterSpec {
+                    shards: 0,
+                    replication_factor: 1,
+                },
+                &[],
+                0,
+            )),
         }
     }
 }
@@ -101,7 +112,7 @@ impl ProxyHttp for Gateway {
         self.fleet.metrics.in_flight.inc();
         RequestCtx {
             start: Instant::now(),
-            topology: self.fleet.topology.snapshot(),
+            topology: self.no_topology.clone(),
             route: Err(NoRoute::NotFound),
             exchange: Exchange::default(),
             tried: Vec::new(),

@@ -270,6 +270,9 @@ impl BackgroundService for RebalanceService {
             tokio::select! {
                 busy = rebalance::mover::step(&self.rebalancer) => {
                     if !busy {
+                        if let Err(e) = self.rebalancer.tidy() {
+                            log::error!("rebalance: {e}");
+                        }
                         tokio::select! {
                             _ = self.rebalancer.idle(std::time::Duration::from_secs(1)) => {}
                             _ = shutdown.changed() => return,

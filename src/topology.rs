@@ -233,6 +233,17 @@ impl Topology {
         }
     }
 
+    /// Whether writes go to `node`: every node but one leaving the fleet with no shard left
+    /// (it is dropped once its last tasks are known).
+    pub fn takes_writes(&self, node: NodeIdx) -> bool {
+        self.nodes.get(node).is_some_and(|n| !n.draining) || self.serves(node)
+    }
+
+    /// The nodes writes to every node go to (see [`Topology::takes_writes`]).
+    pub fn write_nodes(&self) -> Vec<NodeIdx> {
+        (0..self.nodes.len()).filter(|&n| self.takes_writes(n)).collect()
+    }
+
     /// Whether `node` holds any shard (a node added to the fleet holds none until its first
     /// move finishes, and lacks the indexes until then).
     pub fn serves(&self, node: NodeIdx) -> bool {

@@ -148,7 +148,7 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         if endpoint == Endpoint::KeyCreate {
             request.body = with_key_uid(&req.body);
         }
-        let sends = (0..topology.nodes.len())
+        let sends = topology.write_nodes().into_iter().into_iter()
             .map(|n| (n, request.clone()))
             .collect();
         let results = cluster.send_each(sends).await;
@@ -205,7 +205,7 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             tag_after = matches!(services.indexes.lookup(cluster, index).await, Ok(None));
         }
     }
-    let mut sends: Vec<Send> = (0..topology.nodes.len())
+    let mut sends: Vec<Send> = topology.write_nodes().into_iter()
         .map(|node| Send {
             node,
             request: request.clone(),
@@ -240,7 +240,7 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
                 return super::store_failure(&e);
             }
         }
-        for node in 0..topology.nodes.len() {
+        for node in topology.write_nodes() {
             if tag_after {
                 sends.push(Send {
                     node,

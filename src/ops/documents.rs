@@ -197,6 +197,10 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
             .join("&")
     );
     for (node, (body, count)) in batch.bodies.into_iter().zip(&batch.counts).enumerate() {
+        // A node leaving the fleet with no shard left gets nothing more.
+        if *count == 0 && (topology.recorder(node).is_some() || !topology.takes_writes(node)) {
+            continue;
+        }
         if *count == 0 {
             let body = Bytes::from_static(b"[]");
             let request = req.to_node(
@@ -240,7 +244,7 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
         let value = services
             .facet_depth
             .node_value(client.unwrap_or(crate::facet_depth::DEFAULT));
-        for n in 0..topology.nodes.len() {
+        for n in topology.write_nodes() {
             sends.push(sign(cluster, tag_filterable(n, &index)));
             sends.push(Send {
                 node: n,
@@ -342,7 +346,7 @@ pub async fn delete_batch(cluster: &Cluster<'_>, services: &Services, req: &Requ
     });
     let Some(ids) = ids.filter(|ids| routable && !ids.is_empty()) else {
         // Empty, malformed or odd bodies go to every node: each gives the same answer.
-        let all = (0..topology.nodes.len()).collect();
+        let all = topology.write_nodes();
         let shards = (0..topology.shards).collect();
         let plan = forwarded_deletion(cluster, req, all, shards, Value::Null);
         return execute(cluster, services, req, plan).await;

@@ -145,7 +145,8 @@ impl Rebalancer {
     /// topology; requests already running keep the snapshot they hold.
     pub fn commit(&self, state: &mut State) -> Result<(), String> {
         let desired = self.desired();
-        let keep = state.busy_nodes();
+        let mut keep = state.busy_nodes();
+        keep.extend(self.tasks.nodes_awaited());
         state.placement.refresh_nodes(&desired, &keep);
         state.trim();
         state.write(&self.data_dir)?;
@@ -264,6 +265,27 @@ impl Rebalancer {
         drop(state);
         self.wake.notify_one();
         Ok(canceled)
+    }
+
+    /// Drops nodes that left the fleet once nothing waits on them any more.
+    pub fn tidy(&self) -> Result<(), String> {
+        let topology = self.fleet.topology.snapshot();
+        let mut state = self.lock();
+        let mut keep: BTreeSet<String> = state.busy_nodes().into_iter().collect();
+        keep.extend(self.tasks.nodes_awaited());
+        let idle = |n: &crate::topology::Node| n.draining && !keep.contains(&n.id);
+        let droppable = topology
+            .nodes
+            .iter()
+            .enumerate()
+            .any(|(i, n)| idle(n) && !topology.serves(i));
+        if !droppable {
+            return Ok(());
+        }
+        let mut draft = state.clone();
+        self.commit(&mut draft)?;
+        *state = draft;
+        Ok(())
     }
 
     /// Wakes the driver early.

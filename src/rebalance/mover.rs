@@ -19,6 +19,8 @@ use crate::topology::{Node, Topology};
 
 /// Recorded writes replayed per read of the log.
 const REPLAY_BATCH: usize = 200;
+/// How long the nodes get to process their queues before a barrier.
+const CATCH_UP: Duration = Duration::from_secs(300);
 /// Below this many recorded writes left, the move takes the barrier and changes owner.
 const BARRIER_BACKLOG: u64 = 100;
 
@@ -86,6 +88,13 @@ async fn advance(r: &Rebalancer, m: &Move) -> Result<(), String> {
                 // Not held into the barrier: it waits for every holder of the old snapshot.
                 let topology = r.fleet.topology.snapshot();
                 let dst = NodeApi::of(&r.fleet, node(&topology, &m.to)?);
+                let source = m.source.clone().unwrap_or_else(|| m.from.clone());
+                let src = NodeApi::of(&r.fleet, node(&topology, &source)?);
+                replay(r, m, &dst, Some(BARRIER_BACKLOG)).await?;
+                // Both nodes caught up before writes are held, so the barrier only waits
+                // for the last few.
+                dst.drain(dst.latest_task().await?, CATCH_UP).await?;
+                src.drain(src.latest_task().await?, CATCH_UP).await?;
                 replay(r, m, &dst, Some(BARRIER_BACKLOG)).await?;
             }
             barrier(r, m).await

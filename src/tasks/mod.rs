@@ -128,6 +128,25 @@ impl TaskService {
         }
     }
 
+    /// Nodes that tasks still in progress wait on (a node leaving the fleet stays reachable
+    /// until they are known).
+    pub fn nodes_awaited(&self) -> BTreeSet<String> {
+        let uids: Vec<u64> = self.pending().iter().copied().collect();
+        let Ok(store) = self.store() else {
+            return BTreeSet::new();
+        };
+        uids.into_iter()
+            .filter_map(|uid| store.get(uid).ok().flatten())
+            .flat_map(|t| {
+                t.node_tasks
+                    .into_iter()
+                    .map(|n| n.node)
+                    .chain(t.awaiting)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Every stored task (tests only).
     #[cfg(test)]
     pub fn list_all_for_tests(&self) -> Vec<GatewayTask> {
