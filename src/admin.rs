@@ -52,15 +52,15 @@ pub fn handle(
         (&Method::POST, "/_miroir/rebalance") => rebalancer
             .balance()
             .map(|summary| json!({"status": summary})),
-        (&Method::POST, "/_miroir/rebalance/pause") => rebalancer
-            .set_paused(true)
-            .map(|()| rebalance(rebalancer)),
-        (&Method::POST, "/_miroir/rebalance/resume") => rebalancer
-            .set_paused(false)
-            .map(|()| rebalance(rebalancer)),
-        (&Method::POST, "/_miroir/rebalance/cancel") => rebalancer
-            .cancel()
-            .map(|ids| json!({"canceled": ids})),
+        (&Method::POST, "/_miroir/rebalance/pause") => {
+            rebalancer.set_paused(true).map(|()| rebalance(rebalancer))
+        }
+        (&Method::POST, "/_miroir/rebalance/resume") => {
+            rebalancer.set_paused(false).map(|()| rebalance(rebalancer))
+        }
+        (&Method::POST, "/_miroir/rebalance/cancel") => {
+            rebalancer.cancel().map(|ids| json!({"canceled": ids}))
+        }
         (_, "/_miroir/topology" | "/_miroir/rebalance") => return Reply::empty(405),
         (_, p) if p.starts_with("/_miroir/rebalance/") && *method != Method::POST => {
             return Reply::empty(405)

@@ -205,7 +205,9 @@ impl Metrics {
                 "miroir_rebalance_move_seconds",
                 "Duration of a shard move, from its start to its end.",
             )
-            .buckets(vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
+            .buckets(vec![
+                0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+            ]),
         )
         .expect("valid metric");
         let rebalance_barrier_seconds = Histogram::with_opts(
@@ -213,7 +215,9 @@ impl Metrics {
                 "miroir_rebalance_barrier_seconds",
                 "How long writes were held while a shard changed owner.",
             )
-            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
         )
         .expect("valid metric");
         let placement_epoch = IntGauge::new(

@@ -23,11 +23,11 @@ use crate::health::{HealthService, NodeHealth};
 use crate::metrics::Metrics;
 use crate::node_client::NodeClient;
 use crate::ops::{IndexCache, Services};
+use crate::placement::Placement;
 use crate::proxy::Gateway;
+use crate::rebalance::{self, state::State, Rebalancer};
 use crate::reload::{ReloadService, Reloader};
 use crate::tasks::{refresh, TaskService};
-use crate::placement::Placement;
-use crate::rebalance::{self, state::State, Rebalancer};
 use crate::topology::TopologyStore;
 
 /// Bytes buffered per client connection for reads (Pingora's default is 64 KiB).
@@ -134,7 +134,12 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         writes: Default::default(),
     });
     let tasks = Arc::new(TaskService::open(&config.server.data_dir).map_err(|e| e.to_string())?);
-    let rebalancer = Arc::new(Rebalancer::new(&config, state, fleet.clone(), tasks.clone()));
+    let rebalancer = Arc::new(Rebalancer::new(
+        &config,
+        state,
+        fleet.clone(),
+        tasks.clone(),
+    ));
     if !opt_test {
         rebalancer.start()?;
         // Nodes changed while the gateway was stopped: plan their moves now.

@@ -172,7 +172,9 @@ impl Topology {
         }
         let unsettled = nodes
             .iter()
-            .map(|n| unsettled.contains(&n.id) || recorders.iter().any(|r| nodes[r.node].id == n.id))
+            .map(|n| {
+                unsettled.contains(&n.id) || recorders.iter().any(|r| nodes[r.node].id == n.id)
+            })
             .collect();
         Topology {
             generation,
@@ -187,6 +189,16 @@ impl Topology {
             write_copies,
             unsettled,
         }
+    }
+
+    /// Whether `other` places everything as this one does (its generation aside).
+    pub fn same_as(&self, other: &Topology) -> bool {
+        self.epoch == other.epoch
+            && self.nodes == other.nodes
+            && self.groups == other.groups
+            && self.owners == other.owners
+            && self.recorders == other.recorders
+            && self.unsettled == other.unsettled
     }
 
     /// Where a document batch goes, for [`crate::split::split`]: every owner of its shard,
@@ -241,7 +253,9 @@ impl Topology {
 
     /// The nodes writes to every node go to (see [`Topology::takes_writes`]).
     pub fn write_nodes(&self) -> Vec<NodeIdx> {
-        (0..self.nodes.len()).filter(|&n| self.takes_writes(n)).collect()
+        (0..self.nodes.len())
+            .filter(|&n| self.takes_writes(n))
+            .collect()
     }
 
     /// Whether `node` holds any shard (a node added to the fleet holds none until its first

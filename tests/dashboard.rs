@@ -23,6 +23,14 @@ fn every_dashboard_query_uses_an_exported_metric() {
     metrics.node_up.with_label_values(&["n"]).set(1);
     metrics.node_requests.with_label_values(&["n", "ok"]).inc();
     metrics.hints_pending.with_label_values(&["n"]).set(0);
+    metrics
+        .rebalance_moves
+        .with_label_values(&["copying"])
+        .set(0);
+    metrics
+        .rebalance_documents
+        .with_label_values(&["export"])
+        .inc();
     let exported = String::from_utf8(metrics.render()).unwrap();
     let mut names = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {

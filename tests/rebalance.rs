@@ -289,10 +289,11 @@ async fn reader(
                 let total = resp.json()["totalHits"].as_u64();
                 (resp.status != 200 || total != Some(MOVIES - HOT)).then(|| {
                     format!(
-                        "{}cold movies: {} {:?}",
+                        "{}cold movies: {} {:?} {}",
                         short(resp.status),
                         resp.status,
-                        total
+                        total,
+                        resp.text()
                     )
                 })
             }
@@ -305,8 +306,15 @@ async fn reader(
                     )
                     .await;
                 let total = resp.json()["totalHits"].as_u64();
-                (resp.status != 200 || total != Some(BOOKS))
-                    .then(|| format!("{}books: {} {:?}", short(resp.status), resp.status, total))
+                (resp.status != 200 || total != Some(BOOKS)).then(|| {
+                    format!(
+                        "{}books: {} {:?} {}",
+                        short(resp.status),
+                        resp.status,
+                        total,
+                        resp.text()
+                    )
+                })
             }
             _ => {
                 let id = HOT + (i * 7919) % (MOVIES - HOT);
@@ -554,6 +562,11 @@ async fn grow_shrink_replace(bin: Option<std::path::PathBuf>) {
             took.as_secs_f64(),
             reads.load(Ordering::Relaxed)
         );
+        if std::env::var_os("REBALANCE_LOG").is_some() {
+            for line in gw.log().lines().filter(|l| l.contains("rebalance:")) {
+                eprintln!("  {line}");
+            }
+        }
         // Nodes that left are gone from the topology once drained.
         let topology = api.get("/_miroir/topology").await.json();
         let ids: Vec<&str> = topology["groups"][0]["nodes"]

@@ -53,22 +53,21 @@ async fn sighup_reloads_swap_or_keep_the_topology_without_failing_requests() {
     }
 
     let invalid = "[cluster]\nshards = 16\nreplication_factor = 1\nunknown_key = 1\n";
-    let mut expected_generation = 1.0;
     let mut reloads = 0;
     let mut refused = 0;
     for round in 0..8 {
         // valid (3 nodes) → invalid → valid (2 nodes): 24 reloads in all.
+        // Shard moves publish topologies of their own: a reload shows as a newer one.
+        let before = gw.metric("miroir_topology_generation").await.unwrap();
         gw.write_config(&three, &Extra::default());
         gw.sighup();
-        expected_generation += 1.0;
         reloads += 1;
-        let gen = expected_generation;
         assert!(
             eventually(Duration::from_secs(5), || async {
-                gw.metric("miroir_topology_generation").await == Some(gen)
+                gw.metric("miroir_topology_generation").await > Some(before)
             })
             .await,
-            "round {round}: generation never reached {gen}; log:\n{}",
+            "round {round}: generation never passed {before}; log:\n{}",
             gw.log()
         );
         assert!(
@@ -95,26 +94,27 @@ async fn sighup_reloads_swap_or_keep_the_topology_without_failing_requests() {
             .await,
             "the invalid file was not counted"
         );
-        assert_eq!(
-            gw.metric("miroir_topology_generation").await,
-            Some(gen),
+        assert!(
+            gw.metrics()
+                .await
+                .contains(r#"miroir_node_up{node="n3"} 1"#),
             "an invalid file changed the topology"
         );
 
+        let before = gw.metric("miroir_topology_generation").await.unwrap();
         gw.write_config(&two, &Extra::default());
         gw.sighup();
-        expected_generation += 1.0;
         reloads += 1;
-        let gen = expected_generation;
         assert!(
             eventually(Duration::from_secs(5), || async {
-                gw.metric("miroir_topology_generation").await == Some(gen)
+                gw.metric("miroir_topology_generation").await > Some(before)
             })
             .await,
             "round {round}: back to two nodes never happened"
         );
+        // n3 leaves once its shards have moved back.
         assert!(
-            eventually(Duration::from_secs(5), || async {
+            eventually(Duration::from_secs(30), || async {
                 !gw.metrics().await.contains(r#"miroir_node_up{node="n3""#)
             })
             .await,

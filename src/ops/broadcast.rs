@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 use super::write::{execute, Send, WritePlan};
 use super::{relay, unreachable, Request, Services};
 use crate::cluster::Cluster;
+use crate::error::MeiliError;
 use crate::facet_depth::{self, Change};
 use crate::respond::Reply;
 use crate::routes::Endpoint;
-use crate::error::MeiliError;
 use crate::shard_tag::{self, and_filter, guard, settings};
 
 /// The request each node gets, and whether the tag must be made filterable afterwards.
@@ -148,7 +148,10 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         if endpoint == Endpoint::KeyCreate {
             request.body = with_key_uid(&req.body);
         }
-        let sends = topology.write_nodes().into_iter().into_iter()
+        let sends = topology
+            .write_nodes()
+            .into_iter()
+            .into_iter()
             .map(|n| (n, request.clone()))
             .collect();
         let results = cluster.send_each(sends).await;
@@ -205,7 +208,9 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             tag_after = matches!(services.indexes.lookup(cluster, index).await, Ok(None));
         }
     }
-    let mut sends: Vec<Send> = topology.write_nodes().into_iter()
+    let mut sends: Vec<Send> = topology
+        .write_nodes()
+        .into_iter()
         .map(|node| Send {
             node,
             request: request.clone(),

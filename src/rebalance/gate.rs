@@ -56,7 +56,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(!closer.is_finished(), "the gate closes only once the write is done");
+        assert!(
+            !closer.is_finished(),
+            "the gate closes only once the write is done"
+        );
         // A write arriving now waits behind the closer.
         let g = gate.clone();
         let late = tokio::spawn(async move {

@@ -71,7 +71,11 @@ pub fn projected(state: &State) -> Placement {
 /// The moves a change to `desired` starts: none if the nodes are the same ones (a running
 /// cluster is never reshuffled by a restart or a reload that changes nothing), else a
 /// balanced plan from where the running moves lead. `force` balances anyway.
-pub fn replan(state: &State, desired: &[NodeSpec], force: bool) -> Result<Vec<PlannedMove>, String> {
+pub fn replan(
+    state: &State,
+    desired: &[NodeSpec],
+    force: bool,
+) -> Result<Vec<PlannedMove>, String> {
     let target = projected(state);
     let mut placed: Vec<&str> = target.counts().keys().copied().collect();
     placed.sort_unstable();
@@ -151,8 +155,14 @@ impl Rebalancer {
         state.trim();
         state.write(&self.data_dir)?;
         let store = &self.fleet.topology;
-        let generation = store.snapshot().generation + 1;
-        store.swap(Rebalancer::topology(state, &desired, generation));
+        let current = store.snapshot();
+        let next = Rebalancer::topology(state, &desired, current.generation + 1);
+        let generation = if next.same_as(&current) {
+            current.generation
+        } else {
+            store.swap(next);
+            current.generation + 1
+        };
         self.observe(state, generation);
         Ok(())
     }
@@ -163,7 +173,9 @@ impl Rebalancer {
         m.placement_epoch.set(state.placement.epoch as i64);
         for phase in Phase::ALL {
             let n = state.moves.iter().filter(|m| m.phase == phase).count();
-            m.rebalance_moves.with_label_values(&[phase.name()]).set(n as i64);
+            m.rebalance_moves
+                .with_label_values(&[phase.name()])
+                .set(n as i64);
         }
     }
 
@@ -197,7 +209,11 @@ impl Rebalancer {
                 canceling: false,
             });
         }
-        let dropped = state.moves.iter().filter(|m| m.phase == Phase::Pending).count();
+        let dropped = state
+            .moves
+            .iter()
+            .filter(|m| m.phase == Phase::Pending)
+            .count();
         *self.desired.lock().unwrap_or_else(|p| p.into_inner()) = nodes.to_vec();
         self.commit(&mut draft)?;
         *state = draft;

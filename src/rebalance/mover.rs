@@ -54,7 +54,8 @@ pub async fn step(r: &Rebalancer) -> bool {
             s.moves[i].attempts = attempts;
             s.moves[i].last_error = Some(e);
         });
-        r.idle(Duration::from_millis(250 * u64::from(attempts.min(20)))).await;
+        r.idle(Duration::from_millis(250 * u64::from(attempts.min(20))))
+            .await;
     }
     true
 }
@@ -122,9 +123,7 @@ fn source<'t>(r: &Rebalancer, topology: &'t Topology, m: &Move) -> Result<&'t No
     }
     let good = |id: &String| {
         let node = node(topology, id).ok()?;
-        let fit = *id != m.to
-            && r.fleet.health.is_up(node)
-            && !r.tasks.is_lagging(id);
+        let fit = *id != m.to && r.fleet.health.is_up(node) && !r.tasks.is_lagging(id);
         fit.then_some(node)
     };
     candidates.iter().find_map(good).ok_or_else(|| {
@@ -228,7 +227,10 @@ async fn prepare_index(
     if !dst.has_index(uid).await? {
         let body = json!({"uid": uid, "primaryKey": primary_key});
         // Another write may be creating it too: that task may fail, harmlessly.
-        tasks.push((task_uid(&dst.ok(Method::POST, "/indexes", Some(&body)).await?)?, false));
+        tasks.push((
+            task_uid(&dst.ok(Method::POST, "/indexes", Some(&body)).await?)?,
+            false,
+        ));
     }
     let path = format!("/indexes/{uid}/settings");
     let want = src.ok(Method::GET, &path, None).await?;
@@ -245,7 +247,9 @@ async fn prepare_index(
         }
     }
     if !diff.is_empty() {
-        let answer = dst.ok(Method::PATCH, &path, Some(&Value::Object(diff))).await?;
+        let answer = dst
+            .ok(Method::PATCH, &path, Some(&Value::Object(diff)))
+            .await?;
         tasks.push((task_uid(&answer)?, true));
     }
     Ok(tasks)
@@ -276,7 +280,12 @@ const PROBE_WAIT: Duration = Duration::from_secs(5);
 /// `--experimental-allowed-ip-networks` only when its export task runs, retrying for
 /// minutes with its task queue held: a probe that matches no document shows it within
 /// seconds, and is canceled if it hangs.
-async fn can_export(r: &Rebalancer, src: &NodeApi<'_>, dst: &NodeApi<'_>, index: &str) -> Result<(), String> {
+async fn can_export(
+    r: &Rebalancer,
+    src: &NodeApi<'_>,
+    dst: &NodeApi<'_>,
+    index: &str,
+) -> Result<(), String> {
     let body = export_body(r, dst, &[index.to_string()], "_miroir_shard = \"probe\"");
     let answer = src.ok(Method::POST, "/export", Some(&body)).await?;
     let uid = task_uid(&answer)?;
@@ -389,7 +398,11 @@ async fn copy_through_gateway(
                 "retrieveVectors": true,
             });
             let page = src
-                .ok(Method::POST, &format!("/indexes/{uid}/documents/fetch"), Some(&body))
+                .ok(
+                    Method::POST,
+                    &format!("/indexes/{uid}/documents/fetch"),
+                    Some(&body),
+                )
                 .await?;
             let docs = page["results"].as_array().cloned().unwrap_or_default();
             if docs.is_empty() {
@@ -400,7 +413,9 @@ async fn copy_through_gateway(
             if let Some(pk) = primary_key {
                 path.push_str(&format!("?primaryKey={pk}"));
             }
-            let answer = dst.ok(Method::POST, &path, Some(&Value::Array(docs))).await?;
+            let answer = dst
+                .ok(Method::POST, &path, Some(&Value::Array(docs)))
+                .await?;
             last = Some(task_uid(&answer)?);
             offset += n;
             copied += n as u64;
@@ -439,8 +454,13 @@ async fn replay(
         }
         for (key, bytes) in batch {
             let Some((req, _)) = handoff::decode_for(&bytes) else {
-                log::error!("rebalance: move {}: unreadable recorded write dropped", m.id);
-                r.tasks.move_log_drop(m.id, Some(key)).map_err(|e| e.to_string())?;
+                log::error!(
+                    "rebalance: move {}: unreadable recorded write dropped",
+                    m.id
+                );
+                r.tasks
+                    .move_log_drop(m.id, Some(key))
+                    .map_err(|e| e.to_string())?;
                 continue;
             };
             let (status, answer) = dst.send(req).await?;
@@ -499,7 +519,9 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
     {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(Mismatch::not("the last writes took longer than the barrier allows")),
+        Err(_) => Err(Mismatch::not(
+            "the last writes took longer than the barrier allows",
+        )),
     };
     if let Err(Mismatch(e)) = settled {
         drop(closed);
@@ -599,7 +621,8 @@ async fn cleanup(r: &Rebalancer, m: &Move) -> Result<(), String> {
 
 /// Seconds from an RFC 3339 time to now.
 fn seconds_since(at: &str) -> Option<f64> {
-    let then = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    let then =
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
     Some((time::OffsetDateTime::now_utc() - then).as_seconds_f64())
 }
 

@@ -72,7 +72,12 @@ impl<'a> NodeApi<'a> {
     }
 
     /// A 2xx answer, or an error naming the node and the call.
-    pub async fn ok(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    pub async fn ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
         let (status, answer) = self.call(method.clone(), path, body).await?;
         if (200..300).contains(&status) {
             Ok(answer)
@@ -89,12 +94,19 @@ impl<'a> NodeApi<'a> {
         let mut out = Vec::new();
         loop {
             let page = self
-                .ok(Method::GET, &format!("/indexes?limit=1000&offset={}", out.len()), None)
+                .ok(
+                    Method::GET,
+                    &format!("/indexes?limit=1000&offset={}", out.len()),
+                    None,
+                )
                 .await?;
             let results = page["results"].as_array().cloned().unwrap_or_default();
             for r in &results {
                 if let Some(uid) = r["uid"].as_str() {
-                    out.push((uid.to_string(), r["primaryKey"].as_str().map(str::to_string)));
+                    out.push((
+                        uid.to_string(),
+                        r["primaryKey"].as_str().map(str::to_string),
+                    ));
                 }
             }
             let total = page["total"].as_u64().unwrap_or(0) as usize;
@@ -106,7 +118,10 @@ impl<'a> NodeApi<'a> {
 
     /// Whether the node has `index`.
     pub async fn has_index(&self, index: &str) -> Result<bool, String> {
-        match self.call(Method::GET, &format!("/indexes/{index}"), None).await? {
+        match self
+            .call(Method::GET, &format!("/indexes/{index}"), None)
+            .await?
+        {
             (200, _) => Ok(true),
             (404, _) => Ok(false),
             (status, body) => Err(format!(
@@ -120,7 +135,11 @@ impl<'a> NodeApi<'a> {
     pub async fn count(&self, index: &str, shard: u32) -> Result<u64, String> {
         let body = json!({"filter": shard_tag::filter(&[shard]), "limit": 0});
         let answer = self
-            .ok(Method::POST, &format!("/indexes/{index}/documents/fetch"), Some(&body))
+            .ok(
+                Method::POST,
+                &format!("/indexes/{index}/documents/fetch"),
+                Some(&body),
+            )
             .await?;
         answer["total"]
             .as_u64()
@@ -131,7 +150,11 @@ impl<'a> NodeApi<'a> {
     pub async fn delete_shard(&self, index: &str, shard: u32) -> Result<u64, String> {
         let body = json!({"filter": shard_tag::filter(&[shard])});
         let answer = self
-            .ok(Method::POST, &format!("/indexes/{index}/documents/delete"), Some(&body))
+            .ok(
+                Method::POST,
+                &format!("/indexes/{index}/documents/delete"),
+                Some(&body),
+            )
             .await?;
         task_uid(&answer)
     }

@@ -283,7 +283,10 @@ mod tests {
         let mut counts: Vec<usize> = p.counts().values().copied().collect();
         counts.sort();
         assert_eq!(counts, [21, 21, 22]);
-        assert!(plan(&p, &specs).unwrap().is_empty(), "a balanced fleet moves nothing");
+        assert!(
+            plan(&p, &specs).unwrap().is_empty(),
+            "a balanced fleet moves nothing"
+        );
     }
 
     #[test]

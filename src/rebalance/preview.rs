@@ -26,9 +26,14 @@ pub async fn preview(
     master: Option<&http::HeaderValue>,
 ) -> Preview {
     let mut out = String::new();
-    let kept = state.active().filter(|m| m.phase != super::state::Phase::Pending).count();
+    let kept = state
+        .active()
+        .filter(|m| m.phase != super::state::Phase::Pending)
+        .count();
     let mut draft = state.clone();
-    draft.moves.retain(|m| m.phase != super::state::Phase::Pending);
+    draft
+        .moves
+        .retain(|m| m.phase != super::state::Phase::Pending);
     let planned = match replan(&draft, &config.nodes, false) {
         Ok(p) => p,
         Err(e) => {
@@ -63,7 +68,10 @@ pub async fn preview(
         config.server.data_dir.display(),
         kept
     );
-    let _ = writeln!(out, "\nnode                 group        shards now  after  reachable");
+    let _ = writeln!(
+        out,
+        "\nnode                 group        shards now  after  reachable"
+    );
     let (now, then) = (before.counts(), after.counts());
     for node in &topology.nodes {
         let wanted = config.nodes.iter().any(|n| n.id == node.id);
@@ -75,16 +83,28 @@ pub async fn preview(
             now.get(node.id.as_str()).copied().unwrap_or(0),
             then.get(node.id.as_str()).copied().unwrap_or(0),
             if up[&node.id] { "yes" } else { "NO" },
-            if wanted { "" } else { "  (leaves: drained, then dropped)" }
+            if wanted {
+                ""
+            } else {
+                "  (leaves: drained, then dropped)"
+            }
         );
     }
     let _ = writeln!(out, "\n{} moves:", planned.len());
-    let _ = writeln!(out, "shard  group        slot  from                 to                   documents");
+    let _ = writeln!(
+        out,
+        "shard  group        slot  from                 to                   documents"
+    );
     let mut refused = Vec::new();
     for m in &planned {
         // Where the documents would come from: the old owner, or another holder.
         let holders: Vec<&str> = (0..before.groups.len())
-            .flat_map(|g| before.owners_in_group(m.shard, g).iter().map(String::as_str))
+            .flat_map(|g| {
+                before
+                    .owners_in_group(m.shard, g)
+                    .iter()
+                    .map(String::as_str)
+            })
             .filter(|id| *id != m.to)
             .collect();
         let source = std::iter::once(m.from.as_str())

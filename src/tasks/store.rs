@@ -217,7 +217,11 @@ impl TaskStore {
     /// Records a write before any node receives it; its id.
     /// `recorded` are the parts for moving shards, `(move id, request)`, kept in the same
     /// transaction.
-    pub fn intent_begin(&self, intent: &[u8], recorded: &[(u64, Vec<u8>)]) -> Result<u64, StoreError> {
+    pub fn intent_begin(
+        &self,
+        intent: &[u8],
+        recorded: &[(u64, Vec<u8>)],
+    ) -> Result<u64, StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
         let id = {
             let mut meta = txn.open_table(META).map_err(err)?;

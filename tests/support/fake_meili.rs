@@ -242,16 +242,8 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
             })
         }
         ("GET", ["indexes", uid]) => match state.indexes.get(*uid) {
-            Some(i) => json_answer(
-                200,
-                json!({"uid": uid, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "primaryKey": i.primary_key}),
-            ),
-            None => error(
-                404,
-                "index_not_found",
-                "invalid_request",
-                &format!("Index `{uid}` not found."),
-            ),
+            Some(i) => json_answer(200, index_view(uid, i)),
+            None => index_not_found(uid),
         },
         ("PATCH", ["indexes", uid]) => {
             let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
@@ -281,7 +273,10 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 }
             })
         }
+        ("GET", ["indexes"]) => list_indexes(state, req),
         ("POST", ["indexes", uid, "documents", "fetch"]) => fetch(state, uid, req),
+        ("GET", ["indexes", uid, "documents"]) => browse(state, uid, req),
+        ("POST", ["indexes", uid, "documents", "delete"]) => delete_by_filter(state, uid, req),
         ("DELETE", ["indexes", uid]) => {
             let uid = uid.to_string();
             task(state, Some(&uid.clone()), "indexDeletion", move |s| {
@@ -329,34 +324,54 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                         filterable: json!([]),
                         ..Index::default()
                     });
+                    let failed = |code: &str, message: &str| {
+                        (
+                            json!({"receivedDocuments": count, "indexedDocuments": 0}),
+                            task_error(code, message),
+                        )
+                    };
                     let pk = match (&index.primary_key, param_pk) {
                         (Some(k), Some(p)) if *k != p => {
-                            return (
-                                json!({"receivedDocuments": count, "indexedDocuments": 0}),
-                                task_error(
-                                    "index_primary_key_already_exists",
-                                    &format!("Index already has a primary key: `{k}`."),
-                                ),
-                            );
+                            let message = format!("Index already has a primary key: `{k}`.");
+                            return failed("index_primary_key_already_exists", &message);
                         }
                         (Some(k), _) => k.clone(),
                         (None, Some(p)) => p,
+                        // Inferred from the first document: its one field ending with `id`.
                         (None, None) => {
-                            return (
-                                json!({"receivedDocuments": count, "indexedDocuments": 0}),
-                                task_error("index_primary_key_no_candidate_found", "no candidate"),
-                            )
+                            let mut guesses: Vec<&String> = docs
+                                .first()
+                                .into_iter()
+                                .flat_map(|d| d.keys())
+                                .filter(|k| k.to_lowercase().ends_with("id"))
+                                .collect();
+                            guesses.sort();
+                            match guesses[..] {
+                                [one] => one.clone(),
+                                [] => return failed("index_primary_key_no_candidate_found", "The primary key inference failed as the engine did not find any field ending with `id` in its name. Please specify the primary key manually using the `primaryKey` query parameter."),
+                                [a, b, ..] => {
+                                    let message = format!("The primary key inference failed as the engine found {} fields ending with `id` in their names: '{a}' and '{b}'. Please specify the primary key manually using the `primaryKey` query parameter.", guesses.len());
+                                    return failed("index_primary_key_multiple_candidates_found", &message);
+                                }
+                            }
                         }
                     };
                     let mut ids = Vec::new();
                     for d in &docs {
-                        match d.get(&pk).and_then(canonical) {
-                            Some(id) => ids.push(id),
+                        match d.get(&pk) {
+                            Some(v) => match canonical(v) {
+                                Some(id) => ids.push(id),
+                                None => {
+                                    let message = format!("Document identifier `{v}` is invalid. A document identifier can be of type integer or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not be more than 511 bytes.");
+                                    return failed("invalid_document_id", &message);
+                                }
+                            },
                             None => {
-                                return (
-                                    json!({"receivedDocuments": count, "indexedDocuments": 0}),
-                                    task_error("missing_document_id", "missing id"),
-                                )
+                                let message = format!(
+                                    "Document doesn't have a `{pk}` attribute: `{}`.",
+                                    Value::Object(d.clone())
+                                );
+                                return failed("missing_document_id", &message);
                             }
                         }
                     }
@@ -449,49 +464,59 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 )
             })
         }
-        ("GET", ["indexes", uid, "settings", "filterable-attributes"]) => {
-            match state.indexes.get(*uid) {
-                Some(i) => json_answer(200, i.filterable.clone()),
-                None => error(
-                    404,
-                    "index_not_found",
-                    "invalid_request",
-                    &format!("Index `{uid}` not found."),
-                ),
-            }
-        }
         ("GET", ["indexes", uid, "settings"]) => match state.indexes.get(*uid) {
             Some(i) => json_answer(200, settings_of(i)),
-            None => error(
-                404,
-                "index_not_found",
-                "invalid_request",
-                &format!("Index `{uid}` not found."),
-            ),
+            None => index_not_found(uid),
         },
-        ("PUT", ["indexes", uid, "settings", "filterable-attributes"]) => {
-            let value: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-            let uid = uid.to_string();
-            task(state, Some(&uid.clone()), "settingsUpdate", move |s| {
-                let i = s.indexes.entry(uid).or_default();
-                i.filterable = if value.is_null() {
-                    json!([])
-                } else {
-                    value.clone()
-                };
-                (json!({"filterableAttributes": value}), None)
-            })
-        }
         ("PATCH", ["indexes", uid, "settings"]) => {
-            let value: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-            let uid = uid.to_string();
-            task(state, Some(&uid.clone()), "settingsUpdate", move |s| {
-                let i = s.indexes.entry(uid).or_default();
-                if let Some(f) = value.get("filterableAttributes") {
-                    i.filterable = if f.is_null() { json!([]) } else { f.clone() };
+            let body = match read_json(req) {
+                Ok(b) => b,
+                Err(answer) => return answer,
+            };
+            let Value::Object(patch) = body else {
+                let message = format!(
+                    "Invalid value type: expected an object, but found {}",
+                    found(&body)
+                );
+                return error(400, "bad_request", "invalid_request", &message);
+            };
+            update_settings(state, uid, patch, ".")
+        }
+        ("DELETE", ["indexes", uid, "settings"]) => {
+            let patch = SETTINGS
+                .iter()
+                .map(|s| (s.name.to_string(), Value::Null))
+                .collect();
+            update_settings(state, uid, patch, ".")
+        }
+        (method, ["indexes", uid, "settings", route]) => {
+            let Some(setting) = SETTINGS.iter().find(|s| s.route == *route && s.shown) else {
+                return (404, Vec::new(), Vec::new());
+            };
+            let write = if setting.kind.is_struct() {
+                "PATCH"
+            } else {
+                "PUT"
+            };
+            match method {
+                "GET" => match state.indexes.get(*uid) {
+                    Some(i) => json_answer(200, settings_of(i)[setting.name].clone()),
+                    None => index_not_found(uid),
+                },
+                "DELETE" => {
+                    let patch = Map::from_iter([(setting.name.to_string(), Value::Null)]);
+                    update_settings(state, uid, patch, "")
                 }
-                (value, None)
-            })
+                m if m == write => {
+                    let body = match read_json(req) {
+                        Ok(b) => b,
+                        Err(answer) => return answer,
+                    };
+                    let patch = Map::from_iter([(setting.name.to_string(), body)]);
+                    update_settings(state, uid, patch, "")
+                }
+                _ => (405, Vec::new(), Vec::new()),
+            }
         }
         ("GET", ["indexes", uid, "stats"]) => match state.indexes.get(*uid) {
             Some(i) => {
@@ -513,25 +538,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 &format!("Index `{uid}` not found."),
             ),
         },
-        ("GET", ["tasks"]) => {
-            let wanted: Option<Vec<u64>> =
-                param(req, "uids").map(|u| u.split(',').filter_map(|x| x.parse().ok()).collect());
-            let results: Vec<Value> = state
-                .tasks
-                .iter()
-                .rev()
-                .filter(|t| {
-                    wanted
-                        .as_ref()
-                        .is_none_or(|w| w.contains(&t["uid"].as_u64().unwrap()))
-                })
-                .cloned()
-                .collect();
-            json_answer(
-                200,
-                json!({"results": results, "total": results.len(), "limit": 20, "from": null, "next": null}),
-            )
-        }
+        ("GET", ["tasks"]) => list_tasks(state, req),
         ("GET", ["tasks", uid]) => match uid.parse::<usize>().ok().and_then(|u| state.tasks.get(u))
         {
             Some(t) => json_answer(200, t.clone()),
@@ -550,34 +557,11 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
     }
 }
 
-/// The shard tag values a filter names (`_miroir_shard IN ["..", ..]`), if it names any.
-fn tag_filter(filter: &Value) -> Option<Vec<String>> {
-    let text = match filter {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" AND "),
-        _ => return None,
-    };
-    let start = text.find("_miroir_shard IN [")? + "_miroir_shard IN [".len();
-    // Tag values hold brackets too: the list ends at the last bracket.
-    let end = text.rfind(']')?;
-    // Values are quoted and may hold commas (the tag alphabet has one): read quote to quote.
-    let inner = &text[start..end];
-    Some(
-        inner
-            .split('"')
-            .skip(1)
-            .step_by(2)
-            .map(str::to_string)
-            .collect(),
-    )
-}
-
-/// A small search: documents containing `q` (all for an empty query), the shard filter
-/// honoured, ordered by id through a sort rule in the score details.
+/// A small search: documents containing `q` (all for an empty query) and matching `filter`
+/// (checked as Meilisearch checks it: syntax first, then the index, then filterability),
+/// ordered by id through a sort rule in the score details; `limit`/`offset` with
+/// `estimatedTotalHits`, or `hitsPerPage`/`page` with exhaustive `totalHits`; no hit beyond
+/// the index's `pagination.maxTotalHits`.
 fn search(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
     if state.search_overloaded {
         return error(
@@ -587,39 +571,61 @@ fn search(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
             "Too many search requests running at the same time: 0. Retry after 10s.",
         );
     }
-    let Some(index) = state.indexes.get(uid) else {
-        return error(
-            404,
-            "index_not_found",
-            "invalid_request",
-            &format!("Index `{uid}` not found."),
-        );
-    };
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-    let q = body["q"].as_str().unwrap_or("").to_lowercase();
-    let shards = tag_filter(&body["filter"]);
-    let mut hits: Vec<(String, Value)> = index
+    let filter = match Filter::parse(&body["filter"]) {
+        Ok(f) => f,
+        Err(message) => return error(400, "invalid_search_filter", "invalid_request", &message),
+    };
+    let Some(index) = state.indexes.get(uid) else {
+        return index_not_found(uid);
+    };
+    if let Some(f) = &filter {
+        if let Some(field) = f.unfilterable(&index.filterable) {
+            let message = f.search_not_filterable(uid, field, &index.filterable);
+            return error(400, "invalid_search_filter", "invalid_request", &message);
+        }
+    }
+    let query = body["q"].as_str().unwrap_or("");
+    let q = query.to_lowercase();
+    let mut hits: Vec<(&String, &Value)> = index
         .documents
         .iter()
-        .filter(|(_, d)| {
-            shards.as_ref().is_none_or(|s| {
-                d["_miroir_shard"]
-                    .as_str()
-                    .is_some_and(|t| s.iter().any(|x| x == t))
-            })
-        })
+        .filter(|(_, d)| filter.as_ref().is_none_or(|f| f.matches(d)))
         .filter(|(_, d)| q.is_empty() || d.to_string().to_lowercase().contains(&q))
-        .map(|(id, d)| (id.clone(), d.clone()))
         .collect();
-    hits.sort_by(|a, b| a.0.cmp(&b.0));
+    hits.sort_by(|a, b| a.0.cmp(b.0));
     let total = hits.len();
-    let offset = body["offset"].as_u64().unwrap_or(0) as usize;
-    let limit = body["limit"].as_u64().unwrap_or(20) as usize;
+    let max_total_hits = settings_of(index)["pagination"]["maxTotalHits"]
+        .as_u64()
+        .unwrap_or(1000) as usize;
+    let paged = !body["hitsPerPage"].is_null() || !body["page"].is_null();
+    let (skip, take) = if paged {
+        let per_page = body["hitsPerPage"].as_u64().unwrap_or(20) as usize;
+        let page = body["page"].as_u64().unwrap_or(1) as usize;
+        match page {
+            0 => (0, 0),
+            p => ((p - 1) * per_page, per_page),
+        }
+    } else {
+        (
+            body["offset"].as_u64().unwrap_or(0) as usize,
+            body["limit"].as_u64().unwrap_or(20) as usize,
+        )
+    };
+    let take = take.min(max_total_hits.saturating_sub(skip));
+    let displayed: Option<Vec<Value>> = settings_of(index)["displayedAttributes"]
+        .as_array()
+        .filter(|d| !d.contains(&json!("*")))
+        .cloned();
     let page: Vec<Value> = hits
         .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|(id, mut d)| {
+        .skip(skip)
+        .take(take)
+        .map(|(id, d)| {
+            let mut d = d.clone();
+            if let (Some(shown), Value::Object(fields)) = (&displayed, &mut d) {
+                fields.retain(|k, _| shown.iter().any(|s| s == k));
+            }
             if body["showRankingScore"] == true {
                 d["_rankingScore"] = json!(1.0);
             }
@@ -629,29 +635,987 @@ fn search(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
             d
         })
         .collect();
-    json_answer(
-        200,
-        json!({"hits": page, "query": q, "processingTimeMs": 0, "limit": limit, "offset": offset, "estimatedTotalHits": total, "requestUid": "01a20000-0000-7000-8000-000000000000"}),
+    let request_uid = "01a20000-0000-7000-8000-000000000000";
+    if paged {
+        let per_page = body["hitsPerPage"].as_u64().unwrap_or(20);
+        let total_pages = if per_page == 0 {
+            0
+        } else {
+            (total as u64).div_ceil(per_page)
+        };
+        json_answer(
+            200,
+            json!({"hits": page, "query": query, "processingTimeMs": 0, "hitsPerPage": per_page, "page": body["page"].as_u64().unwrap_or(1), "totalPages": total_pages, "totalHits": total, "requestUid": request_uid}),
+        )
+    } else {
+        json_answer(
+            200,
+            json!({"hits": page, "query": query, "processingTimeMs": 0, "limit": body["limit"].as_u64().unwrap_or(20), "offset": skip, "estimatedTotalHits": total, "requestUid": request_uid}),
+        )
+    }
+}
+
+/// How a setting's value is checked and kept.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `displayedAttributes`, `searchableAttributes`: strings; a reset shows `["*"]`.
+    Wildcard,
+    /// Strings kept sorted and deduplicated.
+    Set,
+    /// `rankingRules`: strings, each a rule.
+    Rules,
+    /// Any array (`filterableAttributes` rules, `foreignKeys`, `localizedAttributes`).
+    Array,
+    /// `synonyms`: arrays of strings by word, kept sorted by word.
+    Synonyms,
+    /// A string, one of these when any are given.
+    Str(&'static [&'static str]),
+    /// An object whose fields (in this order) are updated one by one.
+    Struct(&'static [&'static str]),
+    /// An object whose entries are updated one by one (`embedders`).
+    Entries,
+    /// Any object, replaced.
+    Object,
+    UInt,
+    Bool,
+}
+
+impl Kind {
+    /// Objects have their own route answering `PATCH`; the others answer `PUT`.
+    fn is_struct(self) -> bool {
+        matches!(self, Kind::Struct(_) | Kind::Entries)
+    }
+}
+
+struct Setting {
+    name: &'static str,
+    route: &'static str,
+    code: &'static str,
+    kind: Kind,
+    /// Shown by `GET /indexes/{uid}/settings` (the others need experimental features).
+    shown: bool,
+    default: &'static str,
+}
+
+const fn setting(
+    name: &'static str,
+    route: &'static str,
+    code: &'static str,
+    kind: Kind,
+    default: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        route,
+        code,
+        kind,
+        shown: true,
+        default,
+    }
+}
+
+/// Meilisearch v1.50's settings, in its order, with their defaults.
+const SETTINGS: [Setting; 22] = [
+    setting(
+        "displayedAttributes",
+        "displayed-attributes",
+        "invalid_settings_displayed_attributes",
+        Kind::Wildcard,
+        r#"["*"]"#,
+    ),
+    setting(
+        "searchableAttributes",
+        "searchable-attributes",
+        "invalid_settings_searchable_attributes",
+        Kind::Wildcard,
+        r#"["*"]"#,
+    ),
+    setting(
+        "filterableAttributes",
+        "filterable-attributes",
+        "invalid_settings_filterable_attributes",
+        Kind::Array,
+        "[]",
+    ),
+    setting(
+        "sortableAttributes",
+        "sortable-attributes",
+        "invalid_settings_sortable_attributes",
+        Kind::Set,
+        "[]",
+    ),
+    Setting {
+        shown: false,
+        ..setting(
+            "foreignKeys",
+            "foreign-keys",
+            "invalid_settings_foreign_keys",
+            Kind::Array,
+            "[]",
+        )
+    },
+    setting(
+        "rankingRules",
+        "ranking-rules",
+        "invalid_settings_ranking_rules",
+        Kind::Rules,
+        r#"["words","typo","proximity","attributeRank","sort","wordPosition","exactness"]"#,
+    ),
+    setting(
+        "stopWords",
+        "stop-words",
+        "invalid_settings_stop_words",
+        Kind::Set,
+        "[]",
+    ),
+    setting(
+        "nonSeparatorTokens",
+        "non-separator-tokens",
+        "invalid_settings_non_separator_tokens",
+        Kind::Set,
+        "[]",
+    ),
+    setting(
+        "separatorTokens",
+        "separator-tokens",
+        "invalid_settings_separator_tokens",
+        Kind::Set,
+        "[]",
+    ),
+    setting(
+        "dictionary",
+        "dictionary",
+        "invalid_settings_dictionary",
+        Kind::Set,
+        "[]",
+    ),
+    setting(
+        "synonyms",
+        "synonyms",
+        "invalid_settings_synonyms",
+        Kind::Synonyms,
+        "{}",
+    ),
+    setting(
+        "distinctAttribute",
+        "distinct-attribute",
+        "invalid_settings_distinct_attribute",
+        Kind::Str(&[]),
+        "null",
+    ),
+    setting(
+        "proximityPrecision",
+        "proximity-precision",
+        "invalid_settings_proximity_precision",
+        Kind::Str(&["byWord", "byAttribute"]),
+        r#""byWord""#,
+    ),
+    setting(
+        "typoTolerance",
+        "typo-tolerance",
+        "invalid_settings_typo_tolerance",
+        Kind::Struct(&[
+            "enabled",
+            "minWordSizeForTypos",
+            "disableOnWords",
+            "disableOnAttributes",
+            "disableOnNumbers",
+        ]),
+        r#"{"enabled":true,"minWordSizeForTypos":{"oneTypo":5,"twoTypos":9},"disableOnWords":[],"disableOnAttributes":[],"disableOnNumbers":false}"#,
+    ),
+    setting(
+        "faceting",
+        "faceting",
+        "invalid_settings_faceting",
+        Kind::Struct(&["maxValuesPerFacet", "sortFacetValuesBy"]),
+        r#"{"maxValuesPerFacet":100,"sortFacetValuesBy":{"*":"alpha"}}"#,
+    ),
+    setting(
+        "pagination",
+        "pagination",
+        "invalid_settings_pagination",
+        Kind::Struct(&["maxTotalHits"]),
+        r#"{"maxTotalHits":1000}"#,
+    ),
+    setting(
+        "embedders",
+        "embedders",
+        "invalid_settings_embedders",
+        Kind::Entries,
+        "{}",
+    ),
+    setting(
+        "searchCutoffMs",
+        "search-cutoff-ms",
+        "invalid_settings_search_cutoff_ms",
+        Kind::UInt,
+        "null",
+    ),
+    setting(
+        "localizedAttributes",
+        "localized-attributes",
+        "invalid_settings_localized_attributes",
+        Kind::Array,
+        "null",
+    ),
+    setting(
+        "facetSearch",
+        "facet-search",
+        "invalid_settings_facet_search",
+        Kind::Bool,
+        "true",
+    ),
+    setting(
+        "prefixSearch",
+        "prefix-search",
+        "invalid_settings_prefix_search",
+        Kind::Str(&["indexingTime", "disabled"]),
+        r#""indexingTime""#,
+    ),
+    Setting {
+        shown: false,
+        ..setting(
+            "chat",
+            "chat",
+            "invalid_settings_index_chat",
+            Kind::Object,
+            "null",
+        )
+    },
+];
+
+impl Setting {
+    fn default_value(&self) -> Value {
+        serde_json::from_str(self.default).expect("default setting")
+    }
+
+    /// Checks a value sent for the setting (`null` resets it) and returns it as Meilisearch
+    /// keeps and reports it; `at` is where the value stands in the body (`.name`, or empty
+    /// on the setting's own route), for the error messages.
+    fn check(&self, value: &Value, at: &str) -> Result<Value, Answer> {
+        let wrong = |path: &str, what: &str, v: &Value| {
+            let place = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" at `{path}`")
+            };
+            let message = format!(
+                "Invalid value type{place}: expected {what}, but found {}",
+                found(v)
+            );
+            error(400, self.code, "invalid_request", &message)
+        };
+        let strings = |v: &Value| -> Result<Vec<String>, Answer> {
+            let Value::Array(items) = v else {
+                return Err(wrong(at, "an array", v));
+            };
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| match x {
+                    Value::String(s) => Ok(s.clone()),
+                    x => Err(wrong(&format!("{at}[{i}]"), "a string", x)),
+                })
+                .collect()
+        };
+        if value.is_null() {
+            return Ok(match self.kind {
+                Kind::Wildcard => json!(["*"]),
+                _ => Value::Null,
+            });
+        }
+        Ok(match self.kind {
+            Kind::Wildcard => json!(strings(value)?),
+            Kind::Set => {
+                let mut s = strings(value)?;
+                s.sort();
+                s.dedup();
+                json!(s)
+            }
+            Kind::Rules => {
+                let rules = strings(value)?;
+                const NAMED: [&str; 8] = [
+                    "words",
+                    "typo",
+                    "proximity",
+                    "attribute",
+                    "attributeRank",
+                    "wordPosition",
+                    "sort",
+                    "exactness",
+                ];
+                for (i, r) in rules.iter().enumerate() {
+                    let custom = r
+                        .rsplit_once(':')
+                        .is_some_and(|(f, o)| !f.is_empty() && (o == "asc" || o == "desc"));
+                    if !custom && !NAMED.contains(&r.as_str()) {
+                        let message = format!("Invalid value at `{at}[{i}]`: `{r}` ranking rule is invalid. Valid ranking rules are words, typo, sort, proximity, attribute, exactness and custom ranking rules.");
+                        return Err(error(400, self.code, "invalid_request", &message));
+                    }
+                }
+                json!(rules)
+            }
+            Kind::Array if value.is_array() => value.clone(),
+            Kind::Array => return Err(wrong(at, "an array", value)),
+            Kind::Synonyms => {
+                let Value::Object(words) = value else {
+                    return Err(wrong(at, "an object", value));
+                };
+                let mut out: Vec<(String, Value)> = Vec::new();
+                for (word, list) in words {
+                    out.push((word.clone(), json!(strings(list)?)));
+                }
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Object(out.into_iter().collect())
+            }
+            Kind::Str(allowed) => {
+                let Value::String(s) = value else {
+                    return Err(wrong(at, "a string", value));
+                };
+                if !allowed.is_empty() && !allowed.contains(&s.as_str()) {
+                    let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+                    let place = if at.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" at `{at}`")
+                    };
+                    let message = format!(
+                        "Unknown value `{s}`{place}: expected one of {}",
+                        list.join(", ")
+                    );
+                    return Err(error(400, self.code, "invalid_request", &message));
+                }
+                value.clone()
+            }
+            Kind::Struct(fields) => {
+                let Value::Object(given) = value else {
+                    return Err(wrong(at, "an object", value));
+                };
+                ordered(given, fields)
+            }
+            Kind::Entries | Kind::Object if value.is_object() => value.clone(),
+            Kind::Entries | Kind::Object => return Err(wrong(at, "an object", value)),
+            Kind::UInt if value.is_u64() => value.clone(),
+            Kind::UInt => return Err(wrong(at, "a positive integer", value)),
+            Kind::Bool if value.is_boolean() => value.clone(),
+            Kind::Bool => return Err(wrong(at, "a boolean", value)),
+        })
+    }
+}
+
+/// An object's fields in a struct's order (unknown ones last), sets sorted, maps by key.
+fn ordered(given: &Map<String, Value>, fields: &[&str]) -> Value {
+    let mut out = Map::new();
+    let known = fields.iter().filter_map(|f| given.get_key_value(*f));
+    let others = given.iter().filter(|(k, _)| !fields.contains(&k.as_str()));
+    for (k, v) in known.chain(others) {
+        let v = match (k.as_str(), v) {
+            ("minWordSizeForTypos", Value::Object(o)) => ordered(o, &["oneTypo", "twoTypos"]),
+            ("disableOnWords" | "disableOnAttributes", Value::Array(a)) => {
+                let mut a = a.clone();
+                a.sort_by_key(|x| x.to_string());
+                a.dedup();
+                Value::Array(a)
+            }
+            ("sortFacetValuesBy", Value::Object(o)) => {
+                let mut entries: Vec<_> = o.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Object(entries.into_iter().collect())
+            }
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    Value::Object(out)
+}
+
+/// Updates a struct setting field by field: `null` resets a field, an object updates the
+/// fields of a nested struct (not of a map such as `sortFacetValuesBy`).
+fn merge_struct(current: &mut Map<String, Value>, patch: &Map<String, Value>, default: &Value) {
+    for (k, v) in patch {
+        match (v, current.get_mut(k), &default[k]) {
+            (Value::Null, _, d) => {
+                current.insert(k.clone(), d.clone());
+            }
+            (Value::Object(p), Some(Value::Object(c)), d @ Value::Object(_))
+                if k != "sortFacetValuesBy" =>
+            {
+                merge_struct(c, p, d);
+            }
+            _ => {
+                current.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// A `settingsUpdate` for the settings of `patch` (by name; `null` resets), creating the index
+/// when missing, as Meilisearch does; the details list the settings sent, in Meilisearch's
+/// order. `at` prefixes the value's place in errors (`.` for the whole settings object).
+fn update_settings(
+    state: &mut NodeState,
+    uid: &str,
+    patch: Map<String, Value>,
+    at: &str,
+) -> Answer {
+    if let Some(other) = patch
+        .keys()
+        .find(|k| !SETTINGS.iter().any(|s| s.name == k.as_str()))
+    {
+        let names: Vec<String> = SETTINGS.iter().map(|s| format!("`{}`", s.name)).collect();
+        let message = format!(
+            "Unknown field `{other}`: expected one of {}",
+            names.join(", ")
+        );
+        return error(400, "bad_request", "invalid_request", &message);
+    }
+    let mut changes: Vec<(&'static Setting, Value)> = Vec::new();
+    for s in &SETTINGS {
+        if let Some(v) = patch.get(s.name) {
+            let place = if at.is_empty() {
+                String::new()
+            } else {
+                format!("{at}{}", s.name)
+            };
+            match s.check(v, &place) {
+                Ok(v) => changes.push((s, v)),
+                Err(answer) => return answer,
+            }
+        }
+    }
+    let details = Value::Object(
+        changes
+            .iter()
+            .map(|(s, v)| (s.name.to_string(), v.clone()))
+            .collect(),
+    );
+    let uid = uid.to_string();
+    task(state, Some(&uid.clone()), "settingsUpdate", move |st| {
+        let index = st.indexes.entry(uid).or_default();
+        for (s, v) in changes {
+            if s.name == "filterableAttributes" {
+                index.filterable = if v.is_null() { json!([]) } else { v };
+                continue;
+            }
+            let reset = v.is_null() || (s.kind == Kind::Wildcard && v == json!(["*"]));
+            if reset {
+                index.settings.remove(s.name);
+                continue;
+            }
+            let merged = match (s.kind, v) {
+                (Kind::Struct(_), Value::Object(p)) => {
+                    let default = s.default_value();
+                    let mut current = match index.settings.get(s.name) {
+                        Some(Value::Object(c)) => c.clone(),
+                        _ => default.as_object().cloned().unwrap_or_default(),
+                    };
+                    merge_struct(&mut current, &p, &default);
+                    Value::Object(current)
+                }
+                (Kind::Entries, Value::Object(p)) => {
+                    let mut current = index
+                        .settings
+                        .get(s.name)
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    for (k, e) in p {
+                        if e.is_null() {
+                            current.remove(&k);
+                        } else {
+                            current.insert(k, e);
+                        }
+                    }
+                    Value::Object(current)
+                }
+                (_, v) => v,
+            };
+            index.settings.insert(s.name.to_string(), merged);
+        }
+        (details, None)
+    })
+}
+
+/// The settings a node reports (and an export sends), as `GET /indexes/{uid}/settings`
+/// shows them: every setting, its default unless set.
+pub fn settings_of(index: &Index) -> Value {
+    let mut out = Map::new();
+    for s in SETTINGS.iter().filter(|s| s.shown) {
+        let mut v = if s.name == "filterableAttributes" {
+            match &index.filterable {
+                Value::Null => json!([]),
+                f => f.clone(),
+            }
+        } else {
+            index
+                .settings
+                .get(s.name)
+                .cloned()
+                .unwrap_or_else(|| s.default_value())
+        };
+        // Facet values are sorted alphabetically unless said otherwise.
+        if let Some(Value::Object(by)) = v.pointer_mut("/sortFacetValuesBy") {
+            if !by.contains_key("*") {
+                let mut entries: Vec<_> = by.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                entries.push(("*".to_string(), json!("alpha")));
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                *by = entries.into_iter().collect();
+            }
+        }
+        out.insert(s.name.to_string(), v);
+    }
+    Value::Object(out)
+}
+
+fn index_not_found(uid: &str) -> Answer {
+    error(
+        404,
+        "index_not_found",
+        "invalid_request",
+        &format!("Index `{uid}` not found."),
     )
 }
 
-/// The settings a node reports (and an export sends): the ones the fake keeps.
-fn settings_of(index: &Index) -> Value {
-    json!({"displayedAttributes": ["*"], "searchableAttributes": ["*"], "filterableAttributes": index.filterable, "sortableAttributes": []})
+/// A JSON body as Meilisearch reads one: `415` without a JSON `Content-Type`, `400
+/// missing_payload` when empty, `400 malformed_payload` when not JSON.
+fn read_json(req: &Message) -> Result<Value, Answer> {
+    const ACCEPTED: &str = "Accepted values for the Content-Type header are: `application/json`";
+    match req.header("content-type") {
+        None => {
+            let message = format!("A Content-Type header is missing. {ACCEPTED}");
+            return Err(error(
+                415,
+                "missing_content_type",
+                "invalid_request",
+                &message,
+            ));
+        }
+        Some(ct) if !ct.starts_with("application/json") => {
+            let message = format!("The Content-Type `{ct}` is invalid. {ACCEPTED}");
+            return Err(error(
+                415,
+                "invalid_content_type",
+                "invalid_request",
+                &message,
+            ));
+        }
+        _ => {}
+    }
+    if req.body.is_empty() {
+        let message = "A json payload is missing.";
+        return Err(error(400, "missing_payload", "invalid_request", message));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| {
+        let message = format!("The json payload provided is malformed. `{e}`.");
+        error(400, "malformed_payload", "invalid_request", &message)
+    })
+}
+
+/// The query parameters, decoded, in order (empty values dropped, as Meilisearch does).
+fn params(req: &Message) -> Vec<(String, String)> {
+    req.query()
+        .split('&')
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let v = miroir::query_string::percent_decode(v);
+            (!k.is_empty() && !v.is_empty()).then(|| (miroir::query_string::percent_decode(k), v))
+        })
+        .collect()
+}
+
+fn unknown_param(name: &str, known: &[&str]) -> Answer {
+    let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+    let message = format!(
+        "Unknown parameter `{name}`: expected one of {}",
+        list.join(", ")
+    );
+    error(400, "bad_request", "invalid_request", &message)
+}
+
+fn positive_integer(name: &str, value: &str, code: &str) -> Result<u64, Answer> {
+    value.parse::<u64>().map_err(|_| {
+        let message = format!(
+            "Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer"
+        );
+        error(400, code, "invalid_request", &message)
+    })
+}
+
+/// `GET /indexes`: the indexes by uid, with `offset`, `limit` and `total`.
+fn list_indexes(state: &NodeState, req: &Message) -> Answer {
+    let (mut offset, mut limit) = (0, 20);
+    for (k, v) in params(req) {
+        match k.as_str() {
+            "offset" => match positive_integer(&k, &v, "invalid_index_offset") {
+                Ok(n) => offset = n as usize,
+                Err(answer) => return answer,
+            },
+            "limit" => match positive_integer(&k, &v, "invalid_index_limit") {
+                Ok(n) => limit = n as usize,
+                Err(answer) => return answer,
+            },
+            _ => return unknown_param(&k, &["offset", "limit"]),
+        }
+    }
+    let results: Vec<Value> = state
+        .indexes
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(uid, i)| index_view(uid, i))
+        .collect();
+    json_answer(
+        200,
+        json!({"results": results, "offset": offset, "limit": limit, "total": state.indexes.len()}),
+    )
+}
+
+fn index_view(uid: &str, index: &Index) -> Value {
+    json!({"uid": uid, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "primaryKey": index.primary_key})
+}
+
+/// `GET /indexes/{uid}/documents`: `offset`, `limit`, `fields`, `ids` and `filter` as query
+/// parameters; every field of the documents (`displayedAttributes` does not apply).
+fn browse(state: &NodeState, uid: &str, req: &Message) -> Answer {
+    const KNOWN: [&str; 8] = [
+        "offset",
+        "limit",
+        "fields",
+        "retrieveVectors",
+        "ids",
+        "filter",
+        "sort",
+        "useNetwork",
+    ];
+    let mut body = Map::new();
+    for (k, v) in params(req) {
+        match k.as_str() {
+            "offset" | "limit" => {
+                let code = format!("invalid_document_{k}");
+                match positive_integer(&k, &v, &code) {
+                    Ok(n) => body.insert(k, json!(n)),
+                    Err(answer) => return answer,
+                };
+            }
+            "fields" | "ids" => {
+                body.insert(k, json!(v.split(',').map(str::trim).collect::<Vec<_>>()));
+            }
+            "filter" => {
+                body.insert(k, json!(v));
+            }
+            k if KNOWN.contains(&k) => {}
+            _ => return unknown_param(&k, &KNOWN),
+        }
+    }
+    fetch_documents(state, uid, &Value::Object(body))
+}
+
+/// `POST /indexes/{uid}/documents/delete`: the filter's syntax is checked at once; the task
+/// fails when the index is missing or a field is not filterable.
+fn delete_by_filter(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
+    let body = match read_json(req) {
+        Ok(b) => b,
+        Err(answer) => return answer,
+    };
+    let Value::Object(fields) = &body else {
+        let message = format!(
+            "Invalid value type: expected an object, but found {}",
+            found(&body)
+        );
+        return error(400, "bad_request", "invalid_request", &message);
+    };
+    if let Some(other) = fields.keys().find(|k| *k != "filter") {
+        let message = format!("Unknown field `{other}`: expected one of `filter`");
+        return error(400, "bad_request", "invalid_request", &message);
+    }
+    let Some(filter) = fields.get("filter").cloned() else {
+        let message = "Missing field `filter`";
+        return error(400, "missing_document_filter", "invalid_request", message);
+    };
+    let parsed = match filter {
+        Value::Null => Err(filter_syntax("String, Array", &filter)),
+        _ => Filter::parse(&filter),
+    };
+    match parsed {
+        Err(message) => return error(400, "invalid_document_filter", "invalid_request", &message),
+        Ok(None) => {
+            let message = "Sending an empty filter is forbidden.";
+            return error(400, "invalid_document_filter", "invalid_request", message);
+        }
+        Ok(Some(_)) => {}
+    }
+    let uid = uid.to_string();
+    let original = filter.to_string();
+    task(state, Some(&uid.clone()), "documentDeletion", move |s| {
+        let details =
+            |n: usize| json!({"providedIds": 0, "deletedDocuments": n, "originalFilter": original});
+        let Some(index) = s.indexes.get_mut(&uid) else {
+            let message = format!("Index `{uid}` not found.");
+            return (details(0), task_error("index_not_found", &message));
+        };
+        let ids: Vec<String> = match select(index, &filter) {
+            Ok(docs) => docs.into_iter().map(|(id, _)| id.clone()).collect(),
+            Err(m) => {
+                let message = format!("Index `{uid}`: {m}");
+                return (details(0), task_error("invalid_document_filter", &message));
+            }
+        };
+        for id in &ids {
+            index.documents.remove(id);
+        }
+        (details(ids.len()), None)
+    })
+}
+
+/// `GET /tasks`: newest first (oldest first with `reverse=true`), filtered by `uids`,
+/// `batchUids`, `canceledBy`, `types`, `statuses`, `indexUids` and the date bounds; `from` is
+/// the first uid to show, `next` the `from` of the next page, `total` counts every match.
+fn list_tasks(state: &NodeState, req: &Message) -> Answer {
+    const KNOWN: [&str; 15] = [
+        "limit",
+        "from",
+        "reverse",
+        "batchUids",
+        "uids",
+        "canceledBy",
+        "types",
+        "statuses",
+        "indexUids",
+        "afterEnqueuedAt",
+        "beforeEnqueuedAt",
+        "afterStartedAt",
+        "beforeStartedAt",
+        "afterFinishedAt",
+        "beforeFinishedAt",
+    ];
+    const STATUSES: [&str; 5] = ["enqueued", "processing", "succeeded", "failed", "canceled"];
+    const TYPES: [&str; 18] = [
+        "documentAdditionOrUpdate",
+        "documentEdition",
+        "documentDeletion",
+        "settingsUpdate",
+        "indexCreation",
+        "indexDeletion",
+        "indexUpdate",
+        "indexSwap",
+        "taskCancelation",
+        "taskDeletion",
+        "dumpCreation",
+        "snapshotCreation",
+        "export",
+        "upgradeDatabase",
+        "indexCompaction",
+        "networkTopologyChange",
+        "dsrUpdate",
+        "dsrClear",
+    ];
+    let bad = |code: &str, message: String| error(400, code, "invalid_request", &message);
+    let quoted = |l: &[&str]| {
+        l.iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (mut limit, mut from, mut reverse) = (20u64, None::<u64>, false);
+    // (task field, accepted values); `None` for `*`.
+    let mut lists: Vec<(&str, Option<Vec<Value>>)> = Vec::new();
+    // (task field, after?, bound)
+    let mut dates: Vec<(&str, bool, time::OffsetDateTime)> = Vec::new();
+    for (k, v) in params(req) {
+        let items: Vec<&str> = v.split(',').map(str::trim).collect();
+        // Where an item is, in errors: `uids` alone, `uids[1]` in a list.
+        let at = |i: usize| {
+            if items.len() > 1 {
+                format!("{k}[{i}]")
+            } else {
+                k.clone()
+            }
+        };
+        let star = items.contains(&"*");
+        match k.as_str() {
+            "limit" | "from" => {
+                let code = format!("invalid_task_{k}");
+                match positive_integer(&k, &v, &code) {
+                    Ok(n) if k == "limit" => limit = n,
+                    Ok(n) => from = Some(n),
+                    Err(answer) => return answer,
+                }
+            }
+            "reverse" => match v.as_str() {
+                "true" => reverse = true,
+                "false" => reverse = false,
+                _ => {
+                    let message = format!("Invalid value in parameter `reverse`: could not parse `{v}` as a boolean, expected either `true` or `false`");
+                    return bad("invalid_task_reverse", message);
+                }
+            },
+            "uids" | "batchUids" | "canceledBy" => {
+                let (field, code) = match k.as_str() {
+                    "uids" => ("uid", "invalid_task_uids"),
+                    "batchUids" => ("batchUid", "invalid_task_batch_uids"),
+                    _ => ("canceledBy", "invalid_task_canceled_by"),
+                };
+                if star && items.len() == 1 {
+                    continue;
+                }
+                let mut wanted = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match positive_integer(&at(i), item, code) {
+                        Ok(n) => wanted.push(json!(n)),
+                        Err(answer) => return answer,
+                    }
+                }
+                lists.push((field, Some(wanted)));
+            }
+            "statuses" | "types" => {
+                let (field, code, allowed, what, known) = if k == "statuses" {
+                    (
+                        "status",
+                        "invalid_task_statuses",
+                        &STATUSES[..],
+                        "task status",
+                        "statuses",
+                    )
+                } else {
+                    (
+                        "type",
+                        "invalid_task_types",
+                        &TYPES[..],
+                        "task type",
+                        "types",
+                    )
+                };
+                if let Some((i, item)) = items
+                    .iter()
+                    .enumerate()
+                    .find(|(_, x)| **x != "*" && !allowed.contains(x))
+                {
+                    let message = format!(
+                        "Invalid value in parameter `{}`: `{item}` is not a valid {what}. Available {known} are {}.",
+                        at(i),
+                        quoted(allowed)
+                    );
+                    return bad(code, message);
+                }
+                lists.push((
+                    field,
+                    (!star).then(|| items.iter().map(|x| json!(x)).collect()),
+                ));
+            }
+            "indexUids" => {
+                if let Some((i, item)) = items
+                    .iter()
+                    .enumerate()
+                    .find(|(_, x)| **x != "*" && !valid_uid(x))
+                {
+                    let message = format!("Invalid value in parameter `{}`: `{item}` is not a valid index uid. Index uid can be an integer or a string containing only alphanumeric characters, hyphens (-) and underscores (_), and can not be more than 512 bytes.", at(i));
+                    return bad("invalid_index_uid", message);
+                }
+                lists.push((
+                    "indexUid",
+                    (!star).then(|| items.iter().map(|x| json!(x)).collect()),
+                ));
+            }
+            name if KNOWN.contains(&name) => {
+                let after = name.starts_with("after");
+                let field = if name.ends_with("EnqueuedAt") {
+                    "enqueuedAt"
+                } else if name.ends_with("StartedAt") {
+                    "startedAt"
+                } else {
+                    "finishedAt"
+                };
+                if v == "*" {
+                    continue;
+                }
+                match task_date(&v, after) {
+                    Some(d) => dates.push((field, after, d)),
+                    None => {
+                        let snake: String = name
+                            .chars()
+                            .flat_map(|c| {
+                                if c.is_ascii_uppercase() {
+                                    vec!['_', c.to_ascii_lowercase()]
+                                } else {
+                                    vec![c]
+                                }
+                            })
+                            .collect();
+                        let message = format!("Invalid value in parameter `{name}`: `{v}` is an invalid date-time. It should follow the YYYY-MM-DD or RFC 3339 date-time format.");
+                        return bad(&format!("invalid_task_{snake}"), message);
+                    }
+                }
+            }
+            _ => return unknown_param(&k, &KNOWN),
+        }
+    }
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let matching: Vec<&Value> = state
+        .tasks
+        .iter()
+        .filter(|t| {
+            lists
+                .iter()
+                .all(|(field, wanted)| wanted.as_ref().is_none_or(|w| w.contains(&t[*field])))
+                && dates.iter().all(|(field, after, bound)| {
+                    t[*field]
+                        .as_str()
+                        .and_then(|d| time::OffsetDateTime::parse(d, rfc3339).ok())
+                        .is_some_and(|d| if *after { d > *bound } else { d < *bound })
+                })
+        })
+        .collect();
+    let total = matching.len();
+    let mut page: Vec<&Value> = if reverse {
+        matching
+            .into_iter()
+            .filter(|t| from.is_none_or(|f| t["uid"].as_u64().unwrap() >= f))
+            .collect()
+    } else {
+        matching
+            .into_iter()
+            .rev()
+            .filter(|t| from.is_none_or(|f| t["uid"].as_u64().unwrap() <= f))
+            .collect()
+    };
+    let next = page.get(limit as usize).map(|t| t["uid"].clone());
+    page.truncate(limit as usize);
+    let first = page.first().map(|t| t["uid"].clone());
+    json_answer(
+        200,
+        json!({"results": page, "total": total, "limit": limit, "from": first, "next": next}),
+    )
+}
+
+/// A task date bound as Meilisearch reads it: RFC 3339, or a day (the next day's start for an
+/// `after` bound).
+fn task_date(v: &str, after: bool) -> Option<time::OffsetDateTime> {
+    if let Ok(d) = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339) {
+        return Some(d);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(v, &format).ok()?;
+    let start = day.with_time(time::Time::MIDNIGHT).assume_utc();
+    Some(if after {
+        start + time::Duration::days(1)
+    } else {
+        start
+    })
 }
 
 /// `POST /indexes/{uid}/documents/fetch`: every field of the documents matching `filter`
 /// (`displayedAttributes` does not apply), `total` counting all matches.
 fn fetch(state: &NodeState, uid: &str, req: &Message) -> Answer {
-    let Some(index) = state.indexes.get(uid) else {
-        return error(
-            404,
-            "index_not_found",
-            "invalid_request",
-            &format!("Index `{uid}` not found."),
-        );
-    };
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    fetch_documents(state, uid, &body)
+}
+
+/// Documents by `filter`, `ids`, `offset`, `limit` and `fields` (of a fetch body, or of
+/// `GET /documents` parameters).
+fn fetch_documents(state: &NodeState, uid: &str, body: &Value) -> Answer {
+    let Some(index) = state.indexes.get(uid) else {
+        return index_not_found(uid);
+    };
     let mut docs = match select(index, &body["filter"]) {
         Ok(d) => d,
         Err(message) => return error(400, "invalid_document_filter", "invalid_request", &message),
@@ -688,9 +1652,15 @@ fn fetch(state: &NodeState, uid: &str, req: &Message) -> Answer {
 }
 
 /// The documents of `index` matching `filter` (all for `null`), by id; or the message of an
-/// `invalid_document_filter` error.
+/// `invalid_document_filter` error (bad syntax, or an attribute that is not filterable).
 fn select<'a>(index: &'a Index, filter: &Value) -> Result<Vec<(&'a String, &'a Value)>, String> {
-    let filter = Filter::parse(filter, &index.filterable)?;
+    let filter = Filter::parse(filter)?;
+    if let Some(field) = filter
+        .as_ref()
+        .and_then(|f| f.unfilterable(&index.filterable))
+    {
+        return Err(field.not_filterable(&index.filterable));
+    }
     Ok(index
         .documents
         .iter()
@@ -700,18 +1670,42 @@ fn select<'a>(index: &'a Index, filter: &Value) -> Result<Vec<(&'a String, &'a V
 
 /// A filter as the fake understands it: `=`, `!=`, `>`, `>=`, `<`, `<=`, `TO`, `IN`, `NOT IN`,
 /// `EXISTS`, `NOT EXISTS`, `IS [NOT] NULL`, `IS [NOT] EMPTY`, joined with `AND`, `OR`, `NOT`
-/// and parentheses, or Meilisearch's array form. Strings compare case-insensitively.
+/// and parentheses, or Meilisearch's array form; shaped as Meilisearch's parser shapes it
+/// (`NOT NOT x` is `x`, `!=` is its own operator). Strings compare case-insensitively.
 enum Filter {
     All(Vec<Filter>),
     Any(Vec<Filter>),
     Not(Box<Filter>),
-    Cond(String, Cond),
+    Cond(Field, Cond),
+}
+
+/// A field a filter names, with the filter text it stands in and its place there (character
+/// positions, quotes excluded, as Meilisearch's error spans count them).
+struct Field {
+    name: String,
+    src: String,
+    start: usize,
+    end: usize,
+}
+
+impl Field {
+    /// The `invalid_document_filter` message for this field when it is not filterable.
+    fn not_filterable(&self, filterable: &Value) -> String {
+        format!(
+            "{}\n{}:{} {}",
+            not_filterable(&self.name, filterable),
+            self.start + 1,
+            self.end + 1,
+            self.src
+        )
+    }
 }
 
 enum Cond {
     Eq(String),
-    Cmp(&'static str, f64),
-    Range(f64, f64),
+    Ne(String),
+    Cmp(&'static str, String),
+    Range(String, String),
     In(Vec<String>),
     Exists,
     IsNull,
@@ -721,13 +1715,13 @@ enum Cond {
 struct Token {
     text: String,
     quoted: bool,
-    /// Character positions, as Meilisearch's error spans count them.
+    /// Character positions of the text (inside the quotes of a quoted value).
     start: usize,
     end: usize,
 }
 
 /// Splits a filter string into words, quoted values and the signs `()[],` `=` `!=` `<` `<=`
-/// `>` `>=`.
+/// `>` `>=`. In a quoted value only `\` before the quote escapes (as in Meilisearch).
 fn tokens(src: &str) -> Result<Vec<Token>, String> {
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
@@ -745,12 +1739,15 @@ fn tokens(src: &str) -> Result<Vec<Token>, String> {
                     None => {
                         return Err(format!(
                             "Expression `{}` is missing the following closing delimiter: `{c}`.\n{}:{} {src}",
-                            chars[start..].iter().collect::<String>(),
+                            chars[start..].iter().collect::<String>().escape_debug(),
                             start + 1,
                             chars.len() + 1
                         ))
                     }
                     Some('\\') if i + 1 < chars.len() => {
+                        if chars[i + 1] != c {
+                            text.push('\\');
+                        }
                         text.push(chars[i + 1]);
                         i += 2;
                     }
@@ -767,8 +1764,8 @@ fn tokens(src: &str) -> Result<Vec<Token>, String> {
             out.push(Token {
                 text,
                 quoted: true,
-                start,
-                end: i,
+                start: start + 1,
+                end: i - 1,
             });
         } else if "()[],=!<>".contains(c) {
             i += if c != '=' && chars.get(i + 1) == Some(&'=') {
@@ -802,7 +1799,6 @@ struct FilterParser<'a> {
     src: &'a str,
     tokens: Vec<Token>,
     at: usize,
-    filterable: &'a Value,
 }
 
 impl FilterParser<'_> {
@@ -831,6 +1827,40 @@ impl FilterParser<'_> {
         format!("{what}\n{s}:{e} {}", self.src)
     }
 
+    /// Where token `i` begins (its opening quote included), or the end of the filter.
+    fn begin(&self, i: usize) -> usize {
+        self.tokens.get(i).map_or(self.src.chars().count(), |t| {
+            t.start - usize::from(t.quoted)
+        })
+    }
+
+    /// An error whose context runs from token `i` to the end of the filter; `what` gets that
+    /// text, escaped as Meilisearch shows it.
+    fn fail_from(&self, i: usize, what: impl FnOnce(&str) -> String) -> String {
+        let start = self.begin(i);
+        let rest: String = self.src.chars().skip(start).collect();
+        let end = self.src.chars().count();
+        format!(
+            "{}\n{}:{} {}",
+            what(&rest.escape_debug().to_string()),
+            start + 1,
+            end + 1,
+            self.src
+        )
+    }
+
+    /// Meilisearch's error for what is not a condition, from token `i`.
+    fn not_a_condition(&self, i: usize) -> String {
+        self.fail_from(i, |rest| {
+            let text = if rest.trim().is_empty() {
+                "but instead got nothing.".to_string()
+            } else {
+                format!("at `{rest}`.")
+            };
+            format!("Was expecting an operation `=`, `!=`, `>=`, `>`, `<=`, `<`, `IN`, `NOT IN`, `TO`, `EXISTS`, `NOT EXISTS`, `IS NULL`, `IS NOT NULL`, `IS EMPTY`, `IS NOT EMPTY`, `CONTAINS`, `NOT CONTAINS`, `STARTS WITH`, `NOT STARTS WITH`, `_geoRadius`, `_geoBoundingBox` or `_geoPolygon` {text}")
+        })
+    }
+
     fn or(&mut self) -> Result<Filter, String> {
         let mut parts = vec![self.and()?];
         while self.keyword("OR") {
@@ -857,14 +1887,18 @@ impl FilterParser<'_> {
 
     fn not(&mut self) -> Result<Filter, String> {
         if self.keyword("NOT") {
-            return Ok(Filter::Not(Box::new(self.not()?)));
+            return Ok(match self.not()? {
+                Filter::Not(inner) => *inner,
+                f => Filter::Not(Box::new(f)),
+            });
         }
+        let open = self.at;
         if self.sign("(") {
             let inner = self.or()?;
             if !self.sign(")") {
-                return Err(
-                    self.fail("Expression is missing the following closing delimiter: `)`.")
-                );
+                return Err(self.fail_from(open, |rest| {
+                    format!("Expression `{rest}` is missing the following closing delimiter: `)`.")
+                }));
             }
             return Ok(inner);
         }
@@ -881,38 +1915,28 @@ impl FilterParser<'_> {
         }
     }
 
-    fn number(&mut self) -> Result<f64, String> {
-        let at = self.at;
-        let v = self.value()?;
-        v.parse().map_err(|_| {
-            self.at = at;
-            self.fail(&format!("`{v}` is not a number."))
-        })
-    }
-
     fn condition(&mut self) -> Result<Filter, String> {
-        let Some(t) = self.tokens.get(self.at) else {
-            return Err(self.fail("Was expecting a value but instead got nothing."));
+        let first = self.at;
+        let Some(t) = self
+            .tokens
+            .get(self.at)
+            .filter(|t| t.quoted || !"()[],=!=<<=>>=".contains(t.text.as_str()))
+        else {
+            return Err(self.not_a_condition(first));
         };
-        let field = t.text.clone();
-        if !filterable(&field, self.filterable) {
-            let span = format!("{}:{}", t.start + 1, t.end + 1);
-            return Err(format!(
-                "{}\n{span} {}",
-                not_filterable(&field, self.filterable),
-                self.src
-            ));
-        }
+        let field = Field {
+            name: t.text.clone(),
+            src: self.src.to_string(),
+            start: t.start,
+            end: t.end,
+        };
         self.at += 1;
         let cond = if self.sign("=") {
             Cond::Eq(self.value()?)
         } else if self.sign("!=") {
-            return Ok(Filter::Not(Box::new(Filter::Cond(
-                field,
-                Cond::Eq(self.value()?),
-            ))));
+            Cond::Ne(self.value()?)
         } else if let Some(op) = [">=", ">", "<=", "<"].into_iter().find(|op| self.sign(op)) {
-            Cond::Cmp(op, self.number()?)
+            Cond::Cmp(op, self.value()?)
         } else if self.keyword("IN") {
             Cond::In(self.list()?)
         } else if self.keyword("EXISTS") {
@@ -923,7 +1947,7 @@ impl FilterParser<'_> {
             } else if self.keyword("EXISTS") {
                 Cond::Exists
             } else {
-                return Err(self.fail("Was expecting an operation `IN` or `EXISTS` after `NOT`."));
+                return Err(self.not_a_condition(first));
             };
             return Ok(Filter::Not(Box::new(Filter::Cond(field, cond))));
         } else if self.keyword("IS") {
@@ -933,16 +1957,16 @@ impl FilterParser<'_> {
             } else if self.keyword("EMPTY") {
                 Cond::IsEmpty
             } else {
-                return Err(self.fail("Was expecting `NULL` or `EMPTY` after `IS`."));
+                return Err(self.not_a_condition(first));
             };
             let f = Filter::Cond(field, cond);
             return Ok(if negated { Filter::Not(Box::new(f)) } else { f });
         } else if self.tokens.get(self.at + 1).is_some_and(|t| t.text == "TO") {
-            let from = self.number()?;
+            let from = self.value()?;
             self.at += 1;
-            Cond::Range(from, self.number()?)
+            Cond::Range(from, self.value()?)
         } else {
-            return Err(self.fail("Was expecting an operation `=`, `!=`, `>=`, `>`, `<=`, `<`, `IN`, `NOT IN`, `TO`, `EXISTS`, `NOT EXISTS`, `IS NULL`, `IS NOT NULL`, `IS EMPTY`, `IS NOT EMPTY`."));
+            return Err(self.not_a_condition(first));
         };
         Ok(Filter::Cond(field, cond))
     }
@@ -955,7 +1979,9 @@ impl FilterParser<'_> {
         while !self.sign("]") {
             values.push(self.value()?);
             if !self.sign(",") && !self.sign("]") {
-                return Err(self.fail("Expected matching `]` after the list."));
+                return Err(
+                    self.fail("Expected matching `]` after the list of field names given to `IN[`")
+                );
             } else if self.tokens[self.at - 1].text == "]" {
                 break;
             }
@@ -964,54 +1990,153 @@ impl FilterParser<'_> {
     }
 }
 
+/// The message of a filter that is not a string or an array (or an array of those).
+fn filter_syntax(expected: &str, found: &Value) -> String {
+    format!("Invalid syntax for the filter parameter: `expected {expected}, found: {found}`.")
+}
+
 impl Filter {
-    /// `None` for no filter; the message of an `invalid_document_filter` error otherwise.
-    fn parse(filter: &Value, filterable: &Value) -> Result<Option<Filter>, String> {
-        let one = |src: &str| -> Result<Filter, String> {
+    /// Parses a filter as Meilisearch does before looking at the index: `None` for no filter
+    /// (`null`, a blank string, an array of nothing else); the error message otherwise (the
+    /// caller picks the code).
+    fn parse(filter: &Value) -> Result<Option<Filter>, String> {
+        fn one(src: &str) -> Result<Option<Filter>, String> {
+            if src.trim().is_empty() {
+                return Ok(None);
+            }
             let mut p = FilterParser {
                 src,
                 tokens: tokens(src)?,
                 at: 0,
-                filterable,
             };
             let f = p.or()?;
             if p.at < p.tokens.len() {
-                let rest: String = src.chars().skip(p.tokens[p.at].start).collect();
-                return Err(p.fail(&format!("Found unexpected characters at the end of the filter: `{rest}`. You probably forgot an `OR` or an `AND` rule.")));
+                return Err(p.fail_from(p.at, |rest| format!("Found unexpected characters at the end of the filter: `{rest}`. You probably forgot an `OR` or an `AND` rule.")));
             }
-            Ok(f)
-        };
-        let syntax = |v: &Value| {
-            format!(
-                "Invalid syntax for the filter parameter: `expected String, Array, found: {v}`."
-            )
-        };
+            Ok(Some(f))
+        }
         match filter {
             Value::Null => Ok(None),
-            Value::String(s) if s.trim().is_empty() => Ok(None),
-            Value::String(s) => one(s).map(Some),
+            Value::String(s) => one(s),
             Value::Array(items) => {
+                // Every item's type is checked before any is parsed.
+                for item in items {
+                    match item {
+                        Value::String(_) => {}
+                        Value::Array(inner) => {
+                            if let Some(x) = inner.iter().find(|x| !x.is_string()) {
+                                return Err(filter_syntax("String", x));
+                            }
+                        }
+                        other => return Err(filter_syntax("String, [String]", other)),
+                    }
+                }
                 let mut all = Vec::new();
                 for item in items {
                     match item {
-                        Value::String(s) => all.push(one(s)?),
                         Value::Array(inner) => {
                             let mut any = Vec::new();
                             for x in inner {
-                                match x {
-                                    Value::String(s) => any.push(one(s)?),
-                                    _ => return Err(syntax(filter)),
-                                }
+                                any.extend(one(x.as_str().unwrap_or_default())?);
                             }
-                            all.push(Filter::Any(any));
+                            match any.len() {
+                                0 => {}
+                                1 => all.push(any.pop().unwrap()),
+                                _ => all.push(Filter::Any(any)),
+                            }
                         }
-                        _ => return Err(syntax(filter)),
+                        s => all.extend(one(s.as_str().unwrap_or_default())?),
                     }
                 }
-                Ok(Some(Filter::All(all)))
+                Ok(match all.len() {
+                    0 => None,
+                    1 => all.pop(),
+                    _ => Some(Filter::All(all)),
+                })
             }
-            _ => Err(syntax(filter)),
+            other => Err(filter_syntax("String, Array", other)),
         }
+    }
+
+    /// The field Meilisearch reports as not filterable, if any: it walks the fields from a
+    /// stack, so the last operand of `AND`/`OR` is checked first.
+    fn unfilterable(&self, filterable: &Value) -> Option<&Field> {
+        let mut stack = vec![self];
+        while let Some(f) = stack.pop() {
+            match f {
+                Filter::All(parts) | Filter::Any(parts) => stack.extend(parts),
+                Filter::Not(inner) => stack.push(inner),
+                Filter::Cond(field, _) if !is_filterable(&field.name, filterable) => {
+                    return Some(field)
+                }
+                Filter::Cond(..) => {}
+            }
+        }
+        None
+    }
+
+    /// The filter as search writes it back before evaluating it (fields and values quoted,
+    /// every operand of `AND`/`OR` parenthesized), with the span there of `at`.
+    fn write_back(&self, out: &mut String, at: &Field, span: &mut (usize, usize)) {
+        let quote = |s: &str| serde_json::to_string(s).unwrap();
+        match self {
+            Filter::All(parts) | Filter::Any(parts) => {
+                let sep = if matches!(self, Filter::All(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(sep);
+                    }
+                    out.push('(');
+                    p.write_back(out, at, span);
+                    out.push(')');
+                }
+            }
+            Filter::Not(inner) => {
+                out.push_str("NOT (");
+                inner.write_back(out, at, span);
+                out.push(')');
+            }
+            Filter::Cond(field, cond) => {
+                let name = quote(&field.name);
+                if std::ptr::eq(field, at) {
+                    let start = out.chars().count() + 1;
+                    *span = (start, start + name.chars().count() - 2);
+                }
+                out.push_str(&name);
+                let text = match cond {
+                    Cond::Eq(v) => format!(" = {}", quote(v)),
+                    Cond::Ne(v) => format!(" != {}", quote(v)),
+                    Cond::Cmp(op, v) => format!(" {op} {}", quote(v)),
+                    Cond::Range(a, b) => format!(" {} TO {}", quote(a), quote(b)),
+                    Cond::In(list) => format!(
+                        " IN [{}]",
+                        list.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ")
+                    ),
+                    Cond::Exists => " EXISTS".to_string(),
+                    Cond::IsNull => " IS NULL".to_string(),
+                    Cond::IsEmpty => " IS EMPTY".to_string(),
+                };
+                out.push_str(&text);
+            }
+        }
+    }
+
+    /// The `invalid_search_filter` message for a field that is not filterable: search reports
+    /// it in the filter as written back, after the index uid.
+    fn search_not_filterable(&self, uid: &str, field: &Field, filterable: &Value) -> String {
+        let mut text = String::new();
+        let mut span = (0, 0);
+        self.write_back(&mut text, field, &mut span);
+        format!(
+            "Index `{uid}`: {}\n{}:{} {text}",
+            not_filterable(&field.name, filterable),
+            span.0 + 1,
+            span.1 + 1
+        )
     }
 
     fn matches(&self, doc: &Value) -> bool {
@@ -1020,29 +2145,37 @@ impl Filter {
             Filter::Any(parts) => parts.iter().any(|f| f.matches(doc)),
             Filter::Not(f) => !f.matches(doc),
             Filter::Cond(field, cond) => {
-                let Some(values) = lookup(doc, field) else {
-                    return false;
-                };
-                let leaves = || {
-                    values.iter().flat_map(|v| match v {
+                let values = lookup(doc, &field.name);
+                // Array values match through their elements.
+                let leaves: Vec<&Value> = values
+                    .iter()
+                    .flatten()
+                    .flat_map(|v| match v {
                         Value::Array(a) => a.iter().collect::<Vec<_>>(),
                         v => vec![*v],
                     })
-                };
-                let number = |v: &Value| v.as_f64();
+                    .collect();
+                let any = |f: &dyn Fn(&Value) -> bool| leaves.iter().any(|v| f(v));
                 match cond {
-                    Cond::Eq(s) => leaves().any(|v| equals(v, s)),
-                    Cond::In(list) => leaves().any(|v| list.iter().any(|s| equals(v, s))),
-                    Cond::Cmp(op, x) => leaves().filter_map(number).any(|n| match *op {
-                        ">" => n > *x,
-                        ">=" => n >= *x,
-                        "<" => n < *x,
-                        _ => n <= *x,
+                    Cond::Eq(s) => any(&|v| equals(v, s)),
+                    // Every document without an equal value, the field's absence included.
+                    Cond::Ne(s) => !any(&|v| equals(v, s)),
+                    Cond::In(list) => any(&|v| list.iter().any(|s| equals(v, s))),
+                    Cond::Cmp(op, x) => any(&|v| {
+                        compare(v, x).is_some_and(|o| match *op {
+                            ">" => o.is_gt(),
+                            ">=" => o.is_ge(),
+                            "<" => o.is_lt(),
+                            _ => o.is_le(),
+                        })
                     }),
-                    Cond::Range(a, b) => leaves().filter_map(number).any(|n| *a <= n && n <= *b),
-                    Cond::Exists => true,
-                    Cond::IsNull => values.iter().any(|v| v.is_null()),
-                    Cond::IsEmpty => values.iter().any(|v| {
+                    Cond::Range(a, b) => any(&|v| {
+                        compare(v, a).is_some_and(|o| o.is_ge())
+                            && compare(v, b).is_some_and(|o| o.is_le())
+                    }),
+                    Cond::Exists => values.is_some(),
+                    Cond::IsNull => values.iter().flatten().any(|v| v.is_null()),
+                    Cond::IsEmpty => values.iter().flatten().any(|v| {
                         v.as_str() == Some("")
                             || v.as_array().is_some_and(Vec::is_empty)
                             || v.as_object().is_some_and(Map::is_empty)
@@ -1082,6 +2215,16 @@ fn equals(v: &Value, s: &str) -> bool {
     }
 }
 
+/// How a value compares with a filter's bound: numbers with a numeric bound, strings
+/// (lowercased) with any other bound, as Meilisearch's facet ranges do.
+fn compare(v: &Value, bound: &str) -> Option<std::cmp::Ordering> {
+    match (v, bound.trim().parse::<f64>()) {
+        (Value::Number(n), Ok(x)) => n.as_f64()?.partial_cmp(&x),
+        (Value::String(s), Err(_)) => Some(s.to_lowercase().cmp(&bound.to_lowercase())),
+        _ => None,
+    }
+}
+
 /// The patterns of a `filterableAttributes` setting (plain or granular).
 fn filterable_patterns(filterable: &Value) -> Vec<String> {
     let mut out: Vec<String> = filterable
@@ -1103,7 +2246,7 @@ fn filterable_patterns(filterable: &Value) -> Vec<String> {
     out
 }
 
-fn filterable(field: &str, filterable: &Value) -> bool {
+fn is_filterable(field: &str, filterable: &Value) -> bool {
     filterable_patterns(filterable).iter().any(|p| {
         p == "*"
             || p == field

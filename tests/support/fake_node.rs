@@ -50,12 +50,27 @@ pub struct NodeState {
 }
 
 /// One index of the test node.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Index {
     pub primary_key: Option<String>,
     /// Documents by canonical id.
     pub documents: BTreeMap<String, Value>,
+    /// The `filterableAttributes` setting (`[]` by default).
     pub filterable: Value,
+    /// The other settings set and not reset since, by name (defaults are not stored); see
+    /// `fake_meili::settings_of` for what `GET /indexes/{uid}/settings` shows.
+    pub settings: serde_json::Map<String, Value>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            primary_key: None,
+            documents: BTreeMap::new(),
+            filterable: json!([]),
+            settings: Default::default(),
+        }
+    }
 }
 
 pub struct FakeNode {
@@ -368,10 +383,6 @@ impl Behaviour {
             ("GET", ["version"]) => json_answer(
                 200,
                 json!({"commitSha": "fake", "commitDate": "2026-01-01T00:00:00.000000000Z", "pkgVersion": "1.50.0"}),
-            ),
-            ("GET", ["indexes"]) => json_answer(
-                200,
-                json!({"results": [], "offset": 0, "limit": 20, "total": 0}),
             ),
             ("POST", ["tasks", "cancel"]) | ("DELETE", ["tasks"]) if req.query().is_empty() => {
                 error(
