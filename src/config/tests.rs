@@ -101,14 +101,33 @@ fn unknown_keys_are_named_with_their_line() {
     assert!(errs[0].contains("line 9"), "{}", errs[0]);
     let text = GOOD.replace(
         "group = \"a\"\n\n[[nodes]]",
-        "group = \"a\"\nweight = 2\n\n[[nodes]]",
+        "group = \"a\"\nzone = 2\n\n[[nodes]]",
     );
     let errs = errors_of(&text);
     assert!(
-        errs[0].contains("weight") && errs[0].contains("line 15"),
+        errs[0].contains("zone") && errs[0].contains("line 15"),
         "{}",
         errs[0]
     );
+}
+
+#[test]
+fn node_weights_and_rebalance_settings_are_checked() {
+    let text = GOOD.replace(
+        "group = \"a\"\n\n[[nodes]]",
+        "group = \"a\"\nweight = 3\n\n[[nodes]]",
+    );
+    let c = Config::from_toml_str(&text, "test.toml", no_env).unwrap();
+    assert_eq!(c.nodes[0].weight, 3);
+    assert_eq!(c.nodes[1].weight, 1);
+    assert_eq!(c.rebalance.copy, super::CopyMode::Auto);
+    let text = GOOD.replace(
+        "group = \"a\"\n\n[[nodes]]",
+        "group = \"a\"\nweight = 0\n\n[[nodes]]",
+    ) + "\n[rebalance]\ncopy = \"ftp\"\n";
+    let errs = errors_of(&text);
+    assert!(errs.iter().any(|e| e.contains("`weight` is 0")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.contains("rebalance.copy")), "{errs:?}");
 }
 
 #[test]
