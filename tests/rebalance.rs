@@ -181,6 +181,9 @@ impl Ledger {
     }
 }
 
+/// What an acknowledged write does to the ledger.
+type Effect = Box<dyn Fn(&mut Ledger) + Send>;
+
 /// Upserts, partial updates and deletes on the hot movies, in a loop, waiting for some.
 async fn writer(addr: std::net::SocketAddr, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>) {
     let mut api = Api::new(addr, Some(KEY));
@@ -188,58 +191,57 @@ async fn writer(addr: std::net::SocketAddr, ledger: Arc<Mutex<Ledger>>, stop: Ar
     while !stop.load(Ordering::Relaxed) {
         round += 1;
         let base = (round * 37) % HOT;
-        let (method, path, body, effect): (&str, String, Value, Box<dyn Fn(&mut Ledger) + Send>) =
-            match round % 4 {
-                0 | 1 => {
-                    let ids: Vec<u64> = (0..10).map(|k| (base + k * 7) % HOT).collect();
-                    let docs: Vec<Value> = ids.iter().map(|&id| movie(id, round)).collect();
-                    let docs2 = docs.clone();
-                    (
-                        "POST",
-                        "/indexes/movies/documents".into(),
-                        Value::Array(docs),
-                        Box::new(move |l: &mut Ledger| {
-                            for d in &docs2 {
-                                l.movies.insert(d["id"].as_u64().unwrap(), Some(d.clone()));
+        let (method, path, body, effect): (&str, String, Value, Effect) = match round % 4 {
+            0 | 1 => {
+                let ids: Vec<u64> = (0..10).map(|k| (base + k * 7) % HOT).collect();
+                let docs: Vec<Value> = ids.iter().map(|&id| movie(id, round)).collect();
+                let docs2 = docs.clone();
+                (
+                    "POST",
+                    "/indexes/movies/documents".into(),
+                    Value::Array(docs),
+                    Box::new(move |l: &mut Ledger| {
+                        for d in &docs2 {
+                            l.movies.insert(d["id"].as_u64().unwrap(), Some(d.clone()));
+                        }
+                    }),
+                )
+            }
+            2 => {
+                let ids: Vec<u64> = (0..5).map(|k| (base + k * 11) % HOT).collect();
+                let docs: Vec<Value> = ids
+                    .iter()
+                    .map(|&id| json!({"id": id, "rating": round}))
+                    .collect();
+                (
+                    "PUT",
+                    "/indexes/movies/documents".into(),
+                    Value::Array(docs),
+                    Box::new(move |l: &mut Ledger| {
+                        for &id in &ids {
+                            let entry = l.movies.entry(id).or_insert(None);
+                            match entry {
+                                Some(doc) => doc["rating"] = json!(round),
+                                None => *entry = Some(json!({"id": id, "rating": round})),
                             }
-                        }),
-                    )
-                }
-                2 => {
-                    let ids: Vec<u64> = (0..5).map(|k| (base + k * 11) % HOT).collect();
-                    let docs: Vec<Value> = ids
-                        .iter()
-                        .map(|&id| json!({"id": id, "rating": round}))
-                        .collect();
-                    (
-                        "PUT",
-                        "/indexes/movies/documents".into(),
-                        Value::Array(docs),
-                        Box::new(move |l: &mut Ledger| {
-                            for &id in &ids {
-                                let entry = l.movies.entry(id).or_insert(None);
-                                match entry {
-                                    Some(doc) => doc["rating"] = json!(round),
-                                    None => *entry = Some(json!({"id": id, "rating": round})),
-                                }
-                            }
-                        }),
-                    )
-                }
-                _ => {
-                    let ids: Vec<u64> = (0..3).map(|k| (base + k * 13) % HOT).collect();
-                    (
-                        "POST",
-                        "/indexes/movies/documents/delete-batch".into(),
-                        json!(ids),
-                        Box::new(move |l: &mut Ledger| {
-                            for &id in &ids {
-                                l.movies.insert(id, None);
-                            }
-                        }),
-                    )
-                }
-            };
+                        }
+                    }),
+                )
+            }
+            _ => {
+                let ids: Vec<u64> = (0..3).map(|k| (base + k * 13) % HOT).collect();
+                (
+                    "POST",
+                    "/indexes/movies/documents/delete-batch".into(),
+                    json!(ids),
+                    Box::new(move |l: &mut Ledger| {
+                        for &id in &ids {
+                            l.movies.insert(id, None);
+                        }
+                    }),
+                )
+            }
+        };
         let resp = api
             .call(
                 method,

@@ -127,7 +127,10 @@ fn node_weights_and_rebalance_settings_are_checked() {
     ) + "\n[rebalance]\ncopy = \"ftp\"\n";
     let errs = errors_of(&text);
     assert!(errs.iter().any(|e| e.contains("`weight` is 0")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("rebalance.copy")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("rebalance.copy")),
+        "{errs:?}"
+    );
 }
 
 #[test]

@@ -151,7 +151,6 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         let sends = topology
             .write_nodes()
             .into_iter()
-            .into_iter()
             .map(|n| (n, request.clone()))
             .collect();
         let results = cluster.send_each(sends).await;

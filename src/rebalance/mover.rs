@@ -531,8 +531,8 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
         }
         return Err(e);
     }
-    drop(src);
-    drop(dst);
+    // `src` and `dst` borrow it; none may outlive this point.
+    let _ = (src, dst);
     drop(topology);
     let before = r.fleet.topology.snapshot();
     let held = started.elapsed();

@@ -13,6 +13,7 @@ pub mod store;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use store::MoveLogKey;
 
 use serde_json::{json, Value};
 
@@ -380,7 +381,7 @@ impl TaskService {
         &self,
         move_id: u64,
         limit: usize,
-    ) -> Result<Vec<((u64, u64, u64), Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<(MoveLogKey, Vec<u8>)>, StoreError> {
         self.store()?.move_log(move_id, limit)
     }
 
@@ -392,7 +393,7 @@ impl TaskService {
     pub fn move_log_drop(
         &self,
         move_id: u64,
-        through: Option<(u64, u64, u64)>,
+        through: Option<MoveLogKey>,
     ) -> Result<(), StoreError> {
         self.store()?.move_log_drop(move_id, through)
     }

@@ -19,6 +19,7 @@ const INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("intents");
 const FACET_VALUES: TableDefinition<&str, u64> = TableDefinition::new("facet_values");
 /// Writes recorded for a moving shard's next owner, by (move id, intent id, part), replayed
 /// in order once the shard is copied (see `crate::rebalance`).
+pub type MoveLogKey = (u64, u64, u64);
 const MOVE_LOG: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("move_log");
 const NEXT_HINT: &str = "next_hint";
 const NEXT_INTENT: &str = "next_intent";
@@ -272,7 +273,7 @@ impl TaskStore {
         &self,
         move_id: u64,
         limit: usize,
-    ) -> Result<Vec<((u64, u64, u64), Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<(MoveLogKey, Vec<u8>)>, StoreError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(MOVE_LOG).map_err(err)?;
         let mut out = Vec::new();
@@ -302,7 +303,7 @@ impl TaskStore {
     pub fn move_log_drop(
         &self,
         move_id: u64,
-        through: Option<(u64, u64, u64)>,
+        through: Option<MoveLogKey>,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
         {
