@@ -443,3 +443,159 @@ async fn an_index_missing_on_a_node_is_created_there_from_one_that_has_it() {
         .unwrap();
     assert_eq!(services.tasks.repair_indexes(&cluster).await, 0);
 }
+
+/// The fleet's topology with shard `shard` moving from its owner to `to` (move 42).
+fn moving(t: &TestFleet, shard: u32, to: &str) {
+    let topology = t.fleet.topology.snapshot();
+    let specs: Vec<crate::config::NodeSpec> = topology
+        .nodes
+        .iter()
+        .map(|n| crate::config::NodeSpec {
+            id: n.id.clone(),
+            url: n.url.clone(),
+            authority: n.authority.clone(),
+            addr: n.addr,
+            group: topology.groups[n.group].name.clone(),
+            weight: 1,
+        })
+        .collect();
+    let placement = crate::placement::Placement::rendezvous(
+        &crate::config::ClusterSpec {
+            shards: topology.shards,
+            replication_factor: 1,
+        },
+        &specs,
+    );
+    let next = crate::topology::Topology::build(
+        &placement,
+        &specs,
+        &[(42, shard, to.to_string())],
+        &[],
+        topology.generation + 1,
+    );
+    t.fleet.topology.swap(next);
+}
+
+/// A gateway write of `body` to `path` (`op` names its operation).
+async fn write(
+    t: &TestFleet,
+    services: &Services,
+    op: Op,
+    path: &str,
+    body: &str,
+) -> crate::respond::Reply {
+    let route = routes::classify(&Method::POST, path).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let req = Request {
+        method: &Method::POST,
+        path,
+        query: "",
+        headers: &headers,
+        body: Bytes::from(body.to_string()),
+        route: &route,
+        upstream_headers: &[],
+        received_at: "2026-01-01T00:00:00Z".into(),
+    };
+    let topology = t.fleet.topology.snapshot();
+    let cluster = t.fleet.cluster(&topology);
+    dispatch(&cluster, services, op, &req).await
+}
+
+/// The bodies recorded for move 42, oldest first.
+fn recorded(services: &Services) -> Vec<(String, serde_json::Value)> {
+    services
+        .tasks
+        .move_log(42, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(_, bytes)| {
+            let (req, _) = crate::tasks::handoff::decode_for(&bytes).unwrap();
+            (req.path, serde_json::from_slice(&req.body).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_to_a_moving_shard_go_to_its_owner_and_are_recorded_for_the_next_one() {
+    let t = TestFleet::new(&["a"], 2, 8, None);
+    let services = services();
+    t.nodes.script("a0", vec![], Step::status(202, ENQUEUED));
+    t.nodes.script("a1", vec![], Step::status(202, ENQUEUED));
+    let ids: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    let shard_of = |id: &String| crate::routing::shard_of(id.as_bytes(), 8);
+    let shard = shard_of(&ids[0]);
+    let topology = t.fleet.topology.snapshot();
+    let from = topology.nodes[topology.owners(shard)[0]].id.clone();
+    let to = if from == "a0" { "a1" } else { "a0" }.to_string();
+    moving(&t, shard, &to);
+
+    let body = serde_json::to_string(&ids).unwrap();
+    let path = "/indexes/m/documents/delete-batch";
+    let reply = write(&t, &services, Op::DeleteDocuments, path, &body).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    // The next owner got nothing of the moving shard; its record has exactly those ids.
+    let sent_to = |node: &str| -> Vec<String> {
+        t.nodes
+            .received()
+            .into_iter()
+            .filter(|r| r.node == node)
+            .flat_map(|r| serde_json::from_slice::<Vec<String>>(&r.request.body).unwrap())
+            .collect()
+    };
+    assert!(sent_to(&to).iter().all(|id| shard_of(id) != shard));
+    let moving_ids: Vec<String> = ids
+        .iter()
+        .filter(|id| shard_of(id) == shard)
+        .cloned()
+        .collect();
+    assert!(!moving_ids.is_empty());
+    assert!(moving_ids.iter().all(|id| sent_to(&from).contains(id)));
+    let log = recorded(&services);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].0, path);
+    assert_eq!(log[0].1, serde_json::json!(moving_ids));
+
+    // A deletion by filter is recorded narrowed to the shard.
+    let path = "/indexes/m/documents/delete";
+    let reply = write(
+        &t,
+        &services,
+        Op::Broadcast,
+        path,
+        r#"{"filter":"genre = sf"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    let log = recorded(&services);
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        log[1].1["filter"],
+        serde_json::json!(["genre = sf", crate::shard_tag::filter(&[shard])])
+    );
+
+    // A write no node takes leaves nothing to replay.
+    t.nodes.script("a0", vec![], Step::refuse());
+    t.nodes.script("a1", vec![], Step::refuse());
+    let path = "/indexes/m/documents/delete-batch";
+    let reply = write(&t, &services, Op::DeleteDocuments, path, &body).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(recorded(&services).len(), 2);
+
+    // Writes that cannot be replayed twice are refused while the shard moves.
+    let path = "/indexes/m/documents/edit";
+    let reply = write(
+        &t,
+        &services,
+        Op::Broadcast,
+        path,
+        r#"{"function":"doc.x = 1"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 503);
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["code"], "miroir_shards_moving");
+}
