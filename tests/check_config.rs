@@ -82,3 +82,103 @@ fn a_bad_config_is_refused_with_every_reason() {
     assert!(err.contains("missing.toml"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod support;
+
+/// `check-config --plan`: the moves a reload would start, from the placement in the data
+/// directory, with the documents each would copy, and the refusal of a plan whose shards
+/// have no reachable copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_lists_the_moves_of_a_reload_without_changing_anything() {
+    use support::fake_node::FakeNode;
+    use support::gateway::{config_text, free_addr, Extra, GatewayProcess, NodeEntry};
+    use support::meili_api::Api;
+
+    let key = "plan-master-key-0123456789";
+    let mut nodes = Vec::new();
+    for name in ["n1", "n2", "n3", "n4"] {
+        nodes.push(FakeNode::start(name, Some(key)).await);
+    }
+    let entries = |which: &[usize]| -> Vec<NodeEntry> {
+        which
+            .iter()
+            .map(|&i| NodeEntry::new(&nodes[i].name, &nodes[i].url(), "a"))
+            .collect()
+    };
+    let gw = GatewayProcess::start(
+        &entries(&[0, 1, 2]),
+        &Extra::default(),
+        &[("MIROIR_MASTER_KEY", key)],
+    )
+    .await;
+    let mut api = Api::new(gw.addr, Some(key));
+    let docs: Vec<serde_json::Value> = (0..500).map(|i| serde_json::json!({"id": i})).collect();
+    let task = api
+        .write(
+            "POST",
+            "/indexes/m/documents",
+            Some("application/json"),
+            &serde_json::to_vec(&docs).unwrap(),
+        )
+        .await;
+    assert_eq!(task["status"], "succeeded");
+    let before = std::fs::read(gw.dir.0.join("data/placement.json")).unwrap();
+
+    let plan = |which: &[usize], extra: &[&str]| {
+        let path = gw.dir.0.join("next.toml");
+        let text = config_text(
+            free_addr(),
+            free_addr(),
+            &gw.dir.0,
+            &entries(which),
+            &Extra::default(),
+        );
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_miroir"))
+            .args(["check-config", "--plan"])
+            .args(extra)
+            .arg(&path)
+            .env("MIROIR_MASTER_KEY", key)
+            .output()
+            .expect("run miroir");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    // Growing to four nodes: every move goes to n4, a quarter of the shards, with their documents.
+    let (code, out) = tokio::task::block_in_place(|| plan(&[0, 1, 2, 3], &[]));
+    assert_eq!(code, 0, "{out}");
+    let moves: Vec<Vec<&str>> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("shard"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(moves.len(), 4, "{out}");
+    assert!(moves.iter().all(|m| m[4] == "n4"), "{out}");
+    let documents: u64 = moves.iter().map(|m| m[5].parse::<u64>().unwrap()).sum();
+    let moved_shards: Vec<u32> = moves.iter().map(|m| m[0].parse().unwrap()).collect();
+    let expected = (0..500)
+        .filter(|i: &u32| {
+            moved_shards.contains(&miroir::routing::shard_of(i.to_string().as_bytes(), 16))
+        })
+        .count() as u64;
+    assert_eq!(documents, expected, "{out}");
+    assert!(out.contains("tolerates:"), "{out}");
+
+    // Removing n2 while it is down: its shards have no other copy.
+    nodes[1].stop();
+    let (code, out) = tokio::task::block_in_place(|| plan(&[0, 2], &[]));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refused: shards"), "{out}");
+    let (code, _) = tokio::task::block_in_place(|| plan(&[0, 2], &["--accept-loss"]));
+    assert_eq!(code, 0);
+    // Nothing changed.
+    assert_eq!(
+        std::fs::read(gw.dir.0.join("data/placement.json")).unwrap(),
+        before
+    );
+}
