@@ -731,3 +731,49 @@ async fn moves_resume_after_the_gateway_or_the_source_is_killed_on_real_meilisea
     };
     crashes(Some(bin)).await;
 }
+
+/// Canceling undoes the moves that have not changed owner: what reached the new node is
+/// deleted, the shards stay where they were, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canceled_rebalance_leaves_every_shard_where_it_was() {
+    let nodes = start_nodes(None).await;
+    let env = [("MIROIR_MASTER_KEY", KEY)];
+    let gw = GatewayProcess::start(&entries(&nodes, &[0, 1, 2]), &Extra::default(), &env).await;
+    let mut api = Api::new(gw.addr, Some(KEY));
+    load(&mut api).await;
+    let before = api.get("/_miroir/topology").await.json()["placement"].clone();
+    let resp = api
+        .json("POST", "/_miroir/rebalance/pause", &json!({}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    reload_to(&gw, &nodes, &[0, 1, 2, 3]).await;
+    let view = api.get("/_miroir/rebalance").await.json();
+    assert_eq!(view["paused"], true);
+    assert!(view["active"].as_u64().unwrap() >= 3, "{view}");
+    let resp = api
+        .json("POST", "/_miroir/rebalance/cancel", &json!({}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let resp = api
+        .json("POST", "/_miroir/rebalance/resume", &json!({}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let view = settle(&mut api, &gw, Duration::from_secs(60)).await;
+    assert!(
+        view["moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["phase"] == "canceled"),
+        "{view}"
+    );
+    let topology = api.get("/_miroir/topology").await.json();
+    assert_eq!(topology["placement"], before, "no shard changed owner");
+    let ledger = Mutex::new(Ledger::new());
+    verify("after cancel", &mut api, &nodes, &ledger).await;
+    // The admin API takes the master key only.
+    let mut other = Api::new(gw.addr, Some("not-the-key"));
+    assert_eq!(other.get("/_miroir/rebalance").await.status, 403);
+    let mut none = Api::new(gw.addr, None);
+    assert_eq!(none.get("/_miroir/topology").await.status, 401);
+}

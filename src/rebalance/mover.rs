@@ -27,15 +27,17 @@ const BARRIER_BACKLOG: u64 = 100;
 /// Advances the next move by one phase; whether there was one.
 pub async fn step(r: &Rebalancer) -> bool {
     let state = r.snapshot();
-    if state.paused {
-        return false;
-    }
-    // Moves under way first (after a restart too), then the next one planned.
-    let next = state
-        .active()
-        .find(|m| m.canceling || m.phase != Phase::Pending)
-        .or_else(|| state.active().next())
-        .cloned();
+    // Cancelations first, even while paused; then moves under way (after a restart too),
+    // then the next one planned.
+    let canceling = state.active().find(|m| m.canceling);
+    let next = if state.paused {
+        canceling.cloned()
+    } else {
+        canceling
+            .or_else(|| state.active().find(|m| m.phase != Phase::Pending))
+            .or_else(|| state.active().next())
+            .cloned()
+    };
     let Some(m) = next else {
         return false;
     };
