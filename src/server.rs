@@ -271,20 +271,33 @@ struct RebalanceService {
 #[async_trait]
 impl BackgroundService for RebalanceService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        let r = &self.rebalancer;
+        let max = r.settings.max_moves;
+        let mut running: Vec<(u64, [String; 2], tokio::task::JoinHandle<()>)> = Vec::new();
         loop {
-            tokio::select! {
-                busy = rebalance::mover::step(&self.rebalancer) => {
-                    if !busy {
-                        if let Err(e) = self.rebalancer.tidy() {
-                            log::error!("rebalance: {e}");
-                        }
-                        tokio::select! {
-                            _ = self.rebalancer.idle(std::time::Duration::from_secs(1)) => {}
-                            _ = shutdown.changed() => return,
-                        }
-                    }
+            running.retain(|(_, _, task)| !task.is_finished());
+            let busy: Vec<(u64, [String; 2])> = running
+                .iter()
+                .map(|(id, nodes, _)| (*id, nodes.clone()))
+                .collect();
+            for m in rebalance::mover::pick(r, &busy, max) {
+                let task = tokio::spawn(rebalance::mover::run(r.clone(), m.id));
+                running.push((m.id, [m.from, m.to], task));
+            }
+            if running.is_empty() {
+                if let Err(e) = r.tidy() {
+                    log::error!("rebalance: {e}");
                 }
-                _ = shutdown.changed() => return,
+            }
+            tokio::select! {
+                _ = r.idle(std::time::Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => {
+                    // Every phase is persisted: a stopped move resumes at the next start.
+                    for (_, _, task) in running {
+                        task.abort();
+                    }
+                    return;
+                }
             }
         }
     }

@@ -269,7 +269,7 @@ async fn writer(addr: std::net::SocketAddr, ledger: Arc<Mutex<Ledger>>, stop: Ar
             let task = api.wait(uid).await;
             assert_eq!(task["status"], "succeeded", "{task}");
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

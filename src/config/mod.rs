@@ -40,6 +40,8 @@ pub struct RebalanceSettings {
     pub barrier_timeout: Duration,
     /// Documents per page of a copy through the gateway.
     pub page_size: usize,
+    /// Moves running at once at most (never two on one node).
+    pub max_moves: usize,
 }
 
 /// How a shard's documents reach their new owner.
@@ -453,6 +455,7 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             5_000,
         ),
         page_size: positive(&mut errors, "rebalance.page_size", rb.page_size, 1_000) as usize,
+        max_moves: positive(&mut errors, "rebalance.max_moves", rb.max_moves, 4) as usize,
     };
 
     let plugins = raw.plugins.unwrap_or_else(PluginConfig::defaults);

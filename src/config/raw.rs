@@ -107,6 +107,7 @@ pub struct RawRebalance {
     pub copy: Option<String>,
     pub barrier_timeout_ms: Option<u64>,
     pub page_size: Option<u64>,
+    pub max_moves: Option<u64>,
 }
 
 /// Takes `b` into `a`: tables merge key by key, `[[nodes]]` append, a key set twice is an
@@ -180,7 +181,7 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
     merge_table!(
         rebalance,
         "rebalance",
-        [copy, barrier_timeout_ms, page_size]
+        [copy, barrier_timeout_ms, page_size, max_moves]
     );
     a.nodes.extend(b.nodes);
     if let Some(p) = b.plugins {

@@ -24,42 +24,66 @@ const CATCH_UP: Duration = Duration::from_secs(300);
 /// Below this many recorded writes left, the move takes the barrier and changes owner.
 const BARRIER_BACKLOG: u64 = 100;
 
-/// Advances the next move by one phase; whether there was one.
-pub async fn step(r: &Rebalancer) -> bool {
-    let state = r.snapshot();
-    // Cancelations first, even while paused; then moves under way (after a restart too),
-    // then the next one planned.
-    let canceling = state.active().find(|m| m.canceling);
-    let next = if state.paused {
-        canceling.cloned()
-    } else {
-        canceling
-            .or_else(|| state.active().find(|m| m.phase != Phase::Pending))
-            .or_else(|| state.active().next())
-            .cloned()
-    };
-    let Some(m) = next else {
-        return false;
-    };
-    if let Err(e) = advance(r, &m).await {
-        log::warn!(
-            "rebalance: move {} (shard {} of group {}, {} -> {}) {}: {e}; retrying",
-            m.id,
-            m.shard,
-            m.group,
-            m.from,
-            m.to,
-            m.phase.name()
-        );
-        let attempts = m.attempts + 1;
-        let _ = r.update(m.id, |s, i| {
-            s.moves[i].attempts = attempts;
-            s.moves[i].last_error = Some(e);
-        });
-        r.idle(Duration::from_millis(250 * u64::from(attempts.min(20))))
-            .await;
+/// The moves to start now, besides `running` (ids and their nodes): cancelations first
+/// (even while paused), then moves under way (after a restart too), then planned ones; at
+/// most `max` running in all, and never two on one node (one copy at a time per source and
+/// per target).
+pub fn pick(r: &Rebalancer, running: &[(u64, [String; 2])], max: usize) -> Vec<Move> {
+    choose(&r.snapshot(), running, max)
+}
+
+fn choose(state: &super::state::State, running: &[(u64, [String; 2])], max: usize) -> Vec<Move> {
+    let mut busy: Vec<&String> = running.iter().flat_map(|(_, nodes)| nodes).collect();
+    let mut out: Vec<Move> = Vec::new();
+    let order = |m: &Move| (!m.canceling, m.phase == Phase::Pending, m.id);
+    let mut candidates: Vec<&Move> = state.active().collect();
+    candidates.sort_by_key(|m| order(m));
+    for m in candidates {
+        if running.len() + out.len() >= max {
+            break;
+        }
+        let skip = running.iter().any(|(id, _)| *id == m.id)
+            || (state.paused && !m.canceling)
+            || busy.contains(&&m.from)
+            || busy.contains(&&m.to);
+        if skip {
+            continue;
+        }
+        out.push(m.clone());
+        busy.extend([&m.from, &m.to]);
     }
-    true
+    out
+}
+
+/// Drives one move phase by phase until it ends, the rebalance is paused, or it is gone.
+pub async fn run(r: Arc<Rebalancer>, id: u64) {
+    loop {
+        let state = r.snapshot();
+        let Some(m) = state.active().find(|m| m.id == id).cloned() else {
+            break;
+        };
+        if state.paused && !m.canceling {
+            break;
+        }
+        if let Err(e) = advance(&r, &m).await {
+            log::warn!(
+                "rebalance: move {} (shard {} of group {}, {} -> {}) {}: {e}; retrying",
+                m.id,
+                m.shard,
+                m.group,
+                m.from,
+                m.to,
+                m.phase.name()
+            );
+            let attempts = m.attempts + 1;
+            let _ = r.update(m.id, |s, i| {
+                s.moves[i].attempts = attempts;
+                s.moves[i].last_error = Some(e);
+            });
+            tokio::time::sleep(Duration::from_millis(250 * u64::from(attempts.min(20)))).await;
+        }
+    }
+    r.wake();
 }
 
 async fn advance(r: &Rebalancer, m: &Move) -> Result<(), String> {
@@ -138,9 +162,14 @@ fn source<'t>(r: &Rebalancer, topology: &'t Topology, m: &Move) -> Result<&'t No
 
 /// Indexes and settings on the target, the target cleared of the shard, then the copy.
 async fn copy(r: &Rebalancer, m: &Move) -> Result<(), String> {
-    let topology = r.fleet.topology.snapshot();
-    let source = source(r, &topology, m)?;
-    let target = node(&topology, &m.to)?;
+    // Nodes copied out: a snapshot held for the whole copy would delay other moves'
+    // cleanups, which wait for old snapshots to go.
+    let (source, target) = {
+        let topology = r.fleet.topology.snapshot();
+        let source = source(r, &topology, m)?.clone();
+        (source, node(&topology, &m.to)?.clone())
+    };
+    let (source, target) = (&source, &target);
     let src = NodeApi::of(&r.fleet, source);
     let dst = NodeApi::of(&r.fleet, target);
     let indexes = src.indexes().await?;
@@ -644,4 +673,77 @@ async fn cancel(r: &Rebalancer, m: &Move) -> Result<(), String> {
         s.moves[i].canceling = false;
         s.moves[i].finished_at = Some(now_rfc3339());
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClusterSpec, NodeSpec};
+    use crate::placement::Placement;
+    use crate::rebalance::state::State;
+
+    fn mv(id: u64, from: &str, to: &str, phase: Phase) -> Move {
+        Move {
+            id,
+            shard: id as u32,
+            group: "g".into(),
+            slot: 0,
+            from: from.into(),
+            to: to.into(),
+            phase,
+            source: None,
+            via: None,
+            copied_documents: 0,
+            attempts: 0,
+            last_error: None,
+            enqueued_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            barrier_ms: None,
+            canceling: false,
+        }
+    }
+
+    fn state(moves: Vec<Move>) -> State {
+        let specs: Vec<NodeSpec> = Vec::new();
+        let cluster = ClusterSpec {
+            shards: 8,
+            replication_factor: 1,
+        };
+        let mut s = State::new(Placement::rendezvous(&cluster, &specs));
+        s.moves = moves;
+        s
+    }
+
+    fn ids(moves: &[Move]) -> Vec<u64> {
+        moves.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn one_copy_at_a_time_per_node_moves_under_way_first() {
+        let s = state(vec![
+            mv(0, "a", "d", Phase::Pending),
+            mv(1, "b", "d", Phase::Pending),
+            mv(2, "b", "e", Phase::Copying),
+            mv(3, "c", "f", Phase::Pending),
+            mv(4, "x", "y", Phase::Done),
+        ]);
+        // Move 2 is under way: it goes first and takes b; d goes to move 0; 1 waits.
+        assert_eq!(ids(&choose(&s, &[], 4)), [2, 0, 3]);
+        assert_eq!(ids(&choose(&s, &[], 1)), [2]);
+        let running = [(2, ["b".to_string(), "e".to_string()])];
+        assert_eq!(ids(&choose(&s, &running, 2)), [0]);
+    }
+
+    #[test]
+    fn paused_moves_wait_but_cancelations_go_on() {
+        let mut s = state(vec![
+            mv(0, "a", "b", Phase::Replaying),
+            mv(1, "c", "d", Phase::Pending),
+        ]);
+        s.paused = true;
+        assert!(choose(&s, &[], 4).is_empty());
+        s.moves[0].canceling = true;
+        assert_eq!(ids(&choose(&s, &[], 4)), [0]);
+    }
 }
