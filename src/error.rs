@@ -67,6 +67,16 @@ impl MeiliError {
         )
     }
 
+    /// A node's own feature, meaningless through a gateway, and why.
+    pub fn node_local(feature: &str, why: &str) -> Self {
+        MeiliError::new(
+            501,
+            "miroir_node_local_feature",
+            ErrorType::InvalidRequest,
+            format!("`{feature}` is not available through Miroir: {why}."),
+        )
+    }
+
     /// Meilisearch's answer to a body over the size limit.
     pub fn payload_too_large(limit: usize) -> Self {
         MeiliError::new(

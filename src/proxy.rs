@@ -200,7 +200,10 @@ impl ProxyHttp for Gateway {
             Serve::NotYet | Serve::NotServed => {
                 let reply = match self.check_key(session, ctx, &route).await {
                     Err(denied) => denied,
-                    Ok(()) => not_implemented(session),
+                    Ok(()) => match route.endpoint.node_local() {
+                        Some((feature, why)) => Reply::error(&MeiliError::node_local(feature, why)),
+                        None => not_implemented(session),
+                    },
                 };
                 self.reply(session, ctx, reply).await
             }

@@ -232,6 +232,32 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Why a node's own feature means nothing through the gateway (answered `501`).
+    pub fn node_local(self) -> Option<(&'static str, &'static str)> {
+        use Endpoint as E;
+        Some(match self {
+            E::Export => (
+                "/export",
+                "it copies one node's documents to another instance, while behind Miroir the documents are spread over several nodes (the gateway itself uses it between its nodes to move shards). Export from each node, or create a dump",
+            ),
+            E::Network => (
+                "/network",
+                "it configures one node's own remote network for federated search and sharding, while Miroir is that network: its nodes are listed in its configuration",
+            ),
+            E::Logs => (
+                "/logs",
+                "it streams or tunes one node's own logs. Read them on each node, and Miroir's in its own log",
+            ),
+            E::Chats => (
+                "/chats",
+                "conversational search runs inside one node with its own chat workspace settings and is not routed across shards",
+            ),
+            _ => return None,
+        })
+    }
+}
+
 /// A classified request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {

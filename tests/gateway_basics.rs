@@ -102,6 +102,27 @@ async fn gateway_answers_are_meilisearch_shaped_and_keep_alive_safe() {
         ["message", "code", "type", "link"]
     );
 
+    // A node's own features say why they mean nothing through the gateway.
+    for (method, path, feature) in [
+        ("POST", "/export", "/export"),
+        ("GET", "/network", "/network"),
+        ("POST", "/logs/stream", "/logs"),
+        ("GET", "/chats", "/chats"),
+    ] {
+        let resp = client
+            .send(method, path, &[("content-type", "application/json")], b"{}")
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 501, "{path}");
+        let body = resp.json();
+        assert_eq!(body["code"], "miroir_node_local_feature", "{path}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("`{feature}` is not available through Miroir: ")),
+            "{message}"
+        );
+    }
+
     let resp = client.get("/no/such/route").await.unwrap();
     assert_eq!((resp.status, resp.body.len()), (404, 0));
     let resp = client
