@@ -233,7 +233,7 @@ impl TaskService {
             let view = aggregate::aggregate(t, &views);
             if t.view.as_ref() != Some(&view) {
                 t.view = Some(view);
-                if let Err(e) = self.store().and_then(|s| s.put(t)) {
+                if let Err(e) = self.store().and_then(|s| s.update(t)) {
                     log::error!("{e}");
                 }
             }

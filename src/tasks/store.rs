@@ -155,6 +155,20 @@ impl TaskStore {
         txn.commit().map_err(err)
     }
 
+    /// Stores a refreshed task only if it is still there: a refresh that read it before a
+    /// deletion must not bring it back.
+    pub fn update(&self, task: &GatewayTask) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(task).map_err(err)?;
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(TASKS).map_err(err)?;
+            if table.get(task.uid).map_err(err)?.is_some() {
+                table.insert(task.uid, bytes.as_slice()).map_err(err)?;
+            }
+        }
+        txn.commit().map_err(err)
+    }
+
     pub fn get(&self, uid: u64) -> Result<Option<GatewayTask>, StoreError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(TASKS).map_err(err)?;
@@ -421,6 +435,19 @@ mod tests {
             view: None,
             awaiting: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_refresh_does_not_bring_back_a_deleted_task() {
+        let dir = std::env::temp_dir().join(format!("miroir-store-update-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = TaskStore::open(&dir).unwrap();
+        let created = store.create(task).unwrap();
+        let stale = created.clone();
+        store.delete(&[created.uid]).unwrap();
+        store.update(&stale).unwrap();
+        assert!(store.get(created.uid).unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
