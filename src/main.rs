@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use miroir::config::Config;
+use miroir::rebalance::Rebalancer;
 use miroir::topology::Topology;
 use pingora::server::configuration::Opt;
 
@@ -97,10 +98,13 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    print!(
-        "{}",
-        miroir::describe::describe(&config, &Topology::new(&config.cluster, &config.nodes, 1))
-    );
+    // The effective placement when the data directory has one, else where a new cluster
+    // would put the shards.
+    let topology = match miroir::rebalance::load_state(&config) {
+        Ok(state) => Rebalancer::topology(&state, &config.nodes, 1),
+        Err(_) => Topology::new(&config.cluster, &config.nodes, 1),
+    };
+    print!("{}", miroir::describe::describe(&config, &topology));
     ExitCode::SUCCESS
 }
 
