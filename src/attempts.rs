@@ -197,7 +197,7 @@ impl<'c, 's> Read<'c, 's> {
         if self.spread.by_shard {
             self.cluster.topology.owners(unit).to_vec()
         } else {
-            self.cluster.topology.serving_nodes()
+            self.cluster.topology.serving_nodes().to_vec()
         }
     }
 

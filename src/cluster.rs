@@ -121,7 +121,8 @@ impl<'a> Cluster<'a> {
     /// Every node, best first by the [`Replicas`] ranking (down ones last: a down verdict
     /// may be stale).
     pub fn preferred_nodes(&self) -> Vec<NodeIdx> {
-        self.replicas().order(self.topology.serving_nodes())
+        self.replicas()
+            .order(self.topology.serving_nodes().iter().copied())
     }
 
     /// The first node that answers, whatever its status, in [`Self::preferred_nodes`] order:

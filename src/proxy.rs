@@ -245,7 +245,8 @@ impl ProxyHttp for Gateway {
         };
         let untried = topology
             .serving_nodes()
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|n| !ctx.tried.contains(n));
         let pick = replicas.best_up(untried, |_| false);
         let Some(node) = pick else {

@@ -65,6 +65,8 @@ pub struct Topology {
     /// Nodes that may hold documents of shards they do not own (a copy in progress, a
     /// cleanup not done): reads from them always filter by shard.
     unsettled: Vec<bool>,
+    /// Nodes holding at least one shard (see [`Topology::serving_nodes`]).
+    serving: Vec<NodeIdx>,
 }
 
 impl Topology {
@@ -170,6 +172,14 @@ impl Topology {
             virtual_nodes.resize(extra, NOBODY);
             write_table.extend(virtual_nodes);
         }
+        let serving: Vec<NodeIdx> = {
+            let holding: Vec<NodeIdx> = (0..nodes.len()).filter(|n| owners.contains(n)).collect();
+            if holding.is_empty() {
+                (0..nodes.len()).collect()
+            } else {
+                holding
+            }
+        };
         let unsettled = nodes
             .iter()
             .map(|n| {
@@ -188,6 +198,7 @@ impl Topology {
             write_table,
             write_copies,
             unsettled,
+            serving,
         }
     }
 
@@ -199,6 +210,7 @@ impl Topology {
             && self.owners == other.owners
             && self.recorders == other.recorders
             && self.unsettled == other.unsettled
+            && self.serving == other.serving
     }
 
     /// Where a document batch goes, for [`crate::split::split`]: every owner of its shard,
@@ -236,13 +248,8 @@ impl Topology {
 
     /// The nodes that answer reads any node can answer: those holding a shard (a node just
     /// added lacks the indexes until its first shard arrives), or every node if none does.
-    pub fn serving_nodes(&self) -> Vec<NodeIdx> {
-        let serving: Vec<NodeIdx> = (0..self.nodes.len()).filter(|&n| self.serves(n)).collect();
-        if serving.is_empty() {
-            (0..self.nodes.len()).collect()
-        } else {
-            serving
-        }
+    pub fn serving_nodes(&self) -> &[NodeIdx] {
+        &self.serving
     }
 
     /// Whether writes go to `node`: every node but one leaving the fleet with no shard left

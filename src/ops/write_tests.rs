@@ -42,21 +42,39 @@ fn services() -> Services {
 /// `DELETE /indexes/m/documents/{id}` through the gateway's write path.
 async fn delete(t: &TestFleet, services: &Services, id: &str) -> crate::respond::Reply {
     let path = format!("/indexes/m/documents/{id}");
-    let route = routes::classify(&Method::DELETE, &path).unwrap();
-    let headers = HeaderMap::new();
+    send(t, services, Method::DELETE, Op::DeleteDocument, &path, "").await
+}
+
+/// A gateway write of `body` (JSON) to `path`; `op` names its operation.
+async fn send(
+    t: &TestFleet,
+    services: &Services,
+    method: Method,
+    op: Op,
+    path: &str,
+    body: &str,
+) -> crate::respond::Reply {
+    let route = routes::classify(&method, path).unwrap();
+    let mut headers = HeaderMap::new();
+    if !body.is_empty() {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+    }
     let req = Request {
-        method: &Method::DELETE,
-        path: &path,
+        method: &method,
+        path,
         query: "",
         headers: &headers,
-        body: Bytes::new(),
+        body: Bytes::from(body.to_string()),
         route: &route,
         upstream_headers: &[],
         received_at: "2026-01-01T00:00:00Z".into(),
     };
     let topology = t.fleet.topology.snapshot();
     let cluster = t.fleet.cluster(&topology);
-    dispatch(&cluster, services, Op::DeleteDocument, &req).await
+    dispatch(&cluster, services, op, &req).await
 }
 
 fn header<'r>(reply: &'r crate::respond::Reply, name: &str) -> Option<&'r str> {
@@ -476,7 +494,7 @@ fn moving(t: &TestFleet, shard: u32, to: &str) {
     t.fleet.topology.swap(next);
 }
 
-/// A gateway write of `body` to `path` (`op` names its operation).
+/// A `POST` through the gateway's write path.
 async fn write(
     t: &TestFleet,
     services: &Services,
@@ -484,25 +502,7 @@ async fn write(
     path: &str,
     body: &str,
 ) -> crate::respond::Reply {
-    let route = routes::classify(&Method::POST, path).unwrap();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    let req = Request {
-        method: &Method::POST,
-        path,
-        query: "",
-        headers: &headers,
-        body: Bytes::from(body.to_string()),
-        route: &route,
-        upstream_headers: &[],
-        received_at: "2026-01-01T00:00:00Z".into(),
-    };
-    let topology = t.fleet.topology.snapshot();
-    let cluster = t.fleet.cluster(&topology);
-    dispatch(&cluster, services, op, &req).await
+    send(t, services, Method::POST, op, path, body).await
 }
 
 /// The bodies recorded for move 42, oldest first.

@@ -9,6 +9,7 @@
 //! ones and check both nodes hold the same documents of `s`; the owner changes (one atomic
 //! write of the state file); then `s` is deleted from `A`.
 
+mod copy;
 pub mod gate;
 pub mod mover;
 pub mod nodes;

@@ -12,3 +12,4 @@ pub mod gateway;
 pub mod http;
 pub mod meili;
 pub mod meili_api;
+pub mod rebalance_fleet;
