@@ -135,6 +135,15 @@ pub(super) async fn export(
     let Some((first, _)) = indexes.first() else {
         return Ok(0);
     };
+    // An export left by a gateway stopped mid-copy (a hanging probe holds the node's queue
+    // for minutes): only the gateway exports (clients get 501), so cancel any still there.
+    let stale = "/tasks/cancel?types=export&statuses=enqueued,processing";
+    if let Err(e) = src.ok(Method::POST, stale, None).await {
+        log::warn!(
+            "rebalance: cannot cancel stale exports on {}: {e}",
+            src.node.id
+        );
+    }
     let probed = r
         .export_ok
         .lock()
