@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod attempts;
 pub mod auth;
+pub mod cache;
 pub mod cluster;
 pub mod config;
 pub mod describe;

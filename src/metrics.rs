@@ -283,6 +283,13 @@ impl Metrics {
         }
     }
 
+    /// Adds a family owned by another module (e.g. the search cache's).
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(c) {
+            log::error!("metric not registered: {e}");
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();

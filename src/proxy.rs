@@ -15,6 +15,7 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 
 use crate::admin;
+use crate::cache::{self, Probe};
 use crate::auth::AuthError;
 use crate::error::MeiliError;
 use crate::fleet::Fleet;
@@ -72,6 +73,9 @@ impl Gateway {
         }
     }
 }
+
+static HIT: HeaderValue = HeaderValue::from_static("hit");
+static MISS: HeaderValue = HeaderValue::from_static("miss");
 
 fn req_path(session: &Session) -> &str {
     session.req_header().uri.path()
@@ -504,9 +508,43 @@ impl Gateway {
             }
             _ => None,
         };
+        let cache = &self.services.cache;
+        let pending = match self.probe_cache(op, route, &req) {
+            Probe::Hit(reply) => return (reply.header(cache::HEADER, HIT.clone()), 0),
+            Probe::Miss(pending) => Some(pending),
+            Probe::Off => None,
+        };
         let cluster = self.fleet.cluster(&topology);
-        let reply = ops::dispatch(&cluster, &self.services, op, &req).await;
+        let mut reply = ops::dispatch(&cluster, &self.services, op, &req).await;
+        if let Some(pending) = pending {
+            cache.keep(pending, &reply);
+            reply = reply.header(cache::HEADER, MISS.clone());
+        }
+        // Keys decide who sees what: answers cached for a changed key must go.
+        if route.endpoint.changes_keys() && reply.status < 300 {
+            cache.invalidate(None);
+        }
         (reply, cluster.sent.load(Ordering::Relaxed))
+    }
+
+    /// The search cache's verdict on a read (`Probe::Off` for everything else).
+    fn probe_cache(&self, op: Op, route: &Route, req: &ops::Request<'_>) -> Probe {
+        let index = match op {
+            Op::Search | Op::FacetSearch => route.index.as_deref(),
+            Op::MultiSearch => None,
+            _ => return Probe::Off,
+        };
+        let parts = cache::RequestParts {
+            method: req.method.as_str(),
+            path: req.path,
+            query: req.query,
+            authorization: req
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+            body: &req.body,
+        };
+        self.services.cache.probe(index, &parts)
     }
 
     /// Writes a reply of the gateway's own, with the plugins' response headers.

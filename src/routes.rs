@@ -169,6 +169,11 @@ impl Op {
 }
 
 impl Endpoint {
+    /// Whether the endpoint creates, changes or deletes API keys.
+    pub fn changes_keys(self) -> bool {
+        matches!(self, E::KeyCreate | E::KeyUpdate | E::KeyDelete)
+    }
+
     /// How the gateway serves this endpoint.
     pub fn serve(self) -> Serve {
         use Op as X;

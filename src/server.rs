@@ -14,6 +14,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
+use crate::cache::SearchCache;
 use crate::auth::AuthChecker;
 use crate::cluster::ReadPolicy;
 use crate::config::Config;
@@ -133,7 +134,12 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         node_payload_bytes: config.limits.node_payload_bytes,
         writes: Default::default(),
     });
-    let tasks = Arc::new(TaskService::open(&config.server.data_dir).map_err(|e| e.to_string())?);
+    let cache = Arc::new(SearchCache::new(config.cache.clone(), &metrics));
+    let tasks = Arc::new(
+        TaskService::open(&config.server.data_dir)
+            .map_err(|e| e.to_string())?
+            .with_cache(cache.clone()),
+    );
     let rebalancer = Arc::new(Rebalancer::new(
         &config,
         state,
@@ -150,6 +156,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         indexes: IndexCache::default(),
         auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
         facet_depth: Default::default(),
+        cache,
     });
     let refresher = background_service(
         "task refresh",

@@ -26,6 +26,7 @@ pub struct Config {
     pub health: HealthSettings,
     pub cluster: ClusterSpec,
     pub rebalance: RebalanceSettings,
+    pub cache: CacheSettings,
     pub nodes: Vec<NodeSpec>,
     pub plugins: Vec<PluginConfig>,
 }
@@ -42,6 +43,43 @@ pub struct RebalanceSettings {
     pub page_size: usize,
     /// Moves running at once at most (never two on one node).
     pub max_moves: usize,
+}
+
+/// The exact search cache (see [`crate::cache`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    /// Memory budget: request and answer bytes of every entry.
+    pub max_bytes: u64,
+    /// The longest an answer is served, for writes the gateway does not see.
+    pub ttl: Duration,
+    /// Index patterns cached (`*`, `movies`, `movies*`).
+    pub indexes: Vec<String>,
+    /// Index patterns never cached, whatever `indexes` says.
+    pub skip_indexes: Vec<String>,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            enabled: false,
+            max_bytes: 64 << 20,
+            ttl: Duration::from_secs(60),
+            indexes: vec!["*".into()],
+            skip_indexes: Vec::new(),
+        }
+    }
+}
+
+impl CacheSettings {
+    /// Whether answers reading `index` are cached.
+    pub fn covers(&self, index: &str) -> bool {
+        let matches = |p: &String| match p.strip_suffix('*') {
+            Some(prefix) => index.starts_with(prefix),
+            None => p == index,
+        };
+        self.indexes.iter().any(matches) && !self.skip_indexes.iter().any(matches)
+    }
 }
 
 /// How a shard's documents reach their new owner.
@@ -458,6 +496,17 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
         max_moves: positive(&mut errors, "rebalance.max_moves", rb.max_moves, 4) as usize,
     };
 
+    let cr = raw.cache.unwrap_or_default();
+    let default_cache = CacheSettings::default();
+    let cache = CacheSettings {
+        enabled: cr.enabled.unwrap_or(default_cache.enabled),
+        max_bytes: positive(&mut errors, "cache.max_bytes", cr.max_bytes, 64 << 20),
+        ttl: ms(&mut errors, "cache.ttl_ms", cr.ttl_ms, 60_000),
+        indexes: cr.indexes.unwrap_or(default_cache.indexes),
+        skip_indexes: cr.skip_indexes.unwrap_or_default(),
+    };
+    check_cache_patterns(&cache, &mut errors);
+
     let plugins = raw.plugins.unwrap_or_else(PluginConfig::defaults);
     for (i, p) in plugins.iter().enumerate() {
         if let Err(e) = p.build() {
@@ -475,11 +524,24 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             health,
             cluster,
             rebalance,
+            cache,
             nodes,
             plugins,
         })
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// Index patterns are uids with at most a trailing `*`, as in API keys.
+fn check_cache_patterns(settings: &CacheSettings, errors: &mut Vec<String>) {
+    for p in settings.indexes.iter().chain(&settings.skip_indexes) {
+        let body = p.strip_suffix('*').unwrap_or(p);
+        if (body.is_empty() && p != "*") || body.contains('*') {
+            errors.push(format!(
+                "`cache` index pattern `{p}`: expected an index uid, optionally ending with `*`"
+            ));
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub health: Option<RawHealth>,
     pub cluster: Option<RawCluster>,
     pub rebalance: Option<RawRebalance>,
+    pub cache: Option<RawCache>,
     #[serde(default)]
     pub nodes: Vec<RawNode>,
     pub plugins: Option<Vec<PluginConfig>>,
@@ -110,6 +111,16 @@ pub struct RawRebalance {
     pub max_moves: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub enabled: Option<bool>,
+    pub max_bytes: Option<u64>,
+    pub ttl_ms: Option<u64>,
+    pub indexes: Option<Vec<String>>,
+    pub skip_indexes: Option<Vec<String>>,
+}
+
 /// Takes `b` into `a`: tables merge key by key, `[[nodes]]` append, a key set twice is an
 /// error naming both files.
 pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Result<(), String> {
@@ -182,6 +193,11 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
         rebalance,
         "rebalance",
         [copy, barrier_timeout_ms, page_size, max_moves]
+    );
+    merge_table!(
+        cache,
+        "cache",
+        [enabled, max_bytes, ttl_ms, indexes, skip_indexes]
     );
     a.nodes.extend(b.nodes);
     if let Some(p) = b.plugins {

@@ -36,6 +36,8 @@ pub struct Services {
     pub auth: crate::auth::AuthChecker,
     /// How much deeper than the client the nodes keep facet values.
     pub facet_depth: crate::facet_depth::FacetDepth,
+    /// Search answers served again (`[cache]`).
+    pub cache: std::sync::Arc<crate::cache::SearchCache>,
 }
 
 /// A client request the gateway answers itself, body read.

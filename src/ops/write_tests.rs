@@ -32,6 +32,7 @@ fn services_in(dir: &std::path::Path) -> Services {
         indexes: IndexCache::default(),
         auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
         facet_depth: Default::default(),
+        cache: Arc::new(crate::cache::SearchCache::off()),
     }
 }
 

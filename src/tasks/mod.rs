@@ -22,6 +22,7 @@ pub use query::TaskFilter;
 pub use store::{StoreError, TaskStore};
 
 use crate::auth::Scope;
+use crate::cache::SearchCache;
 use crate::cluster::Cluster;
 use crate::transport::NodeRequest;
 
@@ -36,6 +37,9 @@ pub struct TaskService {
     pending: Mutex<BTreeSet<u64>>,
     /// Nodes with missed writes to replay ([`handoff`]).
     lagging: Mutex<BTreeSet<String>>,
+    /// Told of every task progress before it is stored, so no client sees a write done and
+    /// then a cached answer from before it.
+    cache: std::sync::Arc<SearchCache>,
 }
 
 impl TaskService {
@@ -47,6 +51,7 @@ impl TaskService {
             store: OnceLock::new(),
             pending: Mutex::new(BTreeSet::new()),
             lagging: Mutex::new(BTreeSet::new()),
+            cache: std::sync::Arc::new(SearchCache::off()),
         };
         match service.store() {
             Ok(_) => {}
@@ -54,6 +59,12 @@ impl TaskService {
             Err(e) => return Err(e),
         }
         Ok(service)
+    }
+
+    /// Makes the search cache forget answers of an index as its writes progress.
+    pub fn with_cache(mut self, cache: std::sync::Arc<SearchCache>) -> TaskService {
+        self.cache = cache;
+        self
     }
 
     /// Waits (up to `within`) for the store, e.g. while the previous process of a graceful
@@ -232,6 +243,8 @@ impl TaskService {
                 .collect();
             let view = aggregate::aggregate(t, &views);
             if t.view.as_ref() != Some(&view) {
+                // A task of no single index (a swap, ...) may change any.
+                self.cache.invalidate(t.index_uid.as_deref());
                 t.view = Some(view);
                 if let Err(e) = self.store().and_then(|s| s.update(t)) {
                     log::error!("{e}");

@@ -216,6 +216,20 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 &format!("API key `{k}` not found."),
             ),
         },
+        ("DELETE", ["keys", k]) => {
+            let before = state.keys.len();
+            state.keys.retain(|key| key["key"] != *k && key["uid"] != *k);
+            if state.keys.len() < before {
+                (204, Vec::new(), Vec::new())
+            } else {
+                error(
+                    404,
+                    "api_key_not_found",
+                    "invalid_request",
+                    &format!("API key `{k}` not found."),
+                )
+            }
+        }
         ("POST", ["indexes"]) => {
             let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
             let uid = body["uid"].as_str().unwrap_or("").to_string();
@@ -550,6 +564,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
             ),
         },
         ("POST", ["indexes", uid, "search"]) => search(state, uid, req),
+        ("POST", ["multi-search"]) => super::fake_multi::multi_search(state, req, search),
         ("DELETE", ["tasks"]) => task(state, None, "taskDeletion", |_| {
             (json!({"matchedTasks": 0, "deletedTasks": 0}), None)
         }),

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod corpus;
 pub mod data;
 pub mod fake_meili;
+pub mod fake_multi;
 pub mod fake_node;
 pub mod gateway;
 pub mod http;
