@@ -15,8 +15,8 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 
 use crate::admin;
-use crate::cache::{self, Probe};
 use crate::auth::AuthError;
+use crate::cache::{self, Probe};
 use crate::error::MeiliError;
 use crate::fleet::Fleet;
 use crate::node_client::{NodeClient, ProxySlot};

@@ -14,8 +14,8 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
-use crate::cache::SearchCache;
 use crate::auth::AuthChecker;
+use crate::cache::SearchCache;
 use crate::cluster::ReadPolicy;
 use crate::config::Config;
 use crate::edge::{Edge, MemoryTrim};

@@ -71,9 +71,7 @@ async fn a_client_that_waited_for_its_write_never_reads_an_older_answer() {
     let mut hits = 0;
     for round in 0..1000u64 {
         let doc = json!([{"id": 7, "round": round}]);
-        let resp = api
-            .json("POST", "/indexes/movies/documents", &doc)
-            .await;
+        let resp = api.json("POST", "/indexes/movies/documents", &doc).await;
         assert_eq!(resp.status, 202, "{}", resp.text());
         let uid = resp.json()["taskUid"].as_u64().unwrap();
         assert_eq!(wait(&mut api, uid).await["status"], "succeeded");
@@ -88,7 +86,9 @@ async fn a_client_that_waited_for_its_write_never_reads_an_older_answer() {
         }
     }
     assert!(hits >= 900, "the cache served {hits} answers of 2000");
-    let served = gw.metric("miroir_cache_lookups_total{result=\"hit\"}").await;
+    let served = gw
+        .metric("miroir_cache_lookups_total{result=\"hit\"}")
+        .await;
     assert_eq!(served, Some(hits as f64));
 }
 
@@ -98,7 +98,8 @@ async fn keys_do_not_share_answers_and_a_revoked_key_gets_none() {
     for index in ["movies", "secret"] {
         fill(&mut admin, index).await;
     }
-    let key_for = |indexes: Value| json!({"actions": ["search"], "indexes": indexes, "expiresAt": null});
+    let key_for =
+        |indexes: Value| json!({"actions": ["search"], "indexes": indexes, "expiresAt": null});
     let mut keys = Vec::new();
     for indexes in [json!(["*"]), json!(["movies"])] {
         let created = admin.json("POST", "/keys", &key_for(indexes)).await;
@@ -122,7 +123,9 @@ async fn keys_do_not_share_answers_and_a_revoked_key_gets_none() {
 
     // A deleted key gets nothing from the cache.
     let uid = keys[0]["uid"].as_str().unwrap();
-    let deleted = admin.call("DELETE", &format!("/keys/{uid}"), None, b"").await;
+    let deleted = admin
+        .call("DELETE", &format!("/keys/{uid}"), None, b"")
+        .await;
     assert_eq!(deleted.status, 204, "{}", deleted.text());
     let resp = all.json("POST", "/indexes/secret/search", &query).await;
     assert!(

@@ -65,7 +65,10 @@ mod tests {
         assert!(e.unchanged_since(["movies"], before));
         e.bump(Some("movies"));
         assert!(!e.unchanged_since(["movies"], before));
-        assert!(e.unchanged_since(["books"], before), "other indexes stay fresh");
+        assert!(
+            e.unchanged_since(["books"], before),
+            "other indexes stay fresh"
+        );
         let after = e.now();
         assert!(e.unchanged_since(["movies"], after));
         e.bump(None);

@@ -19,7 +19,12 @@ impl RequestParts<'_> {
     pub fn material(&self) -> Vec<u8> {
         let auth = self.authorization.unwrap_or_default();
         let mut out = Vec::with_capacity(
-            self.method.len() + self.path.len() + self.query.len() + auth.len() + self.body.len() + 16,
+            self.method.len()
+                + self.path.len()
+                + self.query.len()
+                + auth.len()
+                + self.body.len()
+                + 16,
         );
         // Lengths first: no two different requests can concatenate to the same bytes.
         for part in [
@@ -104,7 +109,10 @@ mod tests {
     #[test]
     fn indexes_of_a_multi_search() {
         let body = br#"{"queries":[{"indexUid":"b","q":"x"},{"indexUid":"a"},{"indexUid":"b"}]}"#;
-        assert_eq!(multi_search_indexes(body), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            multi_search_indexes(body),
+            Some(vec!["a".into(), "b".into()])
+        );
         let federated = br#"{"federation":{},"queries":[{"indexUid":"a"}]}"#;
         assert_eq!(multi_search_indexes(federated), Some(vec!["a".into()]));
         assert_eq!(multi_search_indexes(br#"{"queries":[{}]}"#), None);

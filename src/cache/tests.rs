@@ -91,7 +91,10 @@ fn the_ttl_bounds_an_answer_and_patterns_choose_indexes() {
         cache.probe(Some("movies_private"), &req),
         Probe::Off
     ));
-    assert!(matches!(cache_with(CacheSettings::default()).probe(Some("movies"), &req), Probe::Off));
+    assert!(matches!(
+        cache_with(CacheSettings::default()).probe(Some("movies"), &req),
+        Probe::Off
+    ));
 }
 
 #[test]

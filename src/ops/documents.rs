@@ -45,23 +45,6 @@ fn format_of(req: &Request<'_>) -> Option<Format> {
     }
 }
 
-/// The internal task that keeps the shard tag filterable on a new index.
-fn tag_filterable(node: usize, index: &str) -> Send {
-    Send {
-        node,
-        request: settings::keep_filterable(index),
-        internal: true,
-    }
-}
-
-/// Adds the gateway's key to internal sends.
-fn sign(cluster: &Cluster<'_>, mut s: Send) -> Send {
-    if s.internal {
-        s.request = cluster.own_request(s.request);
-    }
-    s
-}
-
 /// `POST`/`PUT /indexes/{uid}/documents`.
 pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let index = req.route.index.clone().unwrap_or_default();
@@ -244,11 +227,11 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
         let value = services
             .facet_depth
             .node_value(client.unwrap_or(crate::facet_depth::DEFAULT));
+        // One settings task per node for both, behind the documents.
         for n in topology.write_nodes() {
-            sends.push(sign(cluster, tag_filterable(n, &index)));
             sends.push(Send {
                 node: n,
-                request: cluster.own_request(super::broadcast::facet_depth_request(&index, value)),
+                request: cluster.own_request(settings::new_index(&index, value)),
                 internal: true,
             });
         }

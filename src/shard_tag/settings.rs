@@ -74,6 +74,25 @@ pub fn keep_filterable(index: &str) -> NodeRequest {
     }
 }
 
+/// What a new index gets on every node after its first documents: the tag filterable and
+/// facet values kept deeper than the client's `value` (see `crate::facet_depth`), in one task.
+pub fn new_index(index: &str, max_values_per_facet: u64) -> NodeRequest {
+    NodeRequest {
+        method: http::Method::PATCH,
+        path: format!("/indexes/{index}/settings"),
+        headers: vec![(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )],
+        body: json!({
+            "filterableAttributes": [shard_tag::FIELD],
+            "faceting": {"maxValuesPerFacet": max_values_per_facet},
+        })
+        .to_string()
+        .into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -218,7 +218,9 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
         },
         ("DELETE", ["keys", k]) => {
             let before = state.keys.len();
-            state.keys.retain(|key| key["key"] != *k && key["uid"] != *k);
+            state
+                .keys
+                .retain(|key| key["key"] != *k && key["uid"] != *k);
             if state.keys.len() < before {
                 (204, Vec::new(), Vec::new())
             } else {

@@ -13,7 +13,12 @@ pub type Search = fn(&mut NodeState, &str, &Message) -> Answer;
 pub fn multi_search(state: &mut NodeState, req: &Message, search: Search) -> Answer {
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     if !body["federation"].is_null() {
-        return error(501, "not_simulated", "internal", "federated search is not simulated");
+        return error(
+            501,
+            "not_simulated",
+            "internal",
+            "federated search is not simulated",
+        );
     }
     let Some(queries) = body["queries"].as_array() else {
         return error(
