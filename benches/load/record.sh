@@ -20,7 +20,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 OUT=$HERE/fixtures
 
-(cd "$ROOT" && cargo build --quiet --locked --release --bin miroir)
+# The same build as gateway.sh (with the example, so no second feature set is compiled).
+(cd "$ROOT" && cargo build --quiet --locked --release --bin miroir --example canned_node)
 MIROIR=${CARGO_TARGET_DIR:-$ROOT/target}/release/miroir
 
 WORK=$(mktemp -d)
