@@ -15,8 +15,9 @@
 # Environment: DURATION (s), CONNECTIONS (8), THREADS (wrk threads, 2), PROFILE (release or
 # debug: which build of miroir and canned_node to run), LOG_LEVELS (gateway log levels to
 # measure, "warn info"), NGINX (nginx binary, or "none"), PORT_BASE (18100), PERF (a part of a
-# scenario's name: `perf record -g` the gateway during its first gateway run, print the top
-# symbols; PERF_TOP lines).
+# scenario's name: `perf record` the gateway during its first gateway run, print the top
+# symbols; PERF_TOP lines; PERF_ARGS: perf's options, -g unless given, e.g. `--call-graph dwarf`
+# for time with callees).
 # Needs: wrk (apt-get install wrk), curl, cargo; nginx (apt-get install nginx-light) optional.
 set -euo pipefail
 
@@ -167,7 +168,8 @@ measure() { # scenario hop url body-file|- pids...
     [ "$body" != - ] && args+=(-s "$HERE/post.lua")
     local before=0 out perf=
     if [ -n "${PERF:-}" ] && [[ $hop == miroir* ]] && [[ $scenario == *"$PERF"* ]] && [ -z "$PERF_DONE" ]; then
-        perf record -q -g -o "$WORK/perf.data" -p "$1" 2>/dev/null &
+        # shellcheck disable=SC2086 # PERF_ARGS is a list of options
+        perf record -q ${PERF_ARGS:--g} -o "$WORK/perf.data" -p "$1" 2>/dev/null &
         perf=$!
         PERF_DONE="$scenario via $hop"
     fi
@@ -251,8 +253,13 @@ if [ -n "$PERF_DONE" ]; then
     for sort in dso symbol; do
         echo "perf: $PERF_DONE, self time by $sort" >&2
         perf report -i "$WORK/perf.data" --no-children --sort "$sort" --stdio 2>/dev/null |
-            grep -E '^ +[0-9.]+%' | sed 's/ *$//' | head -"${PERF_TOP:-30}" >&2
+            grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -"${PERF_TOP:-30}" >&2 || true
     done
+    if [ -n "${PERF_ARGS:-}" ]; then
+        echo "perf: $PERF_DONE, time with callees by symbol" >&2
+        perf report -i "$WORK/perf.data" --children --sort symbol --stdio 2>/dev/null |
+            grep -E '^ +[0-9.]+% +[0-9.]+%' | sed 's/[ -]*$//' | head -"${PERF_TOP:-30}" >&2 || true
+    fi
 fi
 if grep -q '^unanswered' "$WORK/canned.log"; then
     echo "the canned nodes were asked for something they have no answer for:" >&2
