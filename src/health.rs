@@ -29,6 +29,9 @@ pub struct NodeHealth {
     latency: std::sync::Mutex<HashMap<std::net::SocketAddr, Latency>>,
     /// Nodes with missed writes still to replay (their copies are behind), by id.
     lagging: std::sync::Mutex<BTreeSet<String>>,
+    /// Addresses found down by the last pass: what every request reads, one atomic load
+    /// instead of pingora's set lookup and hashing per node.
+    down: arc_swap::ArcSwap<Vec<std::net::SocketAddr>>,
 }
 
 /// Samples kept per node for the p95.
@@ -150,6 +153,7 @@ impl NodeHealth {
             wake: Notify::new(),
             latency: Default::default(),
             lagging: Default::default(),
+            down: Default::default(),
         }
     }
 
@@ -177,6 +181,11 @@ impl NodeHealth {
     /// Whether `node` passes its health checks. A node not checked yet (just added) counts as
     /// up, as in pingora, until its first check says otherwise.
     pub fn is_up(&self, node: &Node) -> bool {
+        !self.down.load().contains(&node.addr)
+    }
+
+    /// pingora's verdict on `node` now.
+    fn checked_up(&self, node: &Node) -> bool {
         let backend = backend_of(node);
         // Membership first: a reload publishing a new backend set between the two reads then
         // errs towards "up" (a node not known yet), never towards "down".
@@ -209,12 +218,18 @@ impl NodeHealth {
         self.backends.run_health_check(true).await;
         let topology = self.store.snapshot();
         self.metrics.node_up.reset();
+        let mut down = Vec::new();
         for node in &topology.nodes {
+            let up = self.checked_up(node);
+            if !up {
+                down.push(node.addr);
+            }
             self.metrics
                 .node_up
                 .with_label_values(&[node.id.as_str()])
-                .set(i64::from(self.is_up(node)));
+                .set(i64::from(up));
         }
+        self.down.store(Arc::new(down));
     }
 }
 

@@ -193,16 +193,41 @@ async fn exchange(
         Some(h) => (h.status.as_u16(), h.headers.clone()),
         None => return Err(bad("no response header".into())),
     };
+    // Sized once from the declared length; a body read in one chunk is kept as is.
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut first: Option<bytes::Bytes> = None;
     let mut body = BytesMut::new();
     while let Some(chunk) = session.read_response_body().await.map_err(|e| after(*e))? {
-        body.extend_from_slice(&chunk);
+        match first.take() {
+            None if body.is_empty() => first = Some(chunk),
+            earlier => {
+                if body.is_empty() {
+                    body.reserve(declared.max(chunk.len()).min(MAX_RESERVE));
+                }
+                if let Some(earlier) = earlier {
+                    body.extend_from_slice(&earlier);
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
     }
+    let body = match first {
+        Some(only) => only,
+        None => body.freeze(),
+    };
     Ok(NodeResponse {
         status,
         headers,
-        body: body.freeze(),
+        body,
     })
 }
+
+/// A node's declared length is trusted up to this for the first allocation.
+const MAX_RESERVE: usize = 16 << 20;
 
 fn classify(e: &pingora::Error, connecting: bool) -> NodeError {
     use pingora::ErrorType::*;

@@ -72,10 +72,9 @@ impl Replicas<'_> {
     ) -> Option<NodeIdx> {
         candidates
             .into_iter()
-            .filter(|&n| self.is_up(n))
-            .map(|n| {
+            .filter_map(|n| {
                 let r = self.rank(n);
-                ((r.lagging, !preferred(n), r.load), n)
+                (!r.down).then_some(((r.lagging, !preferred(n), r.load), n))
             })
             .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal))
             .map(|(_, n)| n)

@@ -35,12 +35,13 @@ trap cleanup EXIT
 start_meili() { # name port
     "$MEILI" --db-path "$WORK/$1/data.ms" --dump-dir "$WORK/$1/dumps" \
         --snapshot-dir "$WORK/$1/snapshots" --http-addr "127.0.0.1:$2" \
-        --master-key "$KEY" --no-analytics --env development >"$WORK/$1.log" 2>&1 &
+        --master-key "$KEY" --no-analytics --env development \
+        --experimental-allowed-ip-networks 127.0.0.0/8 >"$WORK/$1.log" 2>&1 &
     PIDS+=($!)
     eval "PID_$1=$!"
 }
 
-start_miroir() { # name port metrics_port node_ports...
+start_miroir() { # name port metrics_port node_ports... (EXTRA: configuration text appended)
     local name=$1 port=$2 metrics=$3
     shift 3
     mkdir -p "$WORK/$name"
@@ -52,6 +53,7 @@ start_miroir() { # name port metrics_port node_ports...
         for p in "$@"; do
             printf '[[nodes]]\nid = "n%s"\nurl = "http://127.0.0.1:%s"\n' "$p" "$p"
         done
+        printf '%s\n' "${EXTRA:-}"
     } >"$WORK/$name/miroir.toml"
     MIROIR_MASTER_KEY=$KEY "$MIROIR" --config "$WORK/$name/miroir.toml" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
@@ -74,8 +76,11 @@ start_meili n2 17804
 for p in 17801 17802 17803 17804; do wait_up $p; done
 start_miroir one 17811 17821 17801        # one node: pass-through and single-node search
 start_miroir fleet 17812 17822 17802 17803 17804
+# The same fleet behind a gateway with the search cache on.
+EXTRA=$'[cache]\nenabled = true\nmax_bytes = 268435456' start_miroir cached 17813 17823 17802 17803 17804
 wait_up 17811
 wait_up 17812
+wait_up 17813
 
 python3 "$HERE/documents.py" "$DOCS" >"$WORK/docs.json"
 wait_task() { # port uid
@@ -162,6 +167,30 @@ printf '  Miroir, one node  '; measure http://127.0.0.1:17811/indexes/products/s
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
 printf '  Miroir, 3 nodes   '; measure http://127.0.0.1:17812/indexes/products/search search.lua "$PID_fleet" "$PID_n0" "$PID_n1" "$PID_n2"
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+echo
+
+# Popular queries repeat: a Zipf mix through Miroir without and with its cache, beside
+# Meilisearch's own federated search over the same three nodes (network search, from n0).
+curl -sf -X PATCH http://127.0.0.1:17802/experimental-features -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' --data '{"network": true}' >/dev/null
+remotes=""
+for i in 0 1 2; do
+    remotes="$remotes\"n$i\": {\"url\": \"http://127.0.0.1:$((17802 + i))\", \"searchApiKey\": \"$KEY\"},"
+done
+curl -sf -X PATCH http://127.0.0.1:17802/network -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' --data "{\"self\": \"n0\", \"remotes\": {${remotes%,}}}" >/dev/null
+echo "POST /indexes/products/search, Zipf mix (s = 1.1 over 10 000 distinct queries, limit 20)"
+printf '  Miroir, 3 nodes   '; measure http://127.0.0.1:17812/indexes/products/search zipf.lua "$PID_fleet" "$PID_n0" "$PID_n1" "$PID_n2"
+echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+printf '  Miroir + cache    '; measure http://127.0.0.1:17813/indexes/products/search zipf.lua "$PID_cached" "$PID_n0" "$PID_n1" "$PID_n2"
+echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+hits=$(curl -s http://127.0.0.1:17823/metrics | awk '/^miroir_cache_lookups_total\{result="hit"\}/ {print $2}')
+misses=$(curl -s http://127.0.0.1:17823/metrics | awk '/^miroir_cache_lookups_total\{result="miss"\}/ {print $2}')
+echo "  cache: $hits hits, $misses misses"
+export FEDERATED=1
+printf '  Meili federated   '; measure http://127.0.0.1:17802/multi-search zipf.lua - "$PID_n0" "$PID_n1" "$PID_n2"
+unset FEDERATED
+echo "   node CPU: $NODE_TICKS ticks"
 echo
 
 # Memory: the gateway's resident size across a sustained search load, sampled each 10 s.

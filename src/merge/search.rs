@@ -8,7 +8,9 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::facets::{merge_distribution, merge_stats, FacetSettings};
-use super::raw::{members_and_end, search_answer_members, skip_ws, write_object_without, Member};
+use super::raw::{
+    members_and_end, search_answer_members, skip_ws, value_end, write_object_without, Member,
+};
 use super::score::{compare, components_raw, Component};
 use crate::shard_tag;
 
@@ -91,6 +93,9 @@ pub struct ShardAnswer<'a> {
     /// Where the next unread hit may start; `None` once the array is read.
     next: Option<usize>,
     distinct: Option<String>,
+    /// Whether hits are compared with other shards' (a lone answer keeps its own order, and
+    /// its scores need not be read).
+    ranked: bool,
 }
 
 impl<'a> ShardAnswer<'a> {
@@ -111,7 +116,14 @@ impl<'a> ShardAnswer<'a> {
             hits: Vec::new(),
             next,
             distinct: distinct.map(str::to_string),
+            ranked: true,
         })
+    }
+
+    /// Marks the answer as the only one: its hits are taken in its order.
+    pub fn alone(mut self) -> Self {
+        self.ranked = false;
+        self
     }
 
     fn forward(buf: &[u8], start: usize) -> (Vec<Member>, Option<usize>) {
@@ -137,8 +149,26 @@ impl<'a> ShardAnswer<'a> {
                 self.next = None;
                 return Ok(false);
             }
-            let (fields, end) = members_and_end(buf, j);
-            let hit = Self::hit(buf, (j, end), &fields, self.distinct.as_deref())?;
+            // A lone answer without distinct needs only where each hit ends.
+            let hit = if !self.ranked && self.distinct.is_none() {
+                let end = value_end(buf, j);
+                Hit {
+                    range: (j, end),
+                    score: 0.0,
+                    components: Vec::new(),
+                    distinct: None,
+                }
+            } else {
+                let (fields, end) = members_and_end(buf, j);
+                Self::hit(
+                    buf,
+                    (j, end),
+                    &fields,
+                    self.distinct.as_deref(),
+                    self.ranked,
+                )?
+            };
+            let end = hit.range.1;
             self.hits.push(hit);
             self.next = Some(end);
         }
@@ -156,6 +186,7 @@ impl<'a> ShardAnswer<'a> {
         range: (usize, usize),
         fields: &[Member],
         distinct: Option<&str>,
+        ranked: bool,
     ) -> Result<Hit, MergeError> {
         let mut hit = Hit {
             range,
@@ -166,6 +197,9 @@ impl<'a> ShardAnswer<'a> {
         for m in fields {
             let key = &buf[m.key.0..m.key.1];
             let value = &buf[m.value.0..m.value.1];
+            if !ranked && key.starts_with(b"_rankingScore") {
+                continue;
+            }
             if key == b"_rankingScore" {
                 hit.score = std::str::from_utf8(value)
                     .ok()

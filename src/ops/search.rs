@@ -130,18 +130,41 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
         return judge(cluster, req).await;
     };
     let path = format!("/indexes/{index}/search");
-    let body_for =
-        |t: &Target| serde_json::to_vec(&for_target(&prepared.shard_body, t)).unwrap_or_default();
+    // A node asked for every shard answers alone: its hits need no ranking details, so it
+    // gets the client's own choice of them (less for it to compute and send, nothing to
+    // strip).
+    let lone_body = query.as_ref().map(|q| {
+        let mut b = prepared.shard_body.clone();
+        for flag in ["showRankingScore", "showRankingScoreDetails"] {
+            match q.get(flag) {
+                Some(v) => b.insert(flag.into(), v.clone()),
+                None => b.remove(flag),
+            };
+        }
+        b
+    });
+    let shards = cluster.topology.shards;
+    let body_for = |t: &Target| {
+        let body = match &lone_body {
+            Some(lone) if t.filter.is_none() && t.shards.len() as u64 == shards as u64 => lone,
+            _ => &prepared.shard_body,
+        };
+        serde_json::to_vec(&for_target(body, t)).unwrap_or_default()
+    };
     let answers = match gather(cluster, req, &path, &body_for).await {
         Ok(a) => a,
         Err(reply) => return reply,
     };
     let plan = &prepared.plan;
     merged(cluster, &answers, |bodies| {
+        let alone = bodies.len() == 1;
         let mut shards = bodies
             .iter()
-            .map(|b| ShardAnswer::parse(b, plan.distinct.as_deref()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|b| {
+                let answer = ShardAnswer::parse(b, plan.distinct.as_deref())?;
+                Ok(if alone { answer.alone() } else { answer })
+            })
+            .collect::<Result<Vec<_>, MergeError>>()?;
         merge_search(&mut shards, plan, started.elapsed().as_millis() as u64)
     })
 }
