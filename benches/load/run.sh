@@ -169,6 +169,11 @@ printf '  Miroir, 3 nodes   '; measure http://127.0.0.1:17812/indexes/products/s
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
 echo
 
+echo "A 2-document write until its task succeeded (polled every 10 ms)"
+printf '  direct, one node  '; python3 "$HERE/write_latency.py" http://127.0.0.1:17801 "$KEY"
+printf '  Miroir, 3 nodes   '; python3 "$HERE/write_latency.py" http://127.0.0.1:17812 "$KEY"
+echo
+
 # Popular queries repeat: a Zipf mix through Miroir without and with its cache, beside
 # Meilisearch's own federated search over the same three nodes (network search, from n0).
 curl -sf -X PATCH http://127.0.0.1:17802/experimental-features -H "Authorization: Bearer $KEY" \
