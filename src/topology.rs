@@ -67,6 +67,8 @@ pub struct Topology {
     unsettled: Vec<bool>,
     /// Nodes holding at least one shard (see [`Topology::serving_nodes`]).
     serving: Vec<NodeIdx>,
+    /// Shard slots each node owns (see [`Topology::owned_counts`]).
+    owned: Vec<usize>,
 }
 
 impl Topology {
@@ -180,6 +182,12 @@ impl Topology {
                 holding
             }
         };
+        let mut owned = vec![0; nodes.len()];
+        for &n in &owners {
+            if let Some(c) = owned.get_mut(n) {
+                *c += 1;
+            }
+        }
         let unsettled = nodes
             .iter()
             .map(|n| {
@@ -199,6 +207,7 @@ impl Topology {
             write_copies,
             unsettled,
             serving,
+            owned,
         }
     }
 
@@ -291,14 +300,8 @@ impl Topology {
     }
 
     /// How many shards each node owns, in [`Topology::nodes`] order.
-    pub fn owned_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.nodes.len()];
-        for &n in &self.owners {
-            if let Some(c) = counts.get_mut(n) {
-                *c += 1;
-            }
-        }
-        counts
+    pub fn owned_counts(&self) -> &[usize] {
+        &self.owned
     }
 
     /// The node with this id.

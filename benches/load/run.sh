@@ -176,14 +176,28 @@ echo
 
 # Popular queries repeat: a Zipf mix through Miroir without and with its cache, beside
 # Meilisearch's own federated search over the same three nodes (network search, from n0).
-curl -sf -X PATCH http://127.0.0.1:17802/experimental-features -H "Authorization: Bearer $KEY" \
-    -H 'Content-Type: application/json' --data '{"network": true}' >/dev/null
+# Every node needs the feature: a remote without it fails its part, and the answer says so
+# only in `remoteErrors`, with a 200.
+for port in 17802 17803 17804; do
+    curl -sf -X PATCH "http://127.0.0.1:$port/experimental-features" -H "Authorization: Bearer $KEY" \
+        -H 'Content-Type: application/json' --data '{"network": true}' >/dev/null
+done
 remotes=""
 for i in 0 1 2; do
     remotes="$remotes\"n$i\": {\"url\": \"http://127.0.0.1:$((17802 + i))\", \"searchApiKey\": \"$KEY\"},"
 done
 curl -sf -X PATCH http://127.0.0.1:17802/network -H "Authorization: Bearer $KEY" \
     -H 'Content-Type: application/json' --data "{\"self\": \"n0\", \"remotes\": {${remotes%,}}}" >/dev/null
+federated='{"federation":{"limit":20},"queries":[
+    {"indexUid":"products","q":"blue","federationOptions":{"remote":"n0"}},
+    {"indexUid":"products","q":"blue","federationOptions":{"remote":"n1"}},
+    {"indexUid":"products","q":"blue","federationOptions":{"remote":"n2"}}]}'
+answer=$(curl -sf -X POST http://127.0.0.1:17802/multi-search -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' --data "$federated")
+if echo "$answer" | grep -q remoteErrors; then
+    echo "federated search: a remote failed: $answer" >&2
+    exit 1
+fi
 echo "POST /indexes/products/search, Zipf mix (s = 1.1 over 10 000 distinct queries, limit 20)"
 printf '  Miroir, 3 nodes   '; measure http://127.0.0.1:17812/indexes/products/search zipf.lua "$PID_fleet" "$PID_n0" "$PID_n1" "$PID_n2"
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"

@@ -26,7 +26,7 @@ const SETTINGS_TTL: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct IndexCache {
     known: Mutex<HashMap<String, String>>,
-    settings: Mutex<HashMap<String, (Instant, Value)>>,
+    settings: Mutex<HashMap<String, (Instant, Arc<Value>)>>,
     /// One lock per index being created by a write, so concurrent first writes pick one key.
     creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -89,12 +89,13 @@ impl IndexCache {
         self.settings_lock().clear();
     }
 
-    fn settings_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Value)>> {
+    fn settings_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<Value>)>> {
         self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Recently read settings of `uid`.
-    pub fn settings(&self, uid: &str) -> Option<Value> {
+    /// Shared, not copied: every search of the index reads them.
+    pub fn settings(&self, uid: &str) -> Option<Arc<Value>> {
         self.settings_lock()
             .get(uid)
             .filter(|(at, _)| at.elapsed() < SETTINGS_TTL)
@@ -103,7 +104,7 @@ impl IndexCache {
 
     pub fn remember_settings(&self, uid: &str, settings: Value) {
         self.settings_lock()
-            .insert(uid.to_string(), (Instant::now(), settings));
+            .insert(uid.to_string(), (Instant::now(), Arc::new(settings)));
     }
 
     pub fn forget_settings(&self, uid: &str) {

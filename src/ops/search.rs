@@ -43,8 +43,9 @@ pub(super) async fn merge_settings(
     match cluster.send_any(&req).await {
         Ok((_, resp)) if resp.status == 200 => {
             let s: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-            services.indexes.remember_settings(index, s.clone());
-            client(MergeSettings::from_settings(&s))
+            let settings = MergeSettings::from_settings(&s);
+            services.indexes.remember_settings(index, s);
+            client(settings)
         }
         _ => client(MergeSettings::from_settings(&Value::Null)),
     }
@@ -107,6 +108,15 @@ pub(super) fn for_target(body: &Map<String, Value>, target: &Target) -> Map<Stri
     b
 }
 
+/// [`for_target`], serialized; without a shard filter the body is written as it is.
+fn target_bytes(body: &Map<String, Value>, target: &Target) -> Vec<u8> {
+    let written = match &target.filter {
+        None => serde_json::to_vec(body),
+        Some(_) => serde_json::to_vec(&for_target(body, target)),
+    };
+    written.unwrap_or_default()
+}
+
 /// `GET`/`POST /indexes/{uid}/search`.
 pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
@@ -149,7 +159,7 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
             Some(lone) if t.filter.is_none() && t.shards.len() as u64 == shards as u64 => lone,
             _ => &prepared.shard_body,
         };
-        serde_json::to_vec(&for_target(body, t)).unwrap_or_default()
+        target_bytes(body, t)
     };
     let answers = match gather(cluster, req, &path, &body_for).await {
         Ok(a) => a,
@@ -285,7 +295,7 @@ pub async fn facet_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
     };
     guard::rename_in_query(&mut body);
     let settings = merge_settings(cluster, services, &index).await;
-    let body_for = |t: &Target| serde_json::to_vec(&for_target(&body, t)).unwrap_or_default();
+    let body_for = |t: &Target| target_bytes(&body, t);
     let path = format!("/indexes/{index}/facet-search");
     let answers = match gather(cluster, req, &path, &body_for).await {
         Ok(a) => a,
