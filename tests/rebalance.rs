@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::gateway::{Extra, GatewayProcess};
+use support::gateway::GatewayProcess;
 use support::meili;
 use support::meili_api::Api;
 use support::rebalance_fleet::*;
@@ -25,7 +25,7 @@ use support::rebalance_fleet::*;
 async fn grow_shrink_replace(bin: Option<std::path::PathBuf>) {
     let nodes = start_nodes(bin.as_ref()).await;
     let env = [("MIROIR_MASTER_KEY", KEY)];
-    let gw = GatewayProcess::start(&entries(&nodes, &[0, 1, 2]), &Extra::default(), &env).await;
+    let gw = GatewayProcess::start(&entries(&nodes, &[0, 1, 2]), &extra(), &env).await;
     let mut api = Api::new(gw.addr, Some(KEY));
     load(&mut api).await;
     let ledger = Arc::new(Mutex::new(Ledger::new()));
@@ -118,7 +118,7 @@ async fn grow_shrink_and_replace_online_on_real_meilisearch() {
 async fn crashes(bin: Option<std::path::PathBuf>) {
     let mut nodes = start_nodes(bin.as_ref()).await;
     let env = [("MIROIR_MASTER_KEY", KEY)];
-    let mut gw = GatewayProcess::start(&entries(&nodes, &[0, 1, 2]), &Extra::default(), &env).await;
+    let mut gw = GatewayProcess::start(&entries(&nodes, &[0, 1, 2]), &extra(), &env).await;
     let mut api = Api::new(gw.addr, Some(KEY));
     load(&mut api).await;
     let ledger = Arc::new(Mutex::new(Ledger::new()));
@@ -193,7 +193,7 @@ async fn moves_resume_after_the_gateway_or_the_source_is_killed_on_real_meilisea
 async fn a_canceled_rebalance_leaves_every_shard_where_it_was() {
     let nodes = start_nodes(None).await;
     let env = [("MIROIR_MASTER_KEY", KEY)];
-    let gw = GatewayProcess::start(&entries(&nodes, &[0, 1, 2]), &Extra::default(), &env).await;
+    let gw = GatewayProcess::start(&entries(&nodes, &[0, 1, 2]), &extra(), &env).await;
     let mut api = Api::new(gw.addr, Some(KEY));
     load(&mut api).await;
     let before = api.get("/_miroir/topology").await.json()["placement"].clone();

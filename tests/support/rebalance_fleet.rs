@@ -513,8 +513,18 @@ impl Load {
     }
 }
 
+/// The gateway configuration of these tests. The write barrier gets 15 s rather than the
+/// default 5: six nodes, the gateway and the workload share two cores, where a node's last
+/// tasks can take longer than 5 s, and a move would retry until the test's deadline.
+pub fn extra() -> Extra {
+    Extra {
+        tail: "[rebalance]\nbarrier_timeout_ms = 15000\n".into(),
+        ..Extra::default()
+    }
+}
+
 pub async fn reload_to(gw: &GatewayProcess, nodes: &[TestNode], which: &[usize]) {
-    gw.write_config(&entries(nodes, which), &Extra::default());
+    gw.write_config(&entries(nodes, which), &extra());
     gw.sighup();
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
