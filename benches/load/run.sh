@@ -194,7 +194,7 @@ federated='{"federation":{"limit":20},"queries":[
     {"indexUid":"products","q":"blue","federationOptions":{"remote":"n2"}}]}'
 answer=$(curl -sf -X POST http://127.0.0.1:17802/multi-search -H "Authorization: Bearer $KEY" \
     -H 'Content-Type: application/json' --data "$federated")
-if echo "$answer" | grep -q remoteErrors; then
+if ! echo "$answer" | python3 -c 'import json,sys; sys.exit(1 if json.load(sys.stdin).get("remoteErrors") else 0)'; then
     echo "federated search: a remote failed: $answer" >&2
     exit 1
 fi
