@@ -261,6 +261,7 @@ if [ -n "$PERF_DONE" ]; then
             grep -E '^ +[0-9.]+% +[0-9.]+%' | sed 's/[ -]*$//' | head -"${PERF_TOP:-30}" >&2 || true
     fi
 fi
+kill -0 "$CANNED_PID" 2>/dev/null || { echo "the canned nodes died" >&2; FAILED=1; }
 if grep -q '^unanswered' "$WORK/canned.log"; then
     echo "the canned nodes were asked for something they have no answer for:" >&2
     sort "$WORK/canned.log" | uniq -c >&2
