@@ -46,11 +46,11 @@ command -v curl >/dev/null || { echo "curl is needed: apt-get install curl" >&2;
 NGINX=${NGINX:-$(command -v nginx || true)}
 [ "$NGINX" = none ] && NGINX=
 
+[ "$PROFILE" = release ] || [ "$PROFILE" = debug ] || { echo "PROFILE: release or debug" >&2; exit 2; }
 profile_flag=()
 [ "$PROFILE" = release ] && profile_flag=(--release)
 (cd "$ROOT" && cargo build --quiet --locked "${profile_flag[@]}" --bin miroir --example canned_node)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-[ "$PROFILE" = release ] || [ "$PROFILE" = debug ] || { echo "PROFILE: release or debug" >&2; exit 2; }
 MIROIR=$TARGET/$PROFILE/miroir
 CANNED=$TARGET/$PROFILE/examples/canned_node
 
