@@ -46,11 +46,11 @@ command -v curl >/dev/null || { echo "curl is needed: apt-get install curl" >&2;
 NGINX=${NGINX:-$(command -v nginx || true)}
 [ "$NGINX" = none ] && NGINX=
 
+[ "$PROFILE" = release ] || [ "$PROFILE" = debug ] || { echo "PROFILE: release or debug" >&2; exit 2; }
 profile_flag=()
 [ "$PROFILE" = release ] && profile_flag=(--release)
 (cd "$ROOT" && cargo build --quiet --locked "${profile_flag[@]}" --bin miroir --example canned_node)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-[ "$PROFILE" = release ] || [ "$PROFILE" = debug ] || { echo "PROFILE: release or debug" >&2; exit 2; }
 MIROIR=$TARGET/$PROFILE/miroir
 CANNED=$TARGET/$PROFILE/examples/canned_node
 
@@ -261,6 +261,7 @@ if [ -n "$PERF_DONE" ]; then
             grep -E '^ +[0-9.]+% +[0-9.]+%' | sed 's/[ -]*$//' | head -"${PERF_TOP:-30}" >&2 || true
     fi
 fi
+kill -0 "$CANNED_PID" 2>/dev/null || { echo "the canned nodes died" >&2; FAILED=1; }
 if grep -q '^unanswered' "$WORK/canned.log"; then
     echo "the canned nodes were asked for something they have no answer for:" >&2
     sort "$WORK/canned.log" | uniq -c >&2
