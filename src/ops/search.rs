@@ -143,7 +143,13 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
     // A node asked for every shard answers alone: its hits need no ranking details, so it
     // gets the client's own choice of them (less for it to compute and send, nothing to
     // strip).
-    let lone_body = query.as_ref().map(|q| {
+    let shards = cluster.topology.shards;
+    let someone_holds_all = cluster
+        .topology
+        .owned_counts()
+        .iter()
+        .any(|&c| c as u64 == shards as u64);
+    let lone_body = query.as_ref().filter(|_| someone_holds_all).map(|q| {
         let mut b = prepared.shard_body.clone();
         for flag in ["showRankingScore", "showRankingScoreDetails"] {
             match q.get(flag) {
@@ -153,7 +159,6 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
         }
         b
     });
-    let shards = cluster.topology.shards;
     let body_for = |t: &Target| {
         let body = match &lone_body {
             Some(lone) if t.filter.is_none() && t.shards.len() as u64 == shards as u64 => lone,
