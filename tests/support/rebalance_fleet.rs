@@ -178,6 +178,8 @@ pub type Effect = Box<dyn Fn(&mut Ledger) + Send>;
 /// Upserts, partial updates and deletes on the hot movies, in a loop, waiting for some.
 pub async fn writer(addr: std::net::SocketAddr, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>) {
     let mut api = Api::new(addr, Some(KEY));
+    // A write may wait out a whole barrier (see `extra`) before it is answered.
+    api.client.timeout = Duration::from_millis(BARRIER_MS * 2);
     let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
         round += 1;
@@ -513,12 +515,14 @@ impl Load {
     }
 }
 
+const BARRIER_MS: u64 = 15_000;
+
 /// The gateway configuration of these tests. The write barrier gets 15 s rather than the
 /// default 5: six nodes, the gateway and the workload share two cores, where a node's last
 /// tasks can take longer than 5 s, and a move would retry until the test's deadline.
 pub fn extra() -> Extra {
     Extra {
-        tail: "[rebalance]\nbarrier_timeout_ms = 15000\n".into(),
+        tail: format!("[rebalance]\nbarrier_timeout_ms = {BARRIER_MS}\n"),
         ..Extra::default()
     }
 }
