@@ -32,6 +32,7 @@ pub mod error;
 pub mod facet_depth;
 pub mod fleet;
 pub mod health;
+pub mod keys;
 pub mod merge;
 pub mod metrics;
 pub mod node_client;

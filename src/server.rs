@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::edge::{Edge, MemoryTrim};
 use crate::fleet::Fleet;
 use crate::health::{HealthService, NodeHealth};
+use crate::keys::{self, KeySync};
 use crate::metrics::Metrics;
 use crate::node_client::NodeClient;
 use crate::ops::{IndexCache, Services};
@@ -151,7 +152,9 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         // Nodes changed while the gateway was stopped: plan their moves now.
         rebalancer.reconfigure(&config.nodes, false)?;
     }
+    let keys = Arc::new(KeySync::new(tasks.clone(), &metrics));
     let services = Arc::new(Services {
+        keys: keys.clone(),
         tasks: tasks.clone(),
         indexes: IndexCache::default(),
         auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
@@ -163,6 +166,13 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         TaskRefreshService {
             fleet: fleet.clone(),
             tasks,
+        },
+    );
+    let key_sync = background_service(
+        "key alignment",
+        KeySyncService {
+            fleet: fleet.clone(),
+            keys,
         },
     );
     let mover = background_service(
@@ -220,6 +230,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     server.add_service(reload_service);
     server.add_service(refresher);
     server.add_service(mover);
+    server.add_service(key_sync);
     server.add_service(background_service(
         "memory trim",
         MemoryTrimService(MemoryTrim::new(metrics_for_trim)),
@@ -269,7 +280,25 @@ impl BackgroundService for TaskRefreshService {
     }
 }
 
-/// Runs [`MemoryTrim`] every few seconds until shutdown.
+/// Aligns the nodes' API keys at start, then every [`keys::PERIOD`].
+struct KeySyncService {
+    fleet: Arc<Fleet>,
+    keys: Arc<KeySync>,
+}
+
+#[async_trait]
+impl BackgroundService for KeySyncService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            self.keys.align(&self.fleet).await;
+            tokio::select! {
+                _ = tokio::time::sleep(keys::PERIOD) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
 /// Drives the shard moves of a rebalance, one step at a time.
 struct RebalanceService {
     rebalancer: Arc<Rebalancer>,
@@ -310,6 +339,7 @@ impl BackgroundService for RebalanceService {
     }
 }
 
+/// Runs [`MemoryTrim`] every few seconds until shutdown.
 struct MemoryTrimService(MemoryTrim);
 
 #[async_trait]

@@ -97,11 +97,7 @@ fn target_index(req: &Request<'_>) -> Option<String> {
 fn synchronous(endpoint: Endpoint) -> bool {
     matches!(
         endpoint,
-        Endpoint::KeyCreate
-            | Endpoint::KeyUpdate
-            | Endpoint::KeyDelete
-            | Endpoint::ExperimentalUpdate
-            | Endpoint::WebhookWrite
+        Endpoint::ExperimentalUpdate | Endpoint::WebhookWrite
     )
 }
 
@@ -143,11 +139,14 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             return reply;
         }
     }
+    if matches!(
+        endpoint,
+        Endpoint::KeyCreate | Endpoint::KeyUpdate | Endpoint::KeyDelete
+    ) {
+        return super::key_writes::key_write(cluster, services, req).await;
+    }
     if synchronous(endpoint) {
-        let mut request = req.forward();
-        if endpoint == Endpoint::KeyCreate {
-            request.body = with_key_uid(&req.body);
-        }
+        let request = req.forward();
         let sends = topology
             .write_nodes()
             .into_iter()
@@ -330,17 +329,5 @@ pub(super) fn facet_depth_request(index: &str, value: u64) -> crate::transport::
             http::HeaderValue::from_static("application/json"),
         )],
         body: Bytes::from(json!({"maxValuesPerFacet": value}).to_string()),
-    }
-}
-
-/// A key created on every node must have one uid, so that its key string (derived from the
-/// uid and the master key) is the same everywhere.
-fn with_key_uid(body: &Bytes) -> Bytes {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(mut o)) if !o.contains_key("uid") => {
-            o.insert("uid".into(), Value::from(uuid::Uuid::new_v4().to_string()));
-            Bytes::from(serde_json::to_vec(&Value::Object(o)).unwrap_or_default())
-        }
-        _ => body.clone(),
     }
 }

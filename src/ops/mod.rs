@@ -10,6 +10,7 @@ mod documents;
 mod federated;
 mod gather;
 pub mod indexes;
+mod key_writes;
 mod reads;
 mod search;
 mod stats;
@@ -38,6 +39,8 @@ pub struct Services {
     pub facet_depth: crate::facet_depth::FacetDepth,
     /// Search answers served again (`[cache]`).
     pub cache: std::sync::Arc<crate::cache::SearchCache>,
+    /// One set of API keys on every node.
+    pub keys: std::sync::Arc<crate::keys::KeySync>,
 }
 
 /// A client request the gateway answers itself, body read.

@@ -27,8 +27,11 @@ fn scratch() -> std::path::PathBuf {
 }
 
 fn services_in(dir: &std::path::Path) -> Services {
+    let tasks = Arc::new(TaskService::open(dir).unwrap());
+    let metrics = crate::metrics::Metrics::new();
     Services {
-        tasks: Arc::new(TaskService::open(dir).unwrap()),
+        keys: Arc::new(crate::keys::KeySync::new(tasks.clone(), &metrics)),
+        tasks,
         indexes: IndexCache::default(),
         auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
         facet_depth: Default::default(),

@@ -197,6 +197,16 @@ impl TaskService {
         self.store()?.set_facet_values(index, value)
     }
 
+    /// Records (`true`) or forgets that the API key `uid` was deleted through the gateway.
+    pub fn set_key_tombstone(&self, uid: &str, deleted: bool) -> Result<(), StoreError> {
+        self.store()?.set_key_tombstone(uid, deleted)
+    }
+
+    /// The uids of the API keys deleted through the gateway.
+    pub fn key_tombstones(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.store()?.key_tombstones()
+    }
+
     /// Tasks in the store.
     pub fn count(&self) -> u64 {
         self.store().and_then(|s| s.len()).unwrap_or(0)

@@ -17,6 +17,9 @@ const HINT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("hint_count
 const INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("intents");
 /// The `maxValuesPerFacet` each index's client asked for (nodes keep more), by index uid.
 const FACET_VALUES: TableDefinition<&str, u64> = TableDefinition::new("facet_values");
+/// API keys deleted through the gateway (uid -> unix seconds), deleted again wherever a node
+/// still holds one (see `crate::keys`).
+const KEY_TOMBSTONES: TableDefinition<&str, u64> = TableDefinition::new("key_tombstones");
 /// Writes recorded for a moving shard's next owner, by (move id, intent id, part), replayed
 /// in order once the shard is copied (see `crate::rebalance`).
 pub type MoveLogKey = (u64, u64, u64);
@@ -129,6 +132,7 @@ impl TaskStore {
         txn.open_table(INTENTS).map_err(err)?;
         txn.open_table(FACET_VALUES).map_err(err)?;
         txn.open_table(MOVE_LOG).map_err(err)?;
+        txn.open_table(KEY_TOMBSTONES).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(TaskStore { db })
     }
@@ -232,6 +236,35 @@ impl TaskStore {
             .map_err(err)?;
         }
         txn.commit().map_err(err)
+    }
+
+    /// Records (`true`) or forgets that the key `uid` was deleted through the gateway.
+    pub fn set_key_tombstone(&self, uid: &str, deleted: bool) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(KEY_TOMBSTONES).map_err(err)?;
+            if deleted {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                table.insert(uid, now).map_err(err)?;
+            } else {
+                table.remove(uid).map_err(err)?;
+            }
+        }
+        txn.commit().map_err(err)
+    }
+
+    /// The uids of the keys deleted through the gateway.
+    pub fn key_tombstones(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(KEY_TOMBSTONES).map_err(err)?;
+        let mut uids = std::collections::HashSet::new();
+        for entry in table.iter().map_err(err)? {
+            let (uid, _) = entry.map_err(err)?;
+            uids.insert(uid.value().to_string());
+        }
+        Ok(uids)
     }
 
     /// Records a write before any node receives it; its id.

@@ -20,7 +20,7 @@ fn now() -> String {
         .unwrap()
 }
 
-fn param(req: &Message, name: &str) -> Option<String> {
+pub fn param(req: &Message, name: &str) -> Option<String> {
     req.query().split('&').find_map(|p| {
         let (k, v) = p.split_once('=')?;
         (k == name).then(|| miroir::query_string::percent_decode(v))
@@ -188,50 +188,10 @@ fn parse_documents(req: &Message) -> Result<Vec<Map<String, Value>>, Answer> {
 }
 
 pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
+    if let Some(answer) = super::fake_keys::route(state, req, segs) {
+        return answer;
+    }
     match (req.method.as_str(), segs) {
-        // API keys: the key string follows from the uid (a node derives it from the uid and
-        // its master key), so nodes given one uid agree on the key.
-        ("POST", ["keys"]) => {
-            let mut key: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-            let uid = key["uid"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("00000000-0000-4000-8000-{:012}", state.keys.len()));
-            key["uid"] = Value::from(uid.clone());
-            key["key"] = Value::from(format!("k{}", uid.replace('-', "")));
-            key["name"] = key.get("name").cloned().unwrap_or(Value::Null);
-            state.keys.push(key.clone());
-            json_answer(201, key)
-        }
-        ("GET", ["keys", k]) => match state
-            .keys
-            .iter()
-            .find(|key| key["key"] == *k || key["uid"] == *k)
-        {
-            Some(key) => json_answer(200, key.clone()),
-            None => error(
-                404,
-                "api_key_not_found",
-                "invalid_request",
-                &format!("API key `{k}` not found."),
-            ),
-        },
-        ("DELETE", ["keys", k]) => {
-            let before = state.keys.len();
-            state
-                .keys
-                .retain(|key| key["key"] != *k && key["uid"] != *k);
-            if state.keys.len() < before {
-                (204, Vec::new(), Vec::new())
-            } else {
-                error(
-                    404,
-                    "api_key_not_found",
-                    "invalid_request",
-                    &format!("API key `{k}` not found."),
-                )
-            }
-        }
         ("POST", ["indexes"]) => {
             let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
             let uid = body["uid"].as_str().unwrap_or("").to_string();

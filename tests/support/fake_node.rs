@@ -36,6 +36,8 @@ pub struct NodeState {
     pub tasks: Vec<Value>,
     /// API keys (`uid`, `key`, `actions`, `indexes` ...), as `POST /keys` made them.
     pub keys: Vec<Value>,
+    /// Set at first start (a restart keeps the keys).
+    pub started: bool,
     /// Networks `POST /export` may reach besides public addresses, as Meilisearch's
     /// `--experimental-allowed-ip-networks` (CIDRs, or `any`). Empty: loopback and private
     /// targets are refused, as by default.
@@ -130,6 +132,14 @@ impl FakeNode {
         state: Arc<Mutex<NodeState>>,
     ) -> FakeNode {
         let addr = listener.local_addr().expect("local addr");
+        {
+            // A node with a master key makes its default keys at first start.
+            let mut s = state.lock().unwrap();
+            if master_key.is_some() && !s.started {
+                s.keys = super::fake_keys::defaults();
+            }
+            s.started = true;
+        }
         let (stopped, stop_rx) = tokio::sync::watch::channel(false);
         let node = Arc::new(Behaviour {
             name: name.to_string(),
@@ -283,6 +293,15 @@ pub fn error(status: u16, code: &str, kind: &str, message: &str) -> Answer {
     json_answer(status, body)
 }
 
+fn invalid_key() -> Answer {
+    error(
+        403,
+        "invalid_api_key",
+        "auth",
+        "The provided API key is invalid.",
+    )
+}
+
 pub fn json_answer(status: u16, body: serde_json::Value) -> Answer {
     (
         status,
@@ -294,21 +313,25 @@ pub fn json_answer(status: u16, body: serde_json::Value) -> Answer {
 impl Behaviour {
     /// Meilisearch's key check: public `/health`; `Bearer <master key>`, or an API key granting
     /// the route's action (and its index, on index routes), elsewhere when a master key is set.
-    fn authorize(&self, req: &Message) -> Result<(), Answer> {
+    /// A tenant token's claims, when the request carries one that holds.
+    fn authorize(&self, req: &Message) -> Result<Option<Value>, Answer> {
         let Some(master) = &self.master_key else {
-            return Ok(());
+            return Ok(None);
         };
         let header = req.header("authorization").unwrap_or("");
         let mut parts = header.splitn(2, ' ');
+        let tenant = |token: &str| {
+            let keys = &self.state.lock().unwrap().keys;
+            super::fake_tenant::verify(keys, token)
+        };
         match (parts.next(), parts.next()) {
-            (Some("Bearer"), Some(token)) if token == master => Ok(()),
-            (Some("Bearer"), Some(token)) if self.key_grants(req, token) => Ok(()),
-            (Some("Bearer"), _) => Err(error(
-                403,
-                "invalid_api_key",
-                "auth",
-                "The provided API key is invalid.",
-            )),
+            (Some("Bearer"), Some(token)) if token == master => Ok(None),
+            (Some("Bearer"), Some(token)) if self.key_grants(req, token) => Ok(None),
+            (Some("Bearer"), Some(token)) if token.contains('.') => match tenant(token) {
+                Some(claims) => Ok(Some(claims)),
+                None => Err(invalid_key()),
+            },
+            (Some("Bearer"), _) => Err(invalid_key()),
             _ => Err(error(
                 401,
                 "missing_authorization_header",
@@ -375,10 +398,22 @@ impl Behaviour {
             }
             return json_answer(200, json!({"status": "available"}));
         }
-        if let Err(refusal) = self.authorize(req) {
-            return refusal;
-        }
+        let claims = match self.authorize(req) {
+            Ok(claims) => claims,
+            Err(refusal) => return refusal,
+        };
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let tenant_request;
+        let req = match claims {
+            None => req,
+            Some(claims) => match super::fake_tenant::apply(&claims, req, &segs) {
+                Some(r) => {
+                    tenant_request = r;
+                    &tenant_request
+                }
+                None => return invalid_key(),
+            },
+        };
         match (req.method.as_str(), segs.as_slice()) {
             ("GET", ["version"]) => json_answer(
                 200,

@@ -6,9 +6,11 @@
 pub mod compare;
 pub mod corpus;
 pub mod data;
+pub mod fake_keys;
 pub mod fake_meili;
 pub mod fake_multi;
 pub mod fake_node;
+pub mod fake_tenant;
 pub mod gateway;
 pub mod http;
 pub mod meili;
