@@ -205,6 +205,53 @@ async fn a_user_script_gives_the_same_results_as_a_single_node() {
     for k in ["numberOfDocuments", "fieldDistribution", "isIndexing"] {
         assert_eq!(stats_a[k], stats_b[k], "stats {k}");
     }
+    // Internal databases summed by name, largest first, as a node lists its own.
+    let raw = b
+        .get("/indexes/people/stats?showInternalDatabaseSizes=true")
+        .await
+        .json();
+    let sizes: Vec<u64> = raw["internalDatabaseSizes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(
+        !sizes.is_empty() && sizes.windows(2).all(|w| w[0] >= w[1]),
+        "{raw}"
+    );
+    // Sizes as a node writes them for `sizeFormat=human`.
+    for path in [
+        "/indexes/people/stats?sizeFormat=human&showInternalDatabaseSizes=true",
+        "/stats?sizeFormat=human&showInternalDatabaseSizes=true",
+    ] {
+        let (sa, sb) = (a.get(path).await.json(), b.get(path).await.json());
+        let (ia, ib) = match path.starts_with("/stats") {
+            true => (&sa["indexes"]["people"], &sb["indexes"]["people"]),
+            false => (&sa, &sb),
+        };
+        let keys =
+            |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(keys(ia), keys(ib), "{path}: {sa} / {sb}");
+        let human = |v: &serde_json::Value| {
+            v.as_str().is_some_and(|s| {
+                let (n, unit) = s.split_once(' ').unwrap_or(("", ""));
+                n.parse::<f64>().is_ok() && ["B", "KiB", "MiB", "GiB"].contains(&unit)
+            })
+        };
+        for v in [&ib["rawDocumentDbSize"], &ib["avgDocumentSize"]]
+            .into_iter()
+            .chain(ib["internalDatabaseSizes"].as_object().unwrap().values())
+        {
+            assert!(human(v), "{path}: {v} in {sb}");
+        }
+        if path.starts_with("/stats") {
+            assert!(
+                human(&sb["databaseSize"]) && human(&sb["usedDatabaseSize"]),
+                "{sb}"
+            );
+        }
+    }
     let expected = all_documents(&[single.addr], "people").await;
     let got = all_documents(&nodes.iter().map(|n| n.addr).collect::<Vec<_>>(), "people").await;
     assert_eq!(expected, got, "the final document sets differ");

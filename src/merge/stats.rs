@@ -26,6 +26,28 @@ pub fn merge_index_stats(parts: &[&Value], copies: u64) -> Value {
     for (key, value) in first {
         let merged = match key.as_str() {
             "isIndexing" => Value::Bool(parts.iter().any(|p| p[key].as_bool() == Some(true))),
+            // Sizes of each internal database (`showInternalDatabaseSizes`), summed by name.
+            "internalDatabaseSizes" => {
+                let mut sizes: Map<String, Value> = Map::new();
+                for p in parts {
+                    for (db, n) in p[key].as_object().into_iter().flatten() {
+                        let prev = sizes.get(db).and_then(Value::as_u64).unwrap_or(0);
+                        sizes.insert(db.clone(), Value::from(prev + n.as_u64().unwrap_or(0)));
+                    }
+                }
+                // Largest first, as a node lists them.
+                let mut sorted: Vec<(String, u64)> = sizes
+                    .into_iter()
+                    .map(|(db, n)| (db, n.as_u64().unwrap_or(0) / copies))
+                    .collect();
+                sorted.sort_by(|a, b| b.1.cmp(&a.1));
+                Value::Object(
+                    sorted
+                        .into_iter()
+                        .map(|(db, n)| (db, Value::from(n)))
+                        .collect(),
+                )
+            }
             "fieldDistribution" => {
                 let mut fields: Map<String, Value> = Map::new();
                 for p in parts {
@@ -104,6 +126,43 @@ pub fn merge_global_stats(bodies: &[&Value], copies: u64) -> Value {
     out
 }
 
+/// Every size in merged stats (global or of one index) as Meilisearch writes it with
+/// `sizeFormat=human`: binary units, at most two decimals (`"9.77 KiB"`, `"10 B"`).
+pub fn humanize_sizes(stats: &mut Value) {
+    let human = |v: &mut Value| {
+        if let Some(bytes) = v.as_u64() {
+            let size =
+                byte_unit::Byte::from_u64(bytes).get_appropriate_unit(byte_unit::UnitType::Binary);
+            *v = Value::from(format!("{size:#.2}"));
+        }
+    };
+    let index = |stats: &mut Value| {
+        for key in ["rawDocumentDbSize", "avgDocumentSize"] {
+            if let Some(v) = stats.get_mut(key) {
+                human(v);
+            }
+        }
+        let internal = stats
+            .get_mut("internalDatabaseSizes")
+            .and_then(Value::as_object_mut);
+        for v in internal.into_iter().flat_map(|m| m.values_mut()) {
+            human(v);
+        }
+    };
+    if let Some(indexes) = stats.get_mut("indexes").and_then(Value::as_object_mut) {
+        for stats in indexes.values_mut() {
+            index(stats);
+        }
+        for key in ["databaseSize", "usedDatabaseSize"] {
+            if let Some(v) = stats.get_mut(key) {
+                human(v);
+            }
+        }
+    } else {
+        index(stats);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +181,31 @@ mod tests {
         assert_eq!(
             keys[0], "numberOfDocuments",
             "field order follows the node's"
+        );
+    }
+
+    #[test]
+    fn human_sizes_are_formatted_after_summing() {
+        let a = json!({"databaseSize": 1024, "usedDatabaseSize": 1000, "indexes": {"m": {"numberOfDocuments": 1, "rawDocumentDbSize": 5000, "avgDocumentSize": 5000, "isIndexing": false, "internalDatabaseSizes": {"main": 7000}, "fieldDistribution": {}}}});
+        let b = json!({"databaseSize": 9216, "usedDatabaseSize": 1000, "indexes": {"m": {"numberOfDocuments": 1, "rawDocumentDbSize": 5000, "avgDocumentSize": 5000, "isIndexing": false, "internalDatabaseSizes": {"main": 3240}, "fieldDistribution": {}}}});
+        let mut m = merge_global_stats(&[&a, &b], 1);
+        assert_eq!(m["indexes"]["m"]["internalDatabaseSizes"]["main"], 10240);
+        let c = json!({"internalDatabaseSizes": {"a": 10, "b": 30}});
+        let d = json!({"internalDatabaseSizes": {"a": 30, "c": 5}});
+        let sizes = merge_index_stats(&[&c, &d], 1)["internalDatabaseSizes"].to_string();
+        assert_eq!(sizes, r#"{"a":40,"b":30,"c":5}"#, "largest first");
+        humanize_sizes(&mut m);
+        assert_eq!(m["databaseSize"], "10 KiB");
+        assert_eq!(m["usedDatabaseSize"], "1.95 KiB");
+        assert_eq!(m["indexes"]["m"]["rawDocumentDbSize"], "9.77 KiB");
+        assert_eq!(m["indexes"]["m"]["avgDocumentSize"], "4.88 KiB");
+        assert_eq!(m["indexes"]["m"]["internalDatabaseSizes"]["main"], "10 KiB");
+        assert_eq!(m["indexes"]["m"]["numberOfDocuments"], 2);
+        let mut tiny = json!({"rawDocumentDbSize": 0, "avgDocumentSize": 512});
+        humanize_sizes(&mut tiny);
+        assert_eq!(
+            tiny,
+            json!({"rawDocumentDbSize": "0 B", "avgDocumentSize": "512 B"})
         );
     }
 }
