@@ -40,7 +40,7 @@ pub fn merge_index_stats(parts: &[&Value], copies: u64) -> Value {
                     .into_iter()
                     .map(|(db, n)| (db, n.as_u64().unwrap_or(0) / copies))
                     .collect();
-                sorted.sort_by(|a, b| b.1.cmp(&a.1));
+                sorted.sort_by_key(|s| std::cmp::Reverse(s.1));
                 Value::Object(
                     sorted
                         .into_iter()
