@@ -194,6 +194,23 @@ fn queries() -> Vec<Probe> {
         {"indexUid": "products", "q": "lamp"},
         {"indexUid": "people", "q": "male", "federationOptions": {"weight": 1.2}}
     ]}))});
+    // Durations differ; their presence and steps are compared.
+    out.push(search(
+        "products",
+        json!({"q": "red", "showPerformanceDetails": true}),
+    ));
+    out.push(Probe { method: "POST", path: "/multi-search".into(), body: Some(json!({"queries": [
+        {"indexUid": "products", "q": "red", "showPerformanceDetails": true}, {"indexUid": "people", "q": "lucas"}
+    ]}))});
+    out.push(Probe {
+        method: "POST",
+        path: "/multi-search".into(),
+        body: Some(
+            json!({"federation": {"limit": 5, "showPerformanceDetails": true}, "queries": [
+                {"indexUid": "products", "q": "red"}, {"indexUid": "people", "q": "lucas"}
+            ]}),
+        ),
+    });
     out.push(Probe { method: "POST", path: "/multi-search".into(), body: Some(json!({"federation": {"page": 2, "hitsPerPage": 4}, "queries": [
         {"indexUid": "products", "q": "guitar"}, {"indexUid": "products", "q": "camera", "federationOptions": {"weight": 2.0}}
     ]}))});

@@ -464,7 +464,20 @@ pub fn merge_federated(
         out.extend_from_slice(b",\"facetsByIndex\":");
         out.extend_from_slice(&serde_json::to_vec(&by_index).unwrap_or_default());
     }
-    out.extend_from_slice(format!(",\"requestUid\":\"{}\"}}", uuid::Uuid::now_v7()).as_bytes());
+    out.extend_from_slice(format!(",\"requestUid\":\"{}\"", uuid::Uuid::now_v7()).as_bytes());
+    // Asked for: the steps of the slowest node (the nodes search in parallel).
+    if federation.get("showPerformanceDetails") == Some(&Value::Bool(true)) {
+        let slowest = totals
+            .iter()
+            .flatten()
+            .max_by_key(|t| t.number_or_zero("processingTimeMs"))
+            .and_then(|t| t.object("performanceDetails"));
+        if let Some(details) = slowest {
+            out.extend_from_slice(b",\"performanceDetails\":");
+            out.extend_from_slice(&serde_json::to_vec(&details).unwrap_or_default());
+        }
+    }
+    out.push(b'}');
     Ok(out)
 }
 

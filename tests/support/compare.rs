@@ -112,6 +112,13 @@ pub fn compare(
         let vb = &bo[k];
         match k.as_str() {
             "processingTimeMs" | "requestUid" => {}
+            // Durations are each run's own: both must list the search's steps.
+            "performanceDetails" => {
+                let steps = |v: &Value| v.as_object().is_some_and(|o| o.contains_key("search"));
+                if !steps(va) || !steps(vb) {
+                    return Err(format!("{what}: performanceDetails {va} vs {vb}"));
+                }
+            }
             // Storage sizes are each node's own.
             "rawDocumentDbSize" | "avgDocumentSize" => {}
             "hits" => {
