@@ -80,6 +80,8 @@ pub struct Hit {
     pub components: Vec<Component>,
     /// The distinct attribute's values, canonical JSON (`None`: the field is absent).
     pub distinct: Option<Vec<String>>,
+    /// Found by the semantic half of a hybrid search (its score details are `vectorSort`).
+    pub semantic: bool,
 }
 
 /// One shard's answer, parsed just enough: its top-level members at once, its hits one by
@@ -157,6 +159,7 @@ impl<'a> ShardAnswer<'a> {
                     score: 0.0,
                     components: Vec::new(),
                     distinct: None,
+                    semantic: false,
                 }
             } else {
                 let (fields, end) = members_and_end(buf, j);
@@ -193,6 +196,7 @@ impl<'a> ShardAnswer<'a> {
             score: 0.0,
             components: Vec::new(),
             distinct: None,
+            semantic: false,
         };
         for m in fields {
             let key = &buf[m.key.0..m.key.1];
@@ -210,6 +214,9 @@ impl<'a> ShardAnswer<'a> {
                     return Err(MergeError("bad score details".into()));
                 }
                 hit.components = components_raw(buf, m.value.0);
+                hit.semantic = super::raw::members(buf, m.value.0)
+                    .iter()
+                    .any(|f| &buf[f.key.0..f.key.1] == b"vectorSort");
             } else if distinct.is_some_and(|d| d.as_bytes() == key) {
                 let v: Value = serde_json::from_slice(value).unwrap_or(Value::Null);
                 hit.distinct = match v {
@@ -398,6 +405,14 @@ pub fn merge_search(
                 };
                 pages.to_string().into_bytes()
             }
+            // The semantic hits of the merged window, as a node counts those of its own (a
+            // lone answer's count is its own).
+            b"semanticHitCount" if shards.len() > 1 => window
+                .iter()
+                .filter(|&&(s, h)| shards[s].hits[h].semantic)
+                .count()
+                .to_string()
+                .into_bytes(),
             b"semanticHitCount" => sum("semanticHitCount").to_string().into_bytes(),
             b"facetDistribution" => {
                 let parts: Vec<Map<String, Value>> = shards

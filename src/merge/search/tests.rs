@@ -255,3 +255,28 @@ fn page_zero_has_no_hits_but_counts_them() {
     assert_eq!(out["totalHits"], 2);
     assert_eq!(out["totalPages"], 1);
 }
+
+#[test]
+fn semantic_hits_are_counted_in_the_merged_window() {
+    let semantic = |id: u64, s: f64| json!({"id": id, "_rankingScore": s, "_rankingScoreDetails": {"vectorSort": {"order": 0, "similarity": s, "value": [0.1]}}});
+    let keyword = |id: u64, s: f64| json!({"id": id, "_rankingScore": s, "_rankingScoreDetails": details(s, None)});
+    let with_count = |hits: Vec<Value>, n: u64| {
+        let mut v: Value = serde_json::from_slice(&answer(hits, 10)).unwrap();
+        v["semanticHitCount"] = json!(n);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let a = with_count(
+        vec![semantic(1, 0.99), keyword(2, 0.5), semantic(3, 0.4)],
+        2,
+    );
+    let b = with_count(
+        vec![keyword(4, 0.98), semantic(5, 0.97), semantic(6, 0.3)],
+        2,
+    );
+    let mut p = plan();
+    p.limit = 3;
+    let m = merged(&[a, b], &p);
+    assert_eq!(ids(&m), [1, 4, 5]);
+    // Two of the three hits shown are semantic; the nodes' own counts sum to 4.
+    assert_eq!(m["semanticHitCount"], 2);
+}
