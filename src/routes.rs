@@ -137,6 +137,8 @@ pub enum Op {
     Broadcast,
     TaskGet,
     TaskList,
+    BatchGet,
+    BatchList,
     TaskCancel,
     TaskDelete,
 }
@@ -162,6 +164,8 @@ impl Op {
                 | Broadcast
                 | TaskGet
                 | TaskList
+                | BatchGet
+                | BatchList
                 | TaskCancel
                 | TaskDelete
         )
@@ -222,7 +226,9 @@ impl Endpoint {
             | E::ExperimentalGet
             | E::WebhookRead
             | E::DynamicRulesRead => return Serve::Proxy,
-            E::Metrics | E::BatchList | E::BatchGet => return Serve::NotYet,
+            E::BatchGet => X::BatchGet,
+            E::BatchList => X::BatchList,
+            E::Metrics => return Serve::NotYet,
             E::Similar
             | E::IndexFields
             | E::TaskCompact

@@ -4,6 +4,7 @@
 //! complete [`Reply`]; none of them touches Pingora. The I/O lives here; merging is
 //! [`crate::merge`]'s.
 
+mod batches;
 mod broadcast;
 mod browse;
 mod documents;
@@ -222,6 +223,8 @@ pub async fn dispatch(
         Op::Broadcast => broadcast::broadcast(cluster, services, req).await,
         Op::TaskGet => task_routes::get(cluster, services, req).await,
         Op::TaskList => task_routes::list(cluster, services, req).await,
+        Op::BatchGet => batches::get(cluster, services, req).await,
+        Op::BatchList => batches::list(cluster, services, req).await,
         Op::TaskCancel => task_routes::cancel(cluster, services, req).await,
         Op::TaskDelete => task_routes::delete(cluster, services, req).await,
     }

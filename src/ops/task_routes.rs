@@ -17,7 +17,7 @@ use crate::transport::NodeRequest;
 
 /// Checks the client's key for the route's action with a node; the indexes whose tasks it
 /// may see.
-async fn authorize(
+pub(super) async fn authorize(
     cluster: &Cluster<'_>,
     services: &Services,
     req: &Request<'_>,
@@ -46,10 +46,21 @@ async fn validate(
     query: &str,
     client_key: bool,
 ) -> Result<(), Reply> {
+    validate_on(cluster, req, "/tasks", query, client_key).await
+}
+
+/// [`validate`] on another route taking the same filters (`/batches`).
+pub(super) async fn validate_on(
+    cluster: &Cluster<'_>,
+    req: &Request<'_>,
+    path: &str,
+    query: &str,
+    client_key: bool,
+) -> Result<(), Reply> {
     let target = if query.is_empty() {
-        "/tasks".to_string()
+        path.to_string()
     } else {
-        format!("/tasks?{query}")
+        format!("{path}?{query}")
     };
     let probe = if client_key {
         req.to_node(Method::GET, target, None, Bytes::new())

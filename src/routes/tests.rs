@@ -339,7 +339,14 @@ fn how_an_endpoint_is_served_agrees_with_its_class() {
                     serve,
                     Serve::Health
                         | Serve::NotYet
-                        | Serve::Op(Op::TaskGet | Op::TaskList | Op::TaskCancel | Op::TaskDelete)
+                        | Serve::Op(
+                            Op::TaskGet
+                                | Op::TaskList
+                                | Op::TaskCancel
+                                | Op::TaskDelete
+                                | Op::BatchGet
+                                | Op::BatchList
+                        )
                 ),
                 RouteClass::Unsupported => serve == Serve::NotServed,
             };

@@ -23,6 +23,8 @@ pub struct TaskFilter {
     pub index_uids: Option<Vec<String>>,
     /// (field, after?, bound): `enqueuedAt` after/before a date.
     pub dates: Vec<(&'static str, bool, OffsetDateTime)>,
+    /// Only tasks in a batch (started), for `GET /batches`.
+    pub batched: bool,
 }
 
 /// Query parameters that select tasks (paging excluded).
@@ -127,7 +129,8 @@ impl TaskFilter {
             set.as_ref()
                 .is_none_or(|s| text(field).is_some_and(|t| s.iter().any(|x| x == t)))
         };
-        in_nums(&self.uids, "uid")
+        (!self.batched || num("batchUid").is_some())
+            && in_nums(&self.uids, "uid")
             && in_nums(&self.batch_uids, "batchUid")
             && in_nums(&self.canceled_by, "canceledBy")
             && in_texts(&self.types, "type")

@@ -515,6 +515,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
             ),
         },
         ("GET", ["tasks"]) => list_tasks(state, req),
+        ("GET", ["batches"]) => list_batches(state, req),
         ("GET", ["tasks", uid]) => match uid.parse::<usize>().ok().and_then(|u| state.tasks.get(u))
         {
             Some(t) => json_answer(200, t.clone()),
@@ -1347,6 +1348,35 @@ fn delete_by_filter(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
 /// `GET /tasks`: newest first (oldest first with `reverse=true`), filtered by `uids`,
 /// `batchUids`, `canceledBy`, `types`, `statuses`, `indexUids` and the date bounds; `from` is
 /// the first uid to show, `next` the `from` of the next page, `total` counts every match.
+/// A node's batches: here one per started task, filtered and paged as its tasks are.
+fn list_batches(state: &NodeState, req: &Message) -> Answer {
+    let answer = list_tasks(state, req);
+    if answer.0 != 200 {
+        return answer;
+    }
+    let mut page: Value = serde_json::from_slice(&answer.2).unwrap_or(Value::Null);
+    let batches: Vec<Value> = page["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["batchUid"].is_u64())
+        .map(|t| {
+            let one = |v: &Value| match v.as_str() {
+                Some(k) => json!({ k: 1 }),
+                None => json!({}),
+            };
+            json!({
+                "uid": t["batchUid"], "progress": null, "details": t["details"],
+                "stats": {"totalNbTasks": 1, "status": one(&t["status"]), "types": one(&t["type"]), "indexUids": one(&t["indexUid"])},
+                "duration": t["duration"], "startedAt": t["startedAt"], "finishedAt": t["finishedAt"],
+                "batchStrategy": "batched all enqueued tasks",
+            })
+        })
+        .collect();
+    page["results"] = Value::Array(batches);
+    json_answer(200, page)
+}
+
 fn list_tasks(state: &NodeState, req: &Message) -> Answer {
     const KNOWN: [&str; 15] = [
         "limit",
