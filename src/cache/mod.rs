@@ -232,6 +232,17 @@ impl SearchCache {
     }
 
     /// Makes every answer that read `index` stale (every answer when `None`).
+    /// The logical time now: what a read of an index's state remembers, to know later whether
+    /// the index changed since (see [`SearchCache::unchanged_since`]).
+    pub fn tick(&self) -> u64 {
+        self.epochs.now()
+    }
+
+    /// Whether the gateway learnt of no change of `index` after `tick`.
+    pub fn unchanged_since(&self, index: &str, tick: u64) -> bool {
+        self.epochs.unchanged_since([index], tick)
+    }
+
     pub fn invalidate(&self, index: Option<&str>) {
         self.epochs.bump(index);
         let scope = if index.is_some() { "index" } else { "all" };

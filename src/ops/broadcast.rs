@@ -13,53 +13,61 @@ use crate::respond::Reply;
 use crate::routes::Endpoint;
 use crate::shard_tag::{self, and_filter, guard, settings};
 
-/// The request each node gets, and whether the tag must be made filterable afterwards.
-fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool) {
+/// The request each node gets, whether the tag must be made filterable afterwards, and the
+/// details the client's own request would show where the request sent differs.
+///
+/// A reset of `filterableAttributes` is sent as the tag alone: one task per node, as on a
+/// node, rather than a reset and then the tag.
+fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool, Option<Value>) {
     use Endpoint as E;
     let setting = req.route.param.as_deref();
+    let filterable_reset = || Some(json!({"filterableAttributes": null}));
     match (req.route.endpoint, setting) {
-        // A reset of `filterableAttributes` is forwarded as is, then the tag is put back.
-        (E::SettingsUpdate, _) if body_has_filterable_reset(&req.body) => (req.forward(), true),
-        // The client's list, with the tag added, says it all: nothing to add afterwards.
-        (E::SettingsUpdate, _) if body_sets_filterable(&req.body) => {
+        (E::SettingsUpdate, _) => {
+            let details = body_has_filterable_reset(&req.body)
+                .then(filterable_reset)
+                .flatten();
             match settings::patch_body_with_tag(&req.body) {
-                Some(body) => (with_body(req, body), false),
-                None => (req.forward(), false),
+                Some(body) => (with_body(req, body), false, details),
+                None => (req.forward(), false, None),
             }
         }
-        (E::SettingsUpdate, _) => match settings::patch_body_with_tag(&req.body) {
-            Some(body) => (with_body(req, body), false),
-            None => (req.forward(), false),
-        },
         // Resetting all settings resets the tag too: put it back.
-        (E::SettingsReset, _) => (req.forward(), true),
+        (E::SettingsReset, _) => (req.forward(), true, None),
         (E::SettingUpdate, Some("filterable-attributes")) => {
             match serde_json::from_slice::<Value>(&req.body) {
-                Ok(Value::Array(_)) => {
-                    let body = settings::with_tag(
-                        &serde_json::from_slice(&req.body).unwrap_or(Value::Null),
-                    );
-                    (
-                        with_body(req, serde_json::to_vec(&body).unwrap_or_default()),
-                        false,
-                    )
+                Ok(v @ (Value::Array(_) | Value::Null)) => {
+                    let body = serde_json::to_vec(&settings::with_tag(&v)).unwrap_or_default();
+                    let details = v.is_null().then(filterable_reset).flatten();
+                    (with_body(req, body), false, details)
                 }
-                // `null` resets: forwarded as is, then the tag is put back.
-                Ok(Value::Null) => (req.forward(), true),
-                _ => (req.forward(), false),
+                _ => (req.forward(), false, None),
             }
         }
-        (E::SettingReset, Some("filterable-attributes")) => (req.forward(), true),
-        (E::IndexCreate, _) => (req.forward(), true),
+        (E::SettingReset, Some("filterable-attributes")) => {
+            let mut put = with_body(
+                req,
+                settings::with_tag(&Value::Null).to_string().into_bytes(),
+            );
+            put.method = http::Method::PUT;
+            put.headers
+                .retain(|(name, _)| name != http::header::CONTENT_TYPE);
+            put.headers.push((
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            ));
+            (put, false, filterable_reset())
+        }
+        (E::IndexCreate, _) => (req.forward(), true, None),
         (E::DocumentsDeleteByFilter, _) => match serde_json::from_slice::<Value>(&req.body) {
             Ok(Value::Object(mut body)) if guard::uses_tag(&body) => {
                 guard::rename_in_query(&mut body);
                 let body = serde_json::to_vec(&body).unwrap_or_default();
-                (with_body(req, body), false)
+                (with_body(req, body), false, None)
             }
-            _ => (req.forward(), false),
+            _ => (req.forward(), false, None),
         },
-        _ => (req.forward(), false),
+        _ => (req.forward(), false, None),
     }
 }
 
@@ -158,19 +166,30 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             None => unreachable("every node failed"),
         };
     }
-    let (mut request, mut tag_after) = rewritten(req);
+    let (mut request, mut tag_after, mut details) = rewritten(req);
+    // A reset of a missing index's setting fails (`index_not_found`) where the tag alone
+    // would create the index: the reset goes as is.
+    if (endpoint, req.route.param.as_deref())
+        == (Endpoint::SettingReset, Some("filterable-attributes"))
+    {
+        if let Some(index) = &req.route.index {
+            if matches!(services.indexes.lookup(cluster, index).await, Ok(None)) {
+                (request, details) = (req.forward(), None);
+            }
+        }
+    }
     // The nodes keep more facet values than the client asked for; the client's value is
     // the gateway's to remember and show.
     let depth = services.facet_depth;
     let mut facet_change = None;
-    let mut details = None;
     match (endpoint, req.route.param.as_deref()) {
         (Endpoint::SettingsUpdate, _) => {
             if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.body) {
                 facet_change = depth.rewrite_settings(&mut body);
                 if facet_change.is_some() {
                     let client: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-                    details = Some(json!({"faceting": client["faceting"]}));
+                    let d = details.get_or_insert_with(|| json!({}));
+                    d["faceting"] = client["faceting"].clone();
                     request.body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
                 }
             }
@@ -192,9 +211,11 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
     }
     // A settings write creates a missing index: the new index needs the tag too.
     let carries_tag = match (endpoint, req.route.param.as_deref()) {
-        (Endpoint::SettingsUpdate, _) => body_sets_filterable(&req.body),
+        (Endpoint::SettingsUpdate, _) => {
+            body_sets_filterable(&req.body) || body_has_filterable_reset(&req.body)
+        }
         (Endpoint::SettingUpdate, Some("filterable-attributes")) => {
-            serde_json::from_slice::<Value>(&req.body).is_ok_and(|v| v.is_array())
+            serde_json::from_slice::<Value>(&req.body).is_ok_and(|v| v.is_array() || v.is_null())
         }
         _ => false,
     };

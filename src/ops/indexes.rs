@@ -26,7 +26,7 @@ const SETTINGS_TTL: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct IndexCache {
     known: Mutex<HashMap<String, String>>,
-    settings: Mutex<HashMap<String, (Instant, Arc<Value>)>>,
+    settings: Mutex<HashMap<String, (Instant, u64, Arc<Value>)>>,
     /// One lock per index being created by a write, so concurrent first writes pick one key.
     creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -89,22 +89,27 @@ impl IndexCache {
         self.settings_lock().clear();
     }
 
-    fn settings_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<Value>)>> {
+    fn settings_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u64, Arc<Value>)>> {
         self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Recently read settings of `uid`.
+    /// Recently read settings of `uid`, if `fresh` says the index did not change since they
+    /// were asked for (a settings task that finished after, even while they were being read,
+    /// makes them stale at once, before its client can see it succeeded).
     /// Shared, not copied: every search of the index reads them.
-    pub fn settings(&self, uid: &str) -> Option<Arc<Value>> {
+    pub fn settings(&self, uid: &str, fresh: impl Fn(u64) -> bool) -> Option<Arc<Value>> {
         self.settings_lock()
             .get(uid)
-            .filter(|(at, _)| at.elapsed() < SETTINGS_TTL)
-            .map(|(_, v)| v.clone())
+            .filter(|(at, tick, _)| at.elapsed() < SETTINGS_TTL && fresh(*tick))
+            .map(|(_, _, v)| v.clone())
     }
 
-    pub fn remember_settings(&self, uid: &str, settings: Value) {
+    /// Keeps `settings` of `uid`, asked for at logical time `tick`.
+    pub fn remember_settings(&self, uid: &str, settings: Value, tick: u64) {
         self.settings_lock()
-            .insert(uid.to_string(), (Instant::now(), Arc::new(settings)));
+            .insert(uid.to_string(), (Instant::now(), tick, Arc::new(settings)));
     }
 
     pub fn forget_settings(&self, uid: &str) {

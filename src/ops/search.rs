@@ -34,9 +34,14 @@ pub(super) async fn merge_settings(
         }
         m
     };
-    if let Some(s) = services.indexes.settings(index) {
+    let cache = &services.cache;
+    if let Some(s) = services
+        .indexes
+        .settings(index, |tick| cache.unchanged_since(index, tick))
+    {
         return client(MergeSettings::from_settings(&s));
     }
+    let tick = cache.tick();
     let req = cluster.own_request(crate::transport::NodeRequest::get(format!(
         "/indexes/{index}/settings"
     )));
@@ -44,7 +49,7 @@ pub(super) async fn merge_settings(
         Ok((_, resp)) if resp.status == 200 => {
             let s: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
             let settings = MergeSettings::from_settings(&s);
-            services.indexes.remember_settings(index, s);
+            services.indexes.remember_settings(index, s, tick);
             client(settings)
         }
         _ => client(MergeSettings::from_settings(&Value::Null)),
