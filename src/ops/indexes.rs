@@ -18,6 +18,9 @@ pub struct IndexInfo {
 
 /// How long index settings read for merging are trusted (settings written through the
 /// gateway invalidate them at once).
+/// Settings kept for merging: when read, at which logical time (see `SearchCache::tick`).
+type KeptSettings = (Instant, u64, Arc<Value>);
+
 const SETTINGS_TTL: Duration = Duration::from_secs(2);
 
 /// Primary keys by index uid. Keys the gateway inferred itself are remembered until the
@@ -26,7 +29,7 @@ const SETTINGS_TTL: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct IndexCache {
     known: Mutex<HashMap<String, String>>,
-    settings: Mutex<HashMap<String, (Instant, u64, Arc<Value>)>>,
+    settings: Mutex<HashMap<String, KeptSettings>>,
     /// One lock per index being created by a write, so concurrent first writes pick one key.
     creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -91,7 +94,7 @@ impl IndexCache {
 
     fn settings_lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u64, Arc<Value>)>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<String, KeptSettings>> {
         self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
