@@ -141,6 +141,8 @@ pub enum Op {
     BatchList,
     TaskCancel,
     TaskDelete,
+    RenderTemplate,
+    Fields,
 }
 
 impl Op {
@@ -187,6 +189,7 @@ impl Endpoint {
             E::DocumentDelete => X::DeleteDocument,
             E::DocumentsDeleteBatch => X::DeleteDocuments,
             E::DocumentGet => X::GetDocument,
+            E::RenderTemplate => X::RenderTemplate,
             E::DocumentsBrowse | E::DocumentsFetch => X::Browse,
             E::Search => X::Search,
             E::MultiSearch => X::MultiSearch,
@@ -229,15 +232,14 @@ impl Endpoint {
             E::BatchGet => X::BatchGet,
             E::BatchList => X::BatchList,
             E::Metrics => return Serve::NotYet,
+            E::IndexFields => X::Fields,
             E::Similar
-            | E::IndexFields
             | E::TaskCompact
             | E::TaskDocuments
             | E::Export
             | E::Network
             | E::Logs
-            | E::Chats
-            | E::RenderTemplate => return Serve::NotServed,
+            | E::Chats => return Serve::NotServed,
         };
         Serve::Op(op)
     }
@@ -420,7 +422,7 @@ static TABLE: &[Resource] = &[
     res!([L("chats"), P, L("settings")] => GET Chats U Some("chatsSettings.get"),
         PATCH Chats U Some("chatsSettings.update"), DELETE Chats U Some("chatsSettings.update")),
     res!([L("chats"), P, L("chat"), L("completions")] => POST Chats U Some("chatCompletions")),
-    res!([L("render-template")] => POST RenderTemplate U Some("settings.get")),
+    res!([L("render-template")] => POST RenderTemplate K Some("settings.get")),
 ];
 
 /// Classifies a request by method and path (the query string is not part of `path`).

@@ -6,6 +6,7 @@ pub mod documents;
 pub mod facet_search;
 pub mod facets;
 pub mod federated;
+pub mod fields;
 pub mod multi;
 pub mod plan;
 pub mod raw;

@@ -92,9 +92,7 @@ impl IndexCache {
         self.settings_lock().clear();
     }
 
-    fn settings_lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, KeptSettings>> {
+    fn settings_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, KeptSettings>> {
         self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 

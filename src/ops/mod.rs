@@ -9,10 +9,12 @@ mod broadcast;
 mod browse;
 mod documents;
 mod federated;
+mod fields;
 mod gather;
 pub mod indexes;
 mod key_writes;
 mod reads;
+mod render;
 mod search;
 mod stats;
 mod task_routes;
@@ -214,6 +216,8 @@ pub async fn dispatch(
         Op::DeleteDocument => documents::delete_one(cluster, services, req).await,
         Op::DeleteDocuments => documents::delete_batch(cluster, services, req).await,
         Op::GetDocument => reads::document(cluster, req).await,
+        Op::RenderTemplate => render::render_template(cluster, req).await,
+        Op::Fields => fields::fields(cluster, req).await,
         Op::Browse => browse::browse(cluster, req).await,
         Op::Search => search::search(cluster, services, req).await,
         Op::MultiSearch => search::multi_search(cluster, services, req).await,

@@ -11,6 +11,7 @@ use crate::respond::Reply;
 use crate::routing::shard_of;
 use crate::shard_tag;
 use crate::shard_tag::settings;
+use crate::transport::{NodeRequest, NodeResponse};
 
 /// `GET /indexes/{uid}/settings[/name]` without the tag, with the client's
 /// `maxValuesPerFacet` (the nodes keep more, see [`crate::facet_depth`]).
@@ -47,25 +48,38 @@ pub async fn settings(cluster: &Cluster<'_>, services: &Services, req: &Request<
 /// `GET /indexes/{uid}/documents/{id}` from an owner, without the tag.
 pub async fn document(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
     let id = percent_decode(req.route.param.as_deref().unwrap_or_default());
+    match from_owner(cluster, &id, &req.forward()).await {
+        Ok(resp) if resp.status == 200 => {
+            let Ok(mut doc) = serde_json::from_slice::<Value>(&resp.body) else {
+                return relay(&resp);
+            };
+            if let Some(o) = doc.as_object_mut() {
+                o.shift_remove(shard_tag::FIELD);
+            }
+            Reply::json(200, doc.to_string())
+        }
+        Ok(resp) => relay(&resp),
+        Err(last) => unreachable(&last),
+    }
+}
+
+/// `request` answered by an owner of the shard of document `id` (those up first), or why
+/// none answered.
+pub(super) async fn from_owner(
+    cluster: &Cluster<'_>,
+    id: &str,
+    request: &NodeRequest,
+) -> Result<NodeResponse, String> {
     let topology = cluster.topology;
     let shard = shard_of(id.as_bytes(), topology.shards);
     let mut owners: Vec<usize> = topology.owners(shard).to_vec();
     owners.sort_by_key(|&n| !cluster.health.is_up(&topology.nodes[n]));
     let mut last = String::from("no owner");
     for node in owners {
-        match cluster.send(node, &req.forward()).await {
-            Ok(resp) if resp.status == 200 => {
-                let Ok(mut doc) = serde_json::from_slice::<Value>(&resp.body) else {
-                    return relay(&resp);
-                };
-                if let Some(o) = doc.as_object_mut() {
-                    o.shift_remove(shard_tag::FIELD);
-                }
-                return Reply::json(200, doc.to_string());
-            }
-            Ok(resp) => return relay(&resp),
+        match cluster.send(node, request).await {
+            Ok(resp) => return Ok(resp),
             Err(e) => last = e.to_string(),
         }
     }
-    unreachable(&last)
+    Err(last)
 }

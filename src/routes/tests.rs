@@ -273,11 +273,12 @@ fn administrative_routes() {
         (Method::POST, "/logs/stderr"),
         (Method::GET, "/chats"),
         (Method::POST, "/chats/w/chat/completions"),
-        (Method::POST, "/render-template"),
         (Method::POST, "/tasks/compact"),
     ] {
         assert_eq!(class(m, p), RouteClass::Unsupported, "{p}");
     }
+    // Rendered where the document it names lives.
+    assert_eq!(class(Method::POST, "/render-template"), RouteClass::ByKey);
 }
 
 #[test]
@@ -329,6 +330,7 @@ fn how_an_endpoint_is_served_agrees_with_its_class() {
                             | Op::DeleteDocument
                             | Op::DeleteDocuments
                             | Op::GetDocument
+                            | Op::RenderTemplate
                     )
                 ),
                 RouteClass::FanOut => {
