@@ -36,6 +36,19 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `v` as one path segment or query value: every byte but unreserved ones percent-encoded.
+pub fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `key=value` pairs of a query string, decoded.
 pub fn pairs(query: &str) -> Vec<(String, String)> {
     query

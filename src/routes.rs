@@ -143,6 +143,7 @@ pub enum Op {
     TaskDelete,
     RenderTemplate,
     Fields,
+    Similar,
 }
 
 impl Op {
@@ -233,13 +234,10 @@ impl Endpoint {
             E::BatchList => X::BatchList,
             E::Metrics => return Serve::NotYet,
             E::IndexFields => X::Fields,
-            E::Similar
-            | E::TaskCompact
-            | E::TaskDocuments
-            | E::Export
-            | E::Network
-            | E::Logs
-            | E::Chats => return Serve::NotServed,
+            E::Similar => X::Similar,
+            E::TaskCompact | E::TaskDocuments | E::Export | E::Network | E::Logs | E::Chats => {
+                return Serve::NotServed
+            }
         };
         Serve::Op(op)
     }

@@ -15,18 +15,6 @@ use crate::routing::shard_of;
 use crate::shard_tag::settings;
 use crate::split::{self, Format, KeyChoice, PayloadError, SplitError};
 
-fn encode_param(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The format a validated `Content-Type` names.
 fn format_of(req: &Request<'_>) -> Option<Format> {
     let ct = req.headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
@@ -155,10 +143,16 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
 
     // Every node gets a request, an empty batch if it owns none of these documents, so the
     // index exists everywhere with the same primary key.
-    let mut query: Vec<String> = vec![format!("primaryKey={}", encode_param(&batch.primary_key))];
+    let mut query: Vec<String> = vec![format!(
+        "primaryKey={}",
+        crate::query_string::percent_encode(&batch.primary_key)
+    )];
     for name in ["customMetadata", "skipCreation"] {
         if let Some(v) = req.param(name) {
-            query.push(format!("{name}={}", encode_param(&v)));
+            query.push(format!(
+                "{name}={}",
+                crate::query_string::percent_encode(&v)
+            ));
         }
     }
     let json_ct = HeaderValue::from_static("application/json");
@@ -166,7 +160,10 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     let mut sends = Vec::new();
     if let Format::Csv { delimiter } = format {
         let delimiter = (delimiter as char).to_string();
-        query.push(format!("csvDelimiter={}", encode_param(&delimiter)));
+        query.push(format!(
+            "csvDelimiter={}",
+            crate::query_string::percent_encode(&delimiter)
+        ));
     }
     let target = format!("{}?{}", req.path, query.join("&"));
     let empty_target = format!(

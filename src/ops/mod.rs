@@ -16,6 +16,7 @@ mod key_writes;
 mod reads;
 mod render;
 mod search;
+mod similar;
 mod stats;
 mod task_routes;
 mod write;
@@ -218,6 +219,7 @@ pub async fn dispatch(
         Op::GetDocument => reads::document(cluster, req).await,
         Op::RenderTemplate => render::render_template(cluster, req).await,
         Op::Fields => fields::fields(cluster, req).await,
+        Op::Similar => similar::similar(cluster, services, req).await,
         Op::Browse => browse::browse(cluster, req).await,
         Op::Search => search::search(cluster, services, req).await,
         Op::MultiSearch => search::multi_search(cluster, services, req).await,
