@@ -144,6 +144,7 @@ pub enum Op {
     RenderTemplate,
     Fields,
     Similar,
+    TaskDocuments,
 }
 
 impl Op {
@@ -169,6 +170,7 @@ impl Op {
                 | TaskList
                 | BatchGet
                 | BatchList
+                | TaskDocuments
                 | TaskCancel
                 | TaskDelete
         )
@@ -235,7 +237,8 @@ impl Endpoint {
             E::Metrics => return Serve::NotYet,
             E::IndexFields => X::Fields,
             E::Similar => X::Similar,
-            E::TaskCompact | E::TaskDocuments | E::Export | E::Network | E::Logs | E::Chats => {
+            E::TaskDocuments => X::TaskDocuments,
+            E::TaskCompact | E::Export | E::Network | E::Logs | E::Chats => {
                 return Serve::NotServed
             }
         };
@@ -367,7 +370,7 @@ static TABLE: &[Resource] = &[
     res!([L("tasks"), L("cancel")] => POST TaskCancel G Some("tasks.cancel")),
     res!([L("tasks"), L("compact")] => POST TaskCompact U Some("tasks.compact")),
     res!([L("tasks"), P] => GET TaskGet G Some("tasks.get")),
-    res!([L("tasks"), P, L("documents")] => GET TaskDocuments U Some("tasks.get")),
+    res!([L("tasks"), P, L("documents")] => GET TaskDocuments G Some("tasks.get")),
     res!([L("batches")] => GET BatchList G Some("tasks.get")),
     res!([L("batches"), P] => GET BatchGet G Some("tasks.get")),
     res!([L("indexes")] => GET IndexList O Some("indexes.get"), POST IndexCreate B Some("indexes.create")),

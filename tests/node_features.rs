@@ -155,3 +155,59 @@ async fn similar_fields_and_render_answer_as_one_node() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The documents of a write still in progress, every one once and without the tag; none once
+/// it is done; a node's errors otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_documents_are_the_writes_payload() {
+    let Some(bin) = meili::binary() else {
+        meili::skip_notice("task_documents_are_the_writes_payload");
+        return;
+    };
+    let fleet = ReferenceAndFleet::start(&bin, KEY).await;
+    let mut a = Api::new(fleet.single.addr, Some(KEY));
+    let mut b = Api::new(fleet.gateway.addr, Some(KEY));
+    let mut failures = Vec::new();
+    failures.extend(same(&mut a, &mut b, "GET", "/tasks/0/documents", None).await);
+    for api in [&mut a, &mut b] {
+        let on = json!({"getTaskDocumentsRoute": true});
+        assert_eq!(
+            api.json("PATCH", "/experimental-features", &on)
+                .await
+                .status,
+            200
+        );
+    }
+    let docs: Vec<Value> = (0..20_000)
+        .map(|i| json!({"id": i, "n": i as f64 / 10.0}))
+        .collect();
+    let resp = b
+        .json("POST", "/indexes/payload/documents", &json!(docs))
+        .await;
+    let uid = resp.json()["taskUid"].as_u64().unwrap();
+    let read = b.get(&format!("/tasks/{uid}/documents")).await;
+    let status = b.get(&format!("/tasks/{uid}")).await.json()["status"].clone();
+    if read.status == 200 {
+        let text = String::from_utf8(read.body.clone()).unwrap();
+        assert!(!text.contains("_miroir"), "the tag is shown");
+        let mut ids: Vec<u64> = serde_json::Deserializer::from_str(&text)
+            .into_iter::<Value>()
+            .map(|d| d.unwrap()["id"].as_u64().unwrap())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, (0..20_000).collect::<Vec<u64>>());
+    } else {
+        // Too late: the nodes processed it already.
+        assert_eq!(read.json()["code"], "task_file_not_found", "{status}");
+    }
+    assert_eq!(b.wait(uid).await["status"], "succeeded");
+    let done = b.get(&format!("/tasks/{uid}/documents")).await;
+    assert_eq!(
+        (done.status, done.json()["code"].clone()),
+        (404, json!("task_file_not_found"))
+    );
+    for path in ["/tasks/abc/documents", "/tasks/999999/documents"] {
+        failures.extend(same(&mut a, &mut b, "GET", path, None).await);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -18,6 +18,7 @@ mod render;
 mod search;
 mod similar;
 mod stats;
+mod task_documents;
 mod task_routes;
 mod write;
 
@@ -220,6 +221,7 @@ pub async fn dispatch(
         Op::RenderTemplate => render::render_template(cluster, req).await,
         Op::Fields => fields::fields(cluster, req).await,
         Op::Similar => similar::similar(cluster, services, req).await,
+        Op::TaskDocuments => task_documents::documents(cluster, services, req).await,
         Op::Browse => browse::browse(cluster, req).await,
         Op::Search => search::search(cluster, services, req).await,
         Op::MultiSearch => search::multi_search(cluster, services, req).await,

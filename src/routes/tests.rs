@@ -348,6 +348,7 @@ fn how_an_endpoint_is_served_agrees_with_its_class() {
                                 | Op::TaskDelete
                                 | Op::BatchGet
                                 | Op::BatchList
+                                | Op::TaskDocuments
                         )
                 ),
                 RouteClass::Unsupported => serve == Serve::NotServed,
