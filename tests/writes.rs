@@ -481,3 +481,30 @@ async fn a_primary_key_other_than_the_index_s_fails_the_task_and_writes_nothing(
     assert_eq!(docs["1"]["year"], 2000);
     assert_eq!(docs.len(), 2);
 }
+
+/// Creating an index that exists fails, as on a node, and changes nothing: its filterable
+/// attributes stay the client's (with the tag on the nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_an_existing_index_keeps_its_settings() {
+    let (nodes, _gw, mut api) = start().await;
+    let resp = api.json("POST", "/indexes", &json!({"uid": "fa"})).await;
+    assert_eq!(
+        api.wait(resp.json()["taskUid"].as_u64().unwrap()).await["status"],
+        "succeeded"
+    );
+    let path = "/indexes/fa/settings/filterable-attributes";
+    let resp = api.json("PUT", path, &json!(["genre"])).await;
+    assert_eq!(
+        api.wait(resp.json()["taskUid"].as_u64().unwrap()).await["status"],
+        "succeeded"
+    );
+    let again = api.json("POST", "/indexes", &json!({"uid": "fa"})).await;
+    let task = api.wait(again.json()["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["error"]["code"], "index_already_exists", "{task}");
+    assert_eq!(api.get(path).await.json(), json!(["genre"]));
+    for node in &nodes {
+        let direct = Api::new(node.addr, None).get(path).await.json();
+        assert_eq!(direct, json!(["genre", "_miroir_shard"]), "{}", node.name);
+    }
+}

@@ -167,6 +167,15 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         };
     }
     let (mut request, mut tag_after, mut details) = rewritten(req);
+    // Creating an index that exists fails on every node; the tag follow-up would still
+    // replace the existing index's filterable attributes with the tag alone.
+    if endpoint == Endpoint::IndexCreate {
+        if let Some(index) = target_index(req) {
+            if matches!(services.indexes.lookup(cluster, &index).await, Ok(Some(_))) {
+                tag_after = false;
+            }
+        }
+    }
     // A reset of a missing index's setting fails (`index_not_found`) where the tag alone
     // would create the index: the reset goes as is.
     if (endpoint, req.route.param.as_deref())
