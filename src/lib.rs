@@ -52,3 +52,4 @@ pub mod split;
 pub mod tasks;
 pub mod topology;
 pub mod transport;
+pub mod webhooks;

@@ -145,6 +145,7 @@ pub enum Op {
     Fields,
     Similar,
     TaskDocuments,
+    Webhooks,
 }
 
 impl Op {
@@ -171,6 +172,7 @@ impl Op {
                 | BatchGet
                 | BatchList
                 | TaskDocuments
+                | Webhooks
                 | TaskCancel
                 | TaskDelete
         )
@@ -221,8 +223,8 @@ impl Endpoint {
             | E::Snapshot
             | E::Dump
             | E::ExperimentalUpdate
-            | E::WebhookWrite
             | E::DynamicRulesWrite => X::Broadcast,
+            E::WebhookRead | E::WebhookWrite => X::Webhooks,
             E::Running
             | E::Version
             | E::IndexList
@@ -230,7 +232,6 @@ impl Endpoint {
             | E::KeyList
             | E::KeyGet
             | E::ExperimentalGet
-            | E::WebhookRead
             | E::DynamicRulesRead => return Serve::Proxy,
             E::BatchGet => X::BatchGet,
             E::BatchList => X::BatchList,
@@ -405,9 +406,9 @@ static TABLE: &[Resource] = &[
     res!([L("dumps")] => POST Dump B Some("dumps.create")),
     res!([L("experimental-features")] => GET ExperimentalGet O Some("experimental.get"),
         PATCH ExperimentalUpdate B Some("experimental.update")),
-    res!([L("webhooks")] => GET WebhookRead O Some("webhooks.get"), POST WebhookWrite B Some("webhooks.create")),
-    res!([L("webhooks"), P] => GET WebhookRead O Some("webhooks.get"), PATCH WebhookWrite B Some("webhooks.update"),
-        DELETE WebhookWrite B Some("webhooks.delete")),
+    res!([L("webhooks")] => GET WebhookRead G Some("webhooks.get"), POST WebhookWrite G Some("webhooks.create")),
+    res!([L("webhooks"), P] => GET WebhookRead G Some("webhooks.get"), PATCH WebhookWrite G Some("webhooks.update"),
+        DELETE WebhookWrite G Some("webhooks.delete")),
     res!([L("dynamic-search-rules")] => POST DynamicRulesRead O Some("dynamicSearchRules.get"),
         DELETE DynamicRulesWrite B Some("dynamicSearchRules.delete")),
     res!([L("dynamic-search-rules"), P] => GET DynamicRulesRead O Some("dynamicSearchRules.get"),

@@ -31,6 +31,7 @@ use crate::rebalance::{self, state::State, Rebalancer};
 use crate::reload::{ReloadService, Reloader};
 use crate::tasks::{refresh, TaskService};
 use crate::topology::TopologyStore;
+use crate::webhooks::Webhooks;
 
 /// Bytes buffered per client connection for reads (Pingora's default is 64 KiB).
 const CLIENT_READ_BUFFER: usize = 4096;
@@ -136,11 +137,14 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         writes: Default::default(),
     });
     let cache = Arc::new(SearchCache::new(config.cache.clone(), &metrics));
+    let (finished, finished_rx) = tokio::sync::mpsc::unbounded_channel();
     let tasks = Arc::new(
         TaskService::open(&config.server.data_dir)
             .map_err(|e| e.to_string())?
-            .with_cache(cache.clone()),
+            .with_cache(cache.clone())
+            .with_finished(finished),
     );
+    let webhooks = Arc::new(Webhooks::new(tasks.clone(), &metrics));
     let rebalancer = Arc::new(Rebalancer::new(
         &config,
         state,
@@ -154,6 +158,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     }
     let keys = Arc::new(KeySync::new(tasks.clone(), &metrics));
     let services = Arc::new(Services {
+        webhooks: webhooks.clone(),
         keys: keys.clone(),
         tasks: tasks.clone(),
         indexes: IndexCache::default(),
@@ -232,6 +237,13 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     server.add_service(mover);
     server.add_service(key_sync);
     server.add_service(background_service(
+        "webhooks",
+        WebhookService {
+            webhooks,
+            finished: std::sync::Mutex::new(Some(finished_rx)),
+        },
+    ));
+    server.add_service(background_service(
         "memory trim",
         MemoryTrimService(MemoryTrim::new(metrics_for_trim)),
     ));
@@ -295,6 +307,24 @@ impl BackgroundService for KeySyncService {
                 _ = tokio::time::sleep(keys::PERIOD) => {}
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+}
+
+/// Calls the webhooks as gateway tasks finish ([`crate::webhooks::run`]).
+struct WebhookService {
+    webhooks: Arc<Webhooks>,
+    finished: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>>>,
+}
+
+#[async_trait]
+impl BackgroundService for WebhookService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let taken = self.finished.lock().ok().and_then(|mut f| f.take());
+        let Some(finished) = taken else { return };
+        tokio::select! {
+            _ = crate::webhooks::run(self.webhooks.clone(), finished) => {}
+            _ = shutdown.changed() => {}
         }
     }
 }

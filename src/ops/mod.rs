@@ -20,6 +20,7 @@ mod similar;
 mod stats;
 mod task_documents;
 mod task_routes;
+mod webhooks;
 mod write;
 
 use bytes::Bytes;
@@ -46,6 +47,8 @@ pub struct Services {
     pub cache: std::sync::Arc<crate::cache::SearchCache>,
     /// One set of API keys on every node.
     pub keys: std::sync::Arc<crate::keys::KeySync>,
+    /// The gateway's own webhooks.
+    pub webhooks: std::sync::Arc<crate::webhooks::Webhooks>,
 }
 
 /// A client request the gateway answers itself, body read.
@@ -222,6 +225,7 @@ pub async fn dispatch(
         Op::Fields => fields::fields(cluster, req).await,
         Op::Similar => similar::similar(cluster, services, req).await,
         Op::TaskDocuments => task_documents::documents(cluster, services, req).await,
+        Op::Webhooks => webhooks::webhooks(cluster, services, req).await,
         Op::Browse => browse::browse(cluster, req).await,
         Op::Search => search::search(cluster, services, req).await,
         Op::MultiSearch => search::multi_search(cluster, services, req).await,

@@ -45,14 +45,12 @@ fn query(req: &Request<'_>) -> Option<Map<String, Value>> {
 /// The document's first embedding for `embedder`, as a document read shows it.
 fn embedding(document: &Value, embedder: &str) -> Option<Value> {
     let vectors = &document["_vectors"][embedder];
-    let first = match vectors.get("embeddings") {
-        Some(e) => e.get(0)?,
-        None => vectors.get(0)?,
-    };
+    // `{"embeddings": [...], "regenerate": ..}`, or the embeddings themselves.
+    let embeddings = vectors.get("embeddings").unwrap_or(vectors);
     // One vector, or a list of them (the first is taken).
-    match first.get(0) {
-        Some(Value::Array(_)) => first.get(0).cloned(),
-        _ => Some(first.clone()),
+    match embeddings.get(0)? {
+        first @ Value::Array(_) => Some(first.clone()),
+        _ => Some(embeddings.clone()),
     }
 }
 

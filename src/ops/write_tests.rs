@@ -31,6 +31,7 @@ fn services_in(dir: &std::path::Path) -> Services {
     let metrics = crate::metrics::Metrics::new();
     Services {
         keys: Arc::new(crate::keys::KeySync::new(tasks.clone(), &metrics)),
+        webhooks: Arc::new(crate::webhooks::Webhooks::new(tasks.clone(), &metrics)),
         tasks,
         indexes: IndexCache::default(),
         auth: AuthChecker::new(crate::auth::DEFAULT_TTL),

@@ -257,8 +257,9 @@ fn administrative_routes() {
     );
     assert_eq!(class(Method::POST, "/dumps"), RouteClass::Broadcast);
     assert_eq!(class(Method::POST, "/snapshots"), RouteClass::Broadcast);
-    assert_eq!(class(Method::GET, "/webhooks"), RouteClass::OneNode);
-    assert_eq!(class(Method::POST, "/webhooks"), RouteClass::Broadcast);
+    // Webhooks are the gateway's own.
+    assert_eq!(class(Method::GET, "/webhooks"), RouteClass::Gateway);
+    assert_eq!(class(Method::POST, "/webhooks"), RouteClass::Gateway);
     assert_eq!(
         class(Method::POST, "/dynamic-search-rules"),
         RouteClass::OneNode
@@ -349,6 +350,7 @@ fn how_an_endpoint_is_served_agrees_with_its_class() {
                                 | Op::BatchGet
                                 | Op::BatchList
                                 | Op::TaskDocuments
+                                | Op::Webhooks
                         )
                 ),
                 RouteClass::Unsupported => serve == Serve::NotServed,

@@ -40,6 +40,8 @@ pub struct TaskService {
     /// Told of every task progress before it is stored, so no client sees a write done and
     /// then a cached answer from before it.
     cache: std::sync::Arc<SearchCache>,
+    /// Given the view of every task that finishes (the webhooks' calls).
+    finished: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
 }
 
 impl TaskService {
@@ -52,6 +54,7 @@ impl TaskService {
             pending: Mutex::new(BTreeSet::new()),
             lagging: Mutex::new(BTreeSet::new()),
             cache: std::sync::Arc::new(SearchCache::off()),
+            finished: None,
         };
         match service.store() {
             Ok(_) => {}
@@ -64,6 +67,15 @@ impl TaskService {
     /// Makes the search cache forget answers of an index as its writes progress.
     pub fn with_cache(mut self, cache: std::sync::Arc<SearchCache>) -> TaskService {
         self.cache = cache;
+        self
+    }
+
+    /// Sends the view of every task that finishes to `finished`.
+    pub fn with_finished(
+        mut self,
+        finished: tokio::sync::mpsc::UnboundedSender<Value>,
+    ) -> TaskService {
+        self.finished = Some(finished);
         self
     }
 
@@ -207,6 +219,16 @@ impl TaskService {
         self.store()?.key_tombstones()
     }
 
+    /// Every webhook, `(uuid, JSON)`.
+    pub fn webhooks(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.store()?.webhooks()
+    }
+
+    /// Stores (or, with `None`, deletes) the webhook `uuid`.
+    pub fn set_webhook(&self, uuid: &str, json: Option<&[u8]>) -> Result<(), StoreError> {
+        self.store()?.set_webhook(uuid, json)
+    }
+
     /// Tasks in the store.
     pub fn count(&self) -> u64 {
         self.store().and_then(|s| s.len()).unwrap_or(0)
@@ -260,8 +282,11 @@ impl TaskService {
                     log::error!("{e}");
                 }
             }
-            if t.is_final() {
-                self.pending().remove(&t.uid);
+            // Removed once: a task finishes once, whoever refreshed it.
+            if t.is_final() && self.pending().remove(&t.uid) {
+                if let (Some(finished), Some(view)) = (&self.finished, &t.view) {
+                    let _ = finished.send(view.clone());
+                }
             }
         }
     }

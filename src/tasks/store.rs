@@ -20,6 +20,8 @@ const FACET_VALUES: TableDefinition<&str, u64> = TableDefinition::new("facet_val
 /// API keys deleted through the gateway (uid -> unix seconds), deleted again wherever a node
 /// still holds one (see `crate::keys`).
 const KEY_TOMBSTONES: TableDefinition<&str, u64> = TableDefinition::new("key_tombstones");
+/// The gateway's webhooks (uuid -> the webhook as JSON), see `crate::webhooks`.
+const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 /// Writes recorded for a moving shard's next owner, by (move id, intent id, part), replayed
 /// in order once the shard is copied (see `crate::rebalance`).
 pub type MoveLogKey = (u64, u64, u64);
@@ -133,6 +135,7 @@ impl TaskStore {
         txn.open_table(FACET_VALUES).map_err(err)?;
         txn.open_table(MOVE_LOG).map_err(err)?;
         txn.open_table(KEY_TOMBSTONES).map_err(err)?;
+        txn.open_table(WEBHOOKS).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(TaskStore { db })
     }
@@ -265,6 +268,32 @@ impl TaskStore {
             uids.insert(uid.value().to_string());
         }
         Ok(uids)
+    }
+
+    /// Every webhook, `(uuid, JSON)`, in uuid order.
+    pub fn webhooks(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(WEBHOOKS).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (uuid, json) = entry.map_err(err)?;
+            out.push((uuid.value().to_string(), json.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Stores (or, with `None`, deletes) the webhook `uuid`.
+    pub fn set_webhook(&self, uuid: &str, json: Option<&[u8]>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(WEBHOOKS).map_err(err)?;
+            match json {
+                Some(j) => table.insert(uuid, j).map(drop),
+                None => table.remove(uuid).map(drop),
+            }
+            .map_err(err)?;
+        }
+        txn.commit().map_err(err)
     }
 
     /// Records a write before any node receives it; its id.

@@ -516,6 +516,35 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
         },
         ("GET", ["tasks"]) => list_tasks(state, req),
         ("GET", ["batches"]) => list_batches(state, req),
+        // This node keeps no webhooks: a change is judged on its body, then not found.
+        ("PATCH", ["webhooks", uuid]) => {
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let shape_ok = body.as_object().is_some_and(|o| {
+                o.iter().all(|(k, v)| match k.as_str() {
+                    "url" => v.is_string() || v.is_null(),
+                    "headers" => {
+                        v.is_null()
+                            || v.as_object()
+                                .is_some_and(|h| h.values().all(|x| x.is_string() || x.is_null()))
+                    }
+                    _ => false,
+                })
+            });
+            if !shape_ok {
+                return error(
+                    400,
+                    "bad_request",
+                    "invalid_request",
+                    "Invalid webhook body",
+                );
+            }
+            error(
+                404,
+                "webhook_not_found",
+                "invalid_request",
+                &format!("Webhook `{uuid}` not found."),
+            )
+        }
         ("GET", ["tasks", uid]) => match uid.parse::<usize>().ok().and_then(|u| state.tasks.get(u))
         {
             Some(t) => json_answer(200, t.clone()),
