@@ -237,6 +237,40 @@ pub async fn cancel(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
     Reply::json(200, task.summary().to_string())
 }
 
+/// Waits (up to the read deadline) for the unfinished tasks a deletion may match once they
+/// finish: a node processes a deletion after the batch in progress, so a task that was
+/// running when the deletion was asked for is deleted too.
+async fn settle_first(
+    cluster: &Cluster<'_>,
+    services: &Services,
+    filter: &TaskFilter,
+    scope: &crate::auth::Scope,
+) {
+    // What a task may match once it is done: its status and times are still to come.
+    let mut eventually = filter.clone();
+    eventually.statuses = None;
+    eventually
+        .dates
+        .retain(|(field, _, _)| *field == "enqueuedAt");
+    let Ok(waiting) = services.tasks.unfinished_matching(&eventually, scope) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + cluster.reads.deadline;
+    for task in waiting {
+        while tokio::time::Instant::now() < deadline {
+            match services.tasks.view(cluster, task.uid).await {
+                Ok(Some(view))
+                    if !matches!(view["status"].as_str(), Some("enqueued" | "processing")) =>
+                {
+                    break
+                }
+                Ok(Some(_)) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                _ => break,
+            }
+        }
+    }
+}
+
 /// `DELETE /tasks`: forgets matching finished tasks, here and on the nodes.
 pub async fn delete(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let scope = match authorize(cluster, services, req).await {
@@ -250,6 +284,7 @@ pub async fn delete(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
         return reply;
     }
     let filter = TaskFilter::parse(req.query);
+    settle_first(cluster, services, &filter, &scope).await;
     let matched = match services.tasks.finished_matching(&filter, &scope) {
         Ok(m) => m,
         Err(e) => return store_failure(&e),
