@@ -8,12 +8,13 @@ use bytes::Bytes;
 pub fn hide_tag_in_message(message: &str) -> String {
     let field = super::FIELD;
     let tag = format!("`{field}`");
+    let none = "This index does not have configured filterable attributes.";
+    // The tag alone: for the client, nothing is filterable (both of a node's phrasings).
     let only = format!("Available filterable attribute patterns are: {tag}.");
+    let only_plural = format!("Available filterable attributes patterns are: {tag}.");
     message
-        .replace(
-            &only,
-            "This index does not have configured filterable attributes.",
-        )
+        .replace(&only, none)
+        .replace(&only_plural, none)
         .replace(&format!("{tag}, "), "")
         .replace(&format!(", {tag}"), "")
         // Lists written inside one pair of backticks: `a, _miroir_shard, b`.
@@ -63,6 +64,10 @@ mod tests {
                 "Available filterable attributes patterns are: `_geo, _miroir_shard, brand`."
             ),
             "Available filterable attributes patterns are: `_geo, brand`."
+        );
+        assert_eq!(
+            crate::shard_tag::messages::hide_tag_in_message("Index `vec`: Attribute `id` is not filterable and thus, cannot be used as distinct attribute. Available filterable attributes patterns are: `_miroir_shard`."),
+            "Index `vec`: Attribute `id` is not filterable and thus, cannot be used as distinct attribute. This index does not have configured filterable attributes."
         );
     }
 }
