@@ -1,6 +1,7 @@
 """A user's script on the official Meilisearch Python SDK, unchanged whatever the server:
 writes with wait_for_task, settings, search, multi-search (plain and federated), facet
-search, document reads and stats. Prints one JSON line per step, without per-run fields,
+search, document reads and stats; the default keys and a tenant token signed with one;
+webhooks; batches; fields; similar documents; template rendering; task deletion. Prints one JSON line per step, without per-run fields,
 so two servers' outputs can be compared line by line.
 
 Usage: python3 smoke.py URL KEY DOCUMENTS_JSON
@@ -13,7 +14,7 @@ import meilisearch
 url, key, data = sys.argv[1], sys.argv[2], sys.argv[3]
 client = meilisearch.Client(url, key)
 
-PER_RUN = {"enqueuedAt", "startedAt", "finishedAt", "duration", "processingTimeMs", "requestUid", "batchUid", "createdAt", "updatedAt"}
+PER_RUN = {"enqueuedAt", "startedAt", "finishedAt", "duration", "processingTimeMs", "requestUid", "batchUid", "createdAt", "updatedAt", "uuid", "uid", "key", "performanceDetails"}
 
 
 def clean(value):
@@ -63,4 +64,54 @@ show("document", index.get_document(1))
 docs = index.get_documents({"limit": 1000, "fields": ["id", "age"]})
 show("documents", sorted((d.id, d.age) for d in docs.results))
 show("documents.total", docs.total)
+
+# The default keys, as a front end reads them: one of each, valid on the whole fleet.
+keys = client.get_keys({"limit": 100}).results
+show("keys.defaults", sorted(k.name for k in keys if (k.name or "").startswith("Default ")))
+search_key = next(k for k in keys if k.name == "Default Search API Key")
+admin_key = next(k for k in keys if k.name == "Default Admin API Key")
+wait(meilisearch.Client(url, admin_key.key).index("sdk_people").update_documents([{"id": 3, "name": "By the admin key"}]))
+as_search = meilisearch.Client(url, search_key.key).index("sdk_people")
+show("search.default_key", as_search.search("", {"sort": ["id:asc"], "limit": 4, "attributesToRetrieve": ["id", "name"]}))
+token = client.generate_tenant_token(search_key.uid, {"sdk_people": {"filter": "gender = male"}}, api_key=search_key.key)
+as_tenant = meilisearch.Client(url, token).index("sdk_people")
+show("search.tenant", as_tenant.search("", {"sort": ["id:asc"], "limit": 50, "attributesToRetrieve": ["id", "gender"]}))
+
+# Webhooks: one of each, changed and deleted by its uuid.
+hook = client.create_webhook({"url": "https://example.test/hook", "headers": {"Authorization": "Bearer 0123456789abcdefghijklmnopqrstuvwxyz", "X-A": "b"}})
+show("webhook", hook)
+show("webhook.updated", client.update_webhook(str(hook.uuid), {"headers": {"X-A": None, "X-B": "c"}}))
+show("webhooks", [vars(w) for w in client.get_webhooks().results])
+client.delete_webhook(str(hook.uuid))
+show("webhooks.after_delete", len(client.get_webhooks().results))
+
+# Batches, fields, template rendering.
+batches = client.get_batches({"limit": 1})
+# A node's own figures (progressTrace ...) are not compared: see the README.
+stats = batches.results[0].stats
+show("batches", {"stats": {k: stats[k] for k in ("totalNbTasks", "status", "types", "indexUids")}, "details": batches.results[0].details})
+show("fields", client.index("sdk_people").get_fields(limit=5, filter={"filterable": True}))
+client.update_experimental_features({"renderRoute": True})
+show("render", client.render_template(
+    {"kind": "inlineDocumentTemplate", "inline": "{{ doc.name }} is {{ doc.age }}"},
+    {"kind": "indexDocument", "indexUid": "sdk_people", "id": "5"},
+))
+
+# Similar documents over user-provided vectors (no two alike: tied hits may come in another
+# order).
+vectors = client.index("sdk_vectors")
+wait(vectors.update_settings({"embedders": {"manual": {"source": "userProvided", "dimensions": 3}}}))
+wait(vectors.add_documents([{"id": i, "_vectors": {"manual": [(i % 7 + 1) / 7, (i % 11 + 1) / 11, (i % 13 + 1) / 13]}} for i in range(60)]))
+show("similar", vectors.get_similar_documents({"id": 7, "embedder": "manual", "limit": 5, "showRankingScore": True}))
+wait(vectors.delete())
+
+# A task deleted is gone once the deletion succeeded.
+task = index.update_documents([{"id": 4, "name": "To be forgotten"}])
+wait(task)
+wait(client.delete_tasks({"uids": [str(task.task_uid)]}))
+try:
+    client.get_task(task.task_uid)
+    show("task.deleted", "still there")
+except meilisearch.errors.MeilisearchApiError as e:
+    show("task.deleted", e.code)
 wait(client.index("sdk_people").delete())
