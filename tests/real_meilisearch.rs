@@ -37,6 +37,24 @@ async fn health_version_and_one_node_routes_through_real_nodes() {
         (200, serde_json::json!({"status": "available"}))
     );
 
+    // The nodes' keys are aligned at the gateway's start.
+    let key_count = |addr| async move {
+        let mut c = Client::new(addr);
+        let auth = [("authorization", format!("Bearer {KEY}"))];
+        let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = c.send("GET", "/keys", &auth, b"").await.unwrap();
+        r.json()["total"].as_u64()
+    };
+    let aligned = support::gateway::eventually(std::time::Duration::from_secs(20), async || {
+        let mut counts = Vec::new();
+        for n in &nodes {
+            counts.push(key_count(n.addr).await);
+        }
+        counts.iter().all(|c| *c == Some(4))
+    })
+    .await;
+    assert!(aligned, "keys not aligned: {}", gw.log());
+
     // One-node routes answer exactly as a node does, including its auth errors.
     for (path, headers) in [
         ("/version", &auth[..]),
@@ -51,15 +69,18 @@ async fn health_version_and_one_node_routes_through_real_nodes() {
         let b = direct.send("GET", path, headers, b"").await.unwrap();
         assert_eq!(a.status, b.status, "{path}");
         let (mut ja, mut jb) = (a.json(), b.json());
-        // Each node makes its own default keys (random uids, hence different key strings):
-        // only keys created through the gateway are the same everywhere (see the README).
+        // The gateway makes the nodes' keys one set (see the README): the same keys, uids
+        // and key strings; a copied key's `createdAt` is the copy's, so the order of the
+        // list (newest first) may differ.
         if path == "/keys" {
             for j in [&mut ja, &mut jb] {
-                for k in j["results"].as_array_mut().unwrap() {
-                    k.as_object_mut()
-                        .unwrap()
-                        .retain(|f, _| f == "name" || f == "actions" || f == "indexes");
+                let list = j["results"].as_array_mut().unwrap();
+                for k in list.iter_mut() {
+                    k.as_object_mut().unwrap().retain(|f, _| {
+                        ["name", "actions", "indexes", "uid", "key"].contains(&f.as_str())
+                    });
                 }
+                list.sort_by_key(|k| k["uid"].as_str().unwrap_or_default().to_string());
             }
         }
         assert_eq!(ja, jb, "{path}");
