@@ -76,6 +76,10 @@ fn serve(path: PathBuf, opt: Opt) -> ExitCode {
         }
     };
     let mut logger = env_logger::Builder::new();
+    // Pingora logs at error level each pooled connection it finds gone and replaces (a
+    // node's keep-alive timeout); the gateway reports real node failures itself.
+    // `log_level` or `RUST_LOG` can turn it back on.
+    logger.parse_filters("pingora_core::connectors=off");
     logger.parse_filters(&config.server.log_level);
     if let Ok(filters) = std::env::var("RUST_LOG") {
         logger.parse_filters(&filters);
