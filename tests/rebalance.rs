@@ -25,7 +25,7 @@ use support::rebalance_fleet::*;
 async fn grow_shrink_replace(bin: Option<std::path::PathBuf>) {
     let nodes = start_nodes(bin.as_ref()).await;
     let env = [("MIROIR_MASTER_KEY", KEY)];
-    let gw = GatewayProcess::start(&entries(&nodes, &[0, 1, 2]), &extra(), &env).await;
+    let mut gw = GatewayProcess::start(&entries(&nodes, &[0, 1, 2]), &extra(), &env).await;
     let mut api = Api::new(gw.addr, Some(KEY));
     load(&mut api).await;
     let ledger = Arc::new(Mutex::new(Ledger::new()));
@@ -44,7 +44,15 @@ async fn grow_shrink_replace(bin: Option<std::path::PathBuf>) {
         reload_to(&gw, &nodes, which).await;
         let view = settle(&mut api, &gw, Duration::from_secs(300)).await;
         let took = started.elapsed();
-        load.stop().await;
+        if let Some(failed) = load.stop().await {
+            let log = gw.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "{step}: the load failed: {failed}\ngateway alive: {}\nits last log lines:\n{}",
+                gw.alive(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         verify(step, &mut api, &nodes, &ledger).await;
         let moves = view["moves"].as_array().unwrap();
         let barrier = moves
@@ -129,7 +137,7 @@ async fn crashes(bin: Option<std::path::PathBuf>) {
     let load = Load::start(gw.addr, &ledger, &failures, &reads);
     reload_to(&gw, &nodes, &[0, 1, 2, 3]).await;
     until_phase(&mut api, "copying", Duration::from_secs(60)).await;
-    load.stop().await;
+    assert_eq!(load.stop().await, None, "the load failed");
     gw.restart().await;
     let mut api = Api::new(gw.addr, Some(KEY));
 
@@ -139,7 +147,7 @@ async fn crashes(bin: Option<std::path::PathBuf>) {
         .await;
     until_phase(&mut api, "replaying", Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    load.stop().await;
+    assert_eq!(load.stop().await, None, "the load failed");
     gw.restart().await;
     let mut api = Api::new(gw.addr, Some(KEY));
     let resp = api
@@ -157,7 +165,7 @@ async fn crashes(bin: Option<std::path::PathBuf>) {
         nodes[from].kill_and_restart(Duration::from_secs(2)).await;
     }
     settle(&mut api, &gw, Duration::from_secs(300)).await;
-    load.stop().await;
+    assert_eq!(load.stop().await, None, "the load failed");
     verify("after crashes", &mut api, &nodes, &ledger).await;
     // Reads of a killed node's shards fail while it is down (one copy per shard); none may
     // come back short.

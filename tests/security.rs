@@ -135,11 +135,9 @@ async fn routes_not_served_check_the_key_first() {
     let mut anonymous = Api::new(gw.addr, None);
     let mut stranger = Api::new(gw.addr, Some("not-a-key"));
     for (method, path) in [
-        ("GET", "/indexes/movies/similar?id=1"),
-        ("POST", "/indexes/movies/similar"),
-        ("POST", "/indexes/movies/fields"),
         ("POST", "/export"),
-        ("GET", "/batches"),
+        ("GET", "/network"),
+        ("GET", "/metrics"),
         ("DELETE", "/chats/w"),
     ] {
         let body: &[u8] = if method == "POST" { b"{}" } else { b"" };
@@ -152,5 +150,21 @@ async fn routes_not_served_check_the_key_first() {
         assert_eq!(r.json()["code"], "invalid_api_key");
         let r = admin.call(method, path, ct, body).await;
         assert_eq!(r.status, 501, "{method} {path}: {}", r.text());
+    }
+    // The routes the gateway serves itself check the key first too.
+    for (method, path) in [
+        ("GET", "/indexes/movies/similar?id=1"),
+        ("POST", "/indexes/movies/similar"),
+        ("POST", "/indexes/movies/fields"),
+        ("GET", "/batches"),
+        ("GET", "/webhooks"),
+        ("GET", "/tasks/1/documents"),
+    ] {
+        let body: &[u8] = if method == "POST" { b"{}" } else { b"" };
+        let ct = (method == "POST").then_some("application/json");
+        let r = anonymous.call(method, path, ct, body).await;
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.text());
+        let r = stranger.call(method, path, ct, body).await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
     }
 }

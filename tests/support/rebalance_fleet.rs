@@ -507,11 +507,23 @@ impl Load {
         Load { stop, handles }
     }
 
-    pub async fn stop(self) {
+    /// Stops the load; why a load task failed, if one did.
+    pub async fn stop(self) -> Option<String> {
         self.stop.store(true, Ordering::Relaxed);
+        let mut failed = None;
         for h in self.handles {
-            h.await.expect("load task");
+            if let Err(e) = h.await {
+                failed = Some(match e.try_into_panic() {
+                    Ok(p) => p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default(),
+                    Err(e) => e.to_string(),
+                });
+            }
         }
+        failed
     }
 }
 
