@@ -508,3 +508,46 @@ async fn creating_an_existing_index_keeps_its_settings() {
         assert_eq!(direct, json!(["genre", "_miroir_shard"]), "{}", node.name);
     }
 }
+
+/// A settings write that creates its index is one task per node, as on a node: the client's
+/// settings with the tag and the nodes' deeper facet values; the task shows the client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_write_into_a_new_index_is_one_task_per_node() {
+    let (nodes, _gw, mut api) = start().await;
+    let body = json!({"sortableAttributes": ["year"]});
+    let resp = api.json("PATCH", "/indexes/fresh/settings", &body).await;
+    let task = api.wait(resp.json()["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["details"], body, "{task}");
+    let settings = api.get("/indexes/fresh/settings").await.json();
+    assert_eq!(settings["filterableAttributes"], json!([]));
+    assert_eq!(settings["faceting"]["maxValuesPerFacet"], 100);
+    for node in &nodes {
+        let writes: Vec<String> = node
+            .received("/indexes/fresh/settings")
+            .iter()
+            .filter(|m| m.method != "GET")
+            .map(|m| format!("{} {}", m.method, m.path()))
+            .collect();
+        assert_eq!(writes, ["PATCH /indexes/fresh/settings"], "{}", node.name);
+        for follow_up in ["filterable-attributes", "faceting"] {
+            let path = format!("/indexes/fresh/settings/{follow_up}");
+            assert!(node.received(&path).is_empty(), "{}: {path}", node.name);
+        }
+        let direct = Api::new(node.addr, None)
+            .get("/indexes/fresh/settings")
+            .await
+            .json();
+        assert_eq!(
+            direct["filterableAttributes"],
+            json!(["_miroir_shard"]),
+            "{}",
+            node.name
+        );
+        assert_eq!(
+            direct["faceting"]["maxValuesPerFacet"], 400,
+            "{}",
+            node.name
+        );
+    }
+}

@@ -218,16 +218,50 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         }
         _ => {}
     }
+    // A settings write into a missing index creates it: its one task per node carries the
+    // client's settings, the tag and the nodes' deeper facet values (what the gateway adds
+    // is hidden from the task's details), rather than a second task after it.
+    let mut creates_index = false;
+    if endpoint == Endpoint::SettingsUpdate {
+        if let Some(index) = &req.route.index {
+            if matches!(services.indexes.lookup(cluster, index).await, Ok(None)) {
+                if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.body)
+                {
+                    let mut hidden = Vec::new();
+                    if !body.contains_key("filterableAttributes") {
+                        body.insert(
+                            "filterableAttributes".into(),
+                            settings::with_tag(&Value::Null),
+                        );
+                        hidden.push("filterableAttributes");
+                    }
+                    if facet_change.is_none() {
+                        let deep = depth.node_value(facet_depth::DEFAULT);
+                        body.insert("faceting".into(), json!({"maxValuesPerFacet": deep}));
+                        hidden.push("faceting");
+                    }
+                    request.body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+                    if !hidden.is_empty() {
+                        let d = details.get_or_insert_with(|| json!({}));
+                        d[crate::tasks::HIDDEN_DETAILS] = json!(hidden);
+                    }
+                    creates_index = true;
+                }
+            }
+        }
+    }
     // A settings write creates a missing index: the new index needs the tag too.
-    let carries_tag = match (endpoint, req.route.param.as_deref()) {
-        (Endpoint::SettingsUpdate, _) => {
-            body_sets_filterable(&req.body) || body_has_filterable_reset(&req.body)
-        }
-        (Endpoint::SettingUpdate, Some("filterable-attributes")) => {
-            serde_json::from_slice::<Value>(&req.body).is_ok_and(|v| v.is_array() || v.is_null())
-        }
-        _ => false,
-    };
+    let carries_tag = creates_index
+        || match (endpoint, req.route.param.as_deref()) {
+            (Endpoint::SettingsUpdate, _) => {
+                body_sets_filterable(&req.body) || body_has_filterable_reset(&req.body)
+            }
+            (Endpoint::SettingUpdate, Some("filterable-attributes")) => {
+                serde_json::from_slice::<Value>(&req.body)
+                    .is_ok_and(|v| v.is_array() || v.is_null())
+            }
+            _ => false,
+        };
     if matches!(endpoint, Endpoint::SettingsUpdate | Endpoint::SettingUpdate)
         && !tag_after
         && !carries_tag
@@ -265,7 +299,7 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
         let client = match facet_change {
             Some(Change::Set(v)) => Some(v),
             Some(Change::Reset) => Some(facet_depth::DEFAULT),
-            None if new_index => recorded.or(Some(facet_depth::DEFAULT)),
+            None if new_index || creates_index => recorded.or(Some(facet_depth::DEFAULT)),
             None => recorded,
         };
         if client != recorded {

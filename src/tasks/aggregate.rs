@@ -234,6 +234,12 @@ fn aggregate_details(
             details.insert(k.clone(), v.clone());
         }
     }
+    // Settings the gateway added to the client's request.
+    if let Some(Value::Array(hidden)) = details.remove(super::HIDDEN_DETAILS) {
+        for key in hidden.iter().filter_map(Value::as_str) {
+            details.shift_remove(key);
+        }
+    }
     hide_tag_in_details(&mut details);
     if let Some(Value::String(filter)) = details.get_mut("originalFilter") {
         *filter = crate::shard_tag::guard::restore(filter);

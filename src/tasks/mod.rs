@@ -26,6 +26,10 @@ use crate::cache::SearchCache;
 use crate::cluster::Cluster;
 use crate::transport::NodeRequest;
 
+/// The key, in a task's own details (`GatewayTask::details`), listing details the gateway
+/// added to the client's request: they are not shown.
+pub const HIDDEN_DETAILS: &str = "_miroir_hidden";
+
 /// The task store plus the set of tasks not final yet.
 ///
 /// The store file can be held by the previous process during a graceful upgrade (it
