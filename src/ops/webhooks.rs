@@ -61,11 +61,8 @@ pub async fn webhooks(cluster: &Cluster<'_>, services: &Services, req: &Request<
             return Reply::json(200, json!({ "results": results }).to_string());
         }
         (Method::GET, Some(uuid)) => {
-            return match uuid.and_then(find) {
-                Ok(w) => {
-                    let uuid = req.route.param.as_deref().and_then(|p| p.parse().ok());
-                    Reply::json(200, model::view(uuid.unwrap_or_default(), w).to_string())
-                }
+            return match uuid.and_then(|u| Ok((u, find(u)?))) {
+                Ok((u, w)) => Reply::json(200, model::view(u, w).to_string()),
                 Err(e) => refused(e),
             }
         }
@@ -74,23 +71,11 @@ pub async fn webhooks(cluster: &Cluster<'_>, services: &Services, req: &Request<
             model::create(uuid, &body, list.len()).map(|w| (201, uuid, Some(w)))
         }
         (Method::PATCH, Some(uuid)) => uuid
-            .and_then(|u| {
-                if u.is_nil() {
-                    Err(WebhookError::Immutable(u))
-                } else {
-                    Ok(u)
-                }
-            })
+            .and_then(model::editable)
             .and_then(|u| Ok((u, find(u)?)))
             .and_then(|(u, old)| Ok((200, u, Some(model::patch(u, old, &body)?)))),
         (Method::DELETE, Some(uuid)) => uuid
-            .and_then(|u| {
-                if u.is_nil() {
-                    Err(WebhookError::Immutable(u))
-                } else {
-                    Ok(u)
-                }
-            })
+            .and_then(model::editable)
             .and_then(|u| find(u).map(|_| (204, u, None))),
         _ => return Reply::empty(405),
     };

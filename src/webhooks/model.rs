@@ -58,6 +58,15 @@ pub fn parse_uuid(raw: &str) -> Result<Uuid, WebhookError> {
         .map_err(|e| WebhookError::InvalidUuid(e.to_string()))
 }
 
+/// `uuid` if the API may change it (not the command line's webhook, the nil uuid).
+pub fn editable(uuid: Uuid) -> Result<Uuid, WebhookError> {
+    if uuid.is_nil() {
+        Err(WebhookError::Immutable(uuid))
+    } else {
+        Ok(uuid)
+    }
+}
+
 /// `secret` redacted from byte `offset` on, as a node shows secrets.
 fn hide_secret(secret: &mut String, offset: usize) {
     let keep = |extra: usize| {
