@@ -121,6 +121,7 @@ EOF
 record health.json 200 GET /health
 record version.json 200 GET /version
 record indexes.json 200 GET "/indexes?limit=100000"
+record keys.json 200 GET "/keys?offset=0&limit=1000"
 record index.json 200 GET "/indexes/$INDEX"
 record settings.json 200 GET "/indexes/$INDEX/settings"
 record document.json 200 GET "/indexes/$INDEX/documents/1"
