@@ -452,3 +452,41 @@ mod tests {
         assert!(iso_duration(time::Duration::seconds(-1)).is_none());
     }
 }
+
+#[cfg(test)]
+mod hidden_details {
+    use super::*;
+    use crate::tasks::model::NodeTaskRef;
+    use serde_json::json;
+
+    #[test]
+    fn settings_the_gateway_added_are_not_shown() {
+        let t = GatewayTask {
+            uid: 3,
+            index_uid: Some("fresh".into()),
+            kind: "settingsUpdate".into(),
+            enqueued_at: "2026-01-01T00:00:00Z".into(),
+            custom_metadata: None,
+            copies: 1,
+            node_tasks: vec![NodeTaskRef {
+                node: "n0".into(),
+                uid: 1,
+                internal: false,
+            }],
+            details: Some(
+                json!({ crate::tasks::HIDDEN_DETAILS: ["filterableAttributes", "faceting"] }),
+            ),
+            error: None,
+            canceled_by: None,
+            view: None,
+            awaiting: Vec::new(),
+        };
+        let node = json!({
+            "status": "succeeded",
+            "details": {"sortableAttributes": ["year"], "filterableAttributes": ["_miroir_shard"], "faceting": {"maxValuesPerFacet": 400}},
+            "startedAt": "2026-01-01T00:00:01Z", "finishedAt": "2026-01-01T00:00:02Z",
+        });
+        let v = aggregate(&t, &[Some(node)]);
+        assert_eq!(v["details"], json!({"sortableAttributes": ["year"]}));
+    }
+}
