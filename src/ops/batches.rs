@@ -33,6 +33,8 @@ pub fn batch_view(task: &Value) -> Option<Value> {
             "status": one(&task["status"]),
             "types": one(&task["type"]),
             "indexUids": one(&task["indexUid"]),
+            // Each node traced its own part; the gateway's batch has no steps of its own.
+            "progressTrace": {},
         },
         "duration": task["duration"],
         "startedAt": task["startedAt"],
@@ -121,7 +123,8 @@ mod tests {
             json!({"uid": 7, "progress": null,
                 "details": {"receivedDocuments": 2, "indexedDocuments": 2},
                 "stats": {"totalNbTasks": 1, "status": {"succeeded": 1},
-                    "types": {"documentAdditionOrUpdate": 1}, "indexUids": {"movies": 1}},
+                    "types": {"documentAdditionOrUpdate": 1}, "indexUids": {"movies": 1},
+                    "progressTrace": {}},
                 "duration": "PT0.5S", "startedAt": "2026-01-01T00:00:01Z",
                 "finishedAt": "2026-01-01T00:00:01.5Z", "batchStrategy": STRATEGY})
         );
