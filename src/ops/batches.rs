@@ -43,7 +43,7 @@ pub fn batch_view(task: &Value) -> Option<Value> {
     }))
 }
 
-fn not_found(uid: &str) -> Reply {
+fn not_found(uid: u64) -> Reply {
     Reply::error(&MeiliError::new(
         404,
         "batch_not_found",
@@ -58,21 +58,16 @@ pub async fn get(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
         Ok(scope) => scope,
         Err(denied) => return denied,
     };
-    let raw = req.route.param.as_deref().unwrap_or_default();
-    let Ok(uid) = raw.parse::<u32>() else {
-        return Reply::error(&MeiliError::new(
-            400,
-            "invalid_batch_uids",
-            ErrorType::InvalidRequest,
-            format!("Batch uid `{raw}` is invalid. It should only contain numeric characters."),
-        ));
+    let uid = match super::task_routes::path_uid(req, "Batch") {
+        Ok(uid) => uid,
+        Err(bad) => return bad,
     };
-    match services.tasks.view(cluster, u64::from(uid)).await {
+    match services.tasks.view(cluster, uid).await {
         Ok(Some(view)) if scope.allows_task(&view) => match batch_view(&view) {
             Some(batch) => Reply::json(200, batch.to_string()),
-            None => not_found(raw),
+            None => not_found(uid),
         },
-        Ok(_) => not_found(raw),
+        Ok(_) => not_found(uid),
         Err(e) => store_failure(&e),
     }
 }

@@ -33,16 +33,10 @@ pub async fn documents(cluster: &Cluster<'_>, services: &Services, req: &Request
         Ok(scope) => scope,
         Err(denied) => return denied,
     };
-    let raw = req.route.param.as_deref().unwrap_or_default();
-    let Ok(uid) = raw.parse::<u32>() else {
-        return Reply::error(&MeiliError::new(
-            400,
-            "invalid_task_uids",
-            ErrorType::InvalidRequest,
-            format!("Task uid `{raw}` is invalid. It should only contain numeric characters."),
-        ));
+    let uid = match super::task_routes::path_uid(req, "Task") {
+        Ok(uid) => uid,
+        Err(bad) => return bad,
     };
-    let uid = u64::from(uid);
     let (view, task) = match (
         services.tasks.view(cluster, uid).await,
         services.tasks.get(uid),

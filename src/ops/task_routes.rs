@@ -74,22 +74,35 @@ pub(super) async fn validate_on(
     }
 }
 
+/// The task or batch uid of the path (`what`: "Task" or "Batch"), or a node's `400` for it.
+pub(super) fn path_uid(req: &Request<'_>, what: &str) -> Result<u64, Reply> {
+    let raw = req.route.param.as_deref().unwrap_or_default();
+    raw.parse::<u32>().map(u64::from).map_err(|_| {
+        let code = if what == "Batch" {
+            "invalid_batch_uids"
+        } else {
+            "invalid_task_uids"
+        };
+        Reply::error(&MeiliError::new(
+            400,
+            code,
+            ErrorType::InvalidRequest,
+            format!("{what} uid `{raw}` is invalid. It should only contain numeric characters."),
+        ))
+    })
+}
+
 /// `GET /tasks/{uid}`.
 pub async fn get(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let scope = match authorize(cluster, services, req).await {
         Ok(scope) => scope,
         Err(denied) => return denied,
     };
-    let raw = req.route.param.as_deref().unwrap_or_default();
-    let Ok(uid) = raw.parse::<u32>() else {
-        return Reply::error(&MeiliError::new(
-            400,
-            "invalid_task_uids",
-            ErrorType::InvalidRequest,
-            format!("Task uid `{raw}` is invalid. It should only contain numeric characters."),
-        ));
+    let uid = match path_uid(req, "Task") {
+        Ok(uid) => uid,
+        Err(bad) => return bad,
     };
-    match services.tasks.view(cluster, u64::from(uid)).await {
+    match services.tasks.view(cluster, uid).await {
         // A task outside the key's indexes is not found, as on a node.
         Ok(Some(view)) if scope.allows_task(&view) => Reply::json(200, view.to_string()),
         Ok(_) => Reply::error(&MeiliError::new(
