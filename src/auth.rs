@@ -87,6 +87,11 @@ const NOT_ONE_INDEX: &[&str] = &[
     "networkTopologyChange",
 ];
 
+/// Whether tasks of type `kind` concern no single index (hidden from restricted keys).
+pub fn concerns_no_single_index(kind: &str) -> bool {
+    NOT_ONE_INDEX.contains(&kind)
+}
+
 impl Scope {
     /// Every index (the master key, or nodes without keys).
     pub const ALL: Scope = Scope { indexes: None };
@@ -128,16 +133,23 @@ impl Scope {
     /// Whether a task (its view) is visible to the key on the task routes, as a node decides:
     /// a restricted key sees only tasks of one index it may use.
     pub fn allows_task(&self, view: &serde_json::Value) -> bool {
+        self.allows_task_of(
+            view["type"].as_str().unwrap_or_default(),
+            view["indexUid"].as_str(),
+        )
+    }
+
+    /// [`Scope::allows_task`] from a task's type and index.
+    pub fn allows_task_of(&self, kind: &str, index_uid: Option<&str>) -> bool {
         if self.indexes.is_none() {
             return true;
         }
-        let kind = view["type"].as_str().unwrap_or_default();
-        if NOT_ONE_INDEX.contains(&kind) {
-            return false;
-        }
-        view["indexUid"]
-            .as_str()
-            .is_some_and(|uid| self.allows_index(uid))
+        !concerns_no_single_index(kind) && index_uid.is_some_and(|uid| self.allows_index(uid))
+    }
+
+    /// Whether the key sees every task.
+    pub fn is_unrestricted(&self) -> bool {
+        self.indexes.is_none()
     }
 }
 

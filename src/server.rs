@@ -142,7 +142,8 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         TaskService::open(&config.server.data_dir)
             .map_err(|e| e.to_string())?
             .with_cache(cache.clone())
-            .with_finished(finished),
+            .with_finished(finished)
+            .with_max_tasks(config.tasks.max_tasks),
     );
     let webhooks = Arc::new(Webhooks::new(tasks.clone(), &metrics));
     let rebalancer = Arc::new(Rebalancer::new(

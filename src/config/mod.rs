@@ -27,8 +27,17 @@ pub struct Config {
     pub cluster: ClusterSpec,
     pub rebalance: RebalanceSettings,
     pub cache: CacheSettings,
+    pub tasks: TaskSettings,
     pub nodes: Vec<NodeSpec>,
     pub plugins: Vec<PluginConfig>,
+}
+
+/// The gateway's task history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSettings {
+    /// Tasks kept at most: past it, the oldest finished ones are deleted, here and on the
+    /// nodes, as Meilisearch prunes its own queue.
+    pub max_tasks: u64,
 }
 
 /// How shards move between nodes when the fleet changes (see [`crate::rebalance`]).
@@ -507,6 +516,15 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
     };
     check_cache_patterns(&cache, &mut errors);
 
+    let tasks = TaskSettings {
+        max_tasks: positive(
+            &mut errors,
+            "tasks.max_tasks",
+            raw.tasks.and_then(|t| t.max_tasks),
+            1_000_000,
+        ),
+    };
+
     let plugins = raw.plugins.unwrap_or_else(PluginConfig::defaults);
     for (i, p) in plugins.iter().enumerate() {
         if let Err(e) = p.build() {
@@ -525,6 +543,7 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             cluster,
             rebalance,
             cache,
+            tasks,
             nodes,
             plugins,
         })

@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub cluster: Option<RawCluster>,
     pub rebalance: Option<RawRebalance>,
     pub cache: Option<RawCache>,
+    pub tasks: Option<RawTasks>,
     #[serde(default)]
     pub nodes: Vec<RawNode>,
     pub plugins: Option<Vec<PluginConfig>>,
@@ -121,6 +122,12 @@ pub struct RawCache {
     pub skip_indexes: Option<Vec<String>>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTasks {
+    pub max_tasks: Option<u64>,
+}
+
 /// Takes `b` into `a`: tables merge key by key, `[[nodes]]` append, a key set twice is an
 /// error naming both files.
 pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Result<(), String> {
@@ -194,6 +201,7 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
         "rebalance",
         [copy, barrier_timeout_ms, page_size, max_moves]
     );
+    merge_table!(tasks, "tasks", [max_tasks]);
     merge_table!(
         cache,
         "cache",

@@ -1,8 +1,6 @@
 //! The gateway-owned task routes: `GET /tasks/{uid}`, `GET /tasks`, `POST /tasks/cancel`,
 //! `DELETE /tasks`. Keys and query syntax are checked by a node, so errors are Meilisearch's.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use http::Method;
 use serde_json::{json, Value};
@@ -12,6 +10,7 @@ use crate::auth::{AuthError, Scope};
 use crate::cluster::Cluster;
 use crate::error::{ErrorType, MeiliError};
 use crate::respond::Reply;
+use crate::tasks::prune::act_on_nodes;
 use crate::tasks::{GatewayTask, NodeTaskRef, TaskFilter};
 use crate::transport::NodeRequest;
 
@@ -141,50 +140,6 @@ fn missing_filters(what: &str) -> Reply {
         ErrorType::InvalidRequest,
         format!("Query parameters to filter the tasks to {what} are missing. Available query parameters are: `uids`, `indexUids`, `statuses`, `types`, `canceledBy`, `beforeEnqueuedAt`, `afterEnqueuedAt`, `beforeStartedAt`, `afterStartedAt`, `beforeFinishedAt`, `afterFinishedAt`."),
     ))
-}
-
-/// Groups node task uids by node.
-fn by_node(tasks: &[GatewayTask]) -> HashMap<String, Vec<u64>> {
-    let mut out: HashMap<String, Vec<u64>> = HashMap::new();
-    for t in tasks {
-        for r in &t.node_tasks {
-            out.entry(r.node.clone()).or_default().push(r.uid);
-        }
-    }
-    out
-}
-
-/// Sends `method /tasks[/cancel]?uids=...` to each node holding some of `tasks`; returns the
-/// node tasks this created.
-async fn act_on_nodes(
-    cluster: &Cluster<'_>,
-    tasks: &[GatewayTask],
-    method: Method,
-    path: &str,
-) -> Vec<NodeTaskRef> {
-    let requests: Vec<_> = by_node(tasks)
-        .into_iter()
-        .filter_map(|(node, uids)| {
-            let idx = cluster.topology.node_by_id(&node)?;
-            let list: Vec<String> = uids.iter().map(u64::to_string).collect();
-            let mut r = NodeRequest::get(format!("{path}?uids={}", list.join(",")));
-            r.method = method.clone();
-            Some((idx, cluster.own_request(r)))
-        })
-        .collect();
-    let mut created = Vec::new();
-    for (idx, result) in cluster.send_each(requests).await {
-        let Ok(resp) = result else { continue };
-        let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-        if let Some(uid) = body["taskUid"].as_u64() {
-            created.push(NodeTaskRef {
-                node: cluster.topology.nodes[idx].id.clone(),
-                uid,
-                internal: true,
-            });
-        }
-    }
-    created
 }
 
 /// Records a task-management task (cancelation or deletion) and answers `200` with it.

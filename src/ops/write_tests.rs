@@ -382,7 +382,7 @@ async fn a_write_interrupted_by_a_stop_is_completed_at_the_next_start() {
         // The process stops here, before any node answered.
     }
     let services = services_in(&dir);
-    let tasks = services.tasks.list_all_for_tests();
+    let tasks = services.tasks.read_all().unwrap();
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].awaiting, ["a0", "a1"]);
     assert_eq!(services.tasks.hint_counts().len(), 2);
@@ -406,7 +406,7 @@ async fn a_write_interrupted_by_a_stop_is_completed_at_the_next_start() {
     // Nothing is recovered twice.
     drop(services);
     let services = services_in(&dir);
-    assert_eq!(services.tasks.list_all_for_tests().len(), 1);
+    assert_eq!(services.tasks.read_all().unwrap().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]

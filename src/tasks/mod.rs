@@ -3,8 +3,10 @@
 
 pub mod aggregate;
 pub mod handoff;
+pub mod index;
 pub mod intent;
 pub mod model;
+pub mod prune;
 pub mod query;
 pub mod refresh;
 pub mod repair;
@@ -46,6 +48,15 @@ pub struct TaskService {
     cache: std::sync::Arc<SearchCache>,
     /// Given the view of every task that finishes (the webhooks' calls).
     finished: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
+    /// Tasks kept at most ([`prune`]).
+    max_tasks: u64,
+}
+
+/// A task's last view, or the one its record alone gives.
+fn view_of(task: &GatewayTask) -> Value {
+    task.view
+        .clone()
+        .unwrap_or_else(|| aggregate::aggregate(task, &[]))
 }
 
 impl TaskService {
@@ -59,6 +70,7 @@ impl TaskService {
             lagging: Mutex::new(BTreeSet::new()),
             cache: std::sync::Arc::new(SearchCache::off()),
             finished: None,
+            max_tasks: 1_000_000,
         };
         match service.store() {
             Ok(_) => {}
@@ -83,6 +95,12 @@ impl TaskService {
         self
     }
 
+    /// Keeps at most `max_tasks` tasks ([`prune`]).
+    pub fn with_max_tasks(mut self, max_tasks: u64) -> TaskService {
+        self.max_tasks = max_tasks;
+        self
+    }
+
     /// Waits (up to `within`) for the store, e.g. while the previous process of a graceful
     /// upgrade finishes its last requests; whether it is available.
     pub async fn ready(&self, within: std::time::Duration) -> bool {
@@ -104,13 +122,8 @@ impl TaskService {
             return Ok(store);
         }
         let store = TaskStore::open(&self.dir)?;
-        let pending: Vec<u64> = store
-            .all()?
-            .into_iter()
-            .filter(|t| !t.is_final())
-            .map(|t| t.uid)
-            .collect();
-        self.pending().extend(pending);
+        let pending = store.index().unfinished();
+        self.pending().extend(pending.iter());
         let lagging = store.hint_counts()?;
         self.lagging().extend(lagging.into_keys());
         let store = self.store.get_or_init(|| store);
@@ -147,6 +160,21 @@ impl TaskService {
         Ok(task)
     }
 
+    /// Stores `n` new tasks at once, with no fsync per task (bulk loads: benchmarks).
+    pub fn create_many(
+        &self,
+        n: usize,
+        build: impl FnMut(u64) -> GatewayTask,
+    ) -> Result<(), StoreError> {
+        self.store()?.create_many(n, build)
+    }
+
+    /// Stored tasks and the size of the store's file in bytes.
+    pub fn footprint(&self) -> (u64, u64) {
+        let size = std::fs::metadata(self.dir.join("tasks.redb")).map_or(0, |m| m.len());
+        (self.count(), size)
+    }
+
     /// Keeps `task` in the refresher's set while its view can still change.
     pub(crate) fn track(&self, task: &GatewayTask) {
         if task.is_final() {
@@ -175,10 +203,9 @@ impl TaskService {
             .collect()
     }
 
-    /// Every stored task (tests only).
-    #[cfg(test)]
-    pub fn list_all_for_tests(&self) -> Vec<GatewayTask> {
-        self.store().and_then(|s| s.all()).unwrap_or_default()
+    /// Every stored task, oldest first (tests and benchmarks: it reads the whole store).
+    pub fn read_all(&self) -> Result<Vec<GatewayTask>, StoreError> {
+        self.store()?.all()
     }
 
     /// The indexes of tasks not finished yet; `None` when one of them concerns no single
@@ -326,44 +353,42 @@ impl TaskService {
 
     /// Tasks matching `filter`, newest first unless `reverse`, from `from` on; a page shows
     /// only tasks `scope` allows while `total` counts them all, as a node does.
+    ///
+    /// The index selects the tasks, so a page reads only its own tasks; date filters are the
+    /// exception: they read every task the other filters select.
     pub async fn list(
         &self,
         cluster: &Cluster<'_>,
         filter: &TaskFilter,
         scope: &Scope,
     ) -> Result<Value, StoreError> {
-        let mut all = self.store()?.all()?;
-        if !filter.reverse {
-            all.reverse();
+        // Tasks in progress are refreshed first: their status decides what matches.
+        self.refresh_pending(cluster).await;
+        let store = self.store()?;
+        let (mut selected, visible) = {
+            let index = store.index();
+            (index.select(filter), index.visible(scope))
+        };
+        if !filter.dates.is_empty() {
+            selected = store
+                .tasks(selected.iter())?
+                .iter()
+                .filter(|t| filter.matches(&view_of(t)))
+                .map(|t| t.uid)
+                .collect();
         }
-        // Views of tasks in progress are refreshed once, together.
-        self.refresh(cluster, &mut all).await;
-        let view_of = |t: &GatewayTask| {
-            t.view
-                .clone()
-                .unwrap_or_else(|| aggregate::aggregate(t, &[]))
+        let total = selected.len();
+        if let Some(visible) = visible {
+            selected &= visible;
+        }
+        index::from_on(&mut selected, filter.from, filter.reverse);
+        let wanted = filter.limit.saturating_add(1);
+        let uids: Vec<u64> = if filter.reverse {
+            selected.iter().take(wanted).collect()
+        } else {
+            selected.iter().rev().take(wanted).collect()
         };
-        let matching: Vec<Value> = all
-            .iter()
-            .map(view_of)
-            .filter(|v| filter.matches(v))
-            .collect();
-        let total = matching.len();
-        let in_range = |v: &&Value| {
-            let uid = v["uid"].as_u64().unwrap_or(0);
-            match (filter.from, filter.reverse) {
-                (None, _) => true,
-                (Some(from), false) => uid <= from,
-                (Some(from), true) => uid >= from,
-            }
-        };
-        let mut page: Vec<Value> = matching
-            .iter()
-            .filter(|v| scope.allows_task(v))
-            .filter(in_range)
-            .take(filter.limit + 1)
-            .cloned()
-            .collect();
+        let mut page: Vec<Value> = store.tasks(uids)?.iter().map(view_of).collect();
         let next = if page.len() > filter.limit {
             page.pop().and_then(|v| v["uid"].as_u64())
         } else {
@@ -379,23 +404,45 @@ impl TaskService {
         }))
     }
 
+    /// Stored tasks, finished ones or the others, that `filter` selects and `scope` allows.
+    fn matching(
+        &self,
+        filter: &TaskFilter,
+        scope: &Scope,
+        finished: bool,
+    ) -> Result<Vec<GatewayTask>, StoreError> {
+        let store = self.store()?;
+        let selected = {
+            let index = store.index();
+            let mut selected = index.select(filter);
+            selected &= if finished {
+                index.finished()
+            } else {
+                index.unfinished()
+            };
+            if let Some(visible) = index.visible(scope) {
+                selected &= visible;
+            }
+            selected
+        };
+        Ok(store
+            .tasks(selected.iter())?
+            .into_iter()
+            .filter(|t| t.is_final() == finished)
+            .filter(|t| {
+                let view = view_of(t);
+                filter.matches(&view) && scope.allows_task(&view)
+            })
+            .collect())
+    }
+
     /// Finished tasks matching `filter` that `scope` allows (deletion only removes those).
     pub fn finished_matching(
         &self,
         filter: &TaskFilter,
         scope: &Scope,
     ) -> Result<Vec<GatewayTask>, StoreError> {
-        Ok(self
-            .store()?
-            .all()?
-            .into_iter()
-            .filter(|t| t.is_final())
-            .filter(|t| {
-                t.view
-                    .as_ref()
-                    .is_some_and(|v| filter.matches(v) && scope.allows_task(v))
-            })
-            .collect())
+        self.matching(filter, scope, true)
     }
 
     /// Tasks in progress matching `filter` that `scope` allows (cancelation only touches
@@ -405,19 +452,7 @@ impl TaskService {
         filter: &TaskFilter,
         scope: &Scope,
     ) -> Result<Vec<GatewayTask>, StoreError> {
-        Ok(self
-            .store()?
-            .all()?
-            .into_iter()
-            .filter(|t| !t.is_final())
-            .filter(|t| {
-                let view = t
-                    .view
-                    .clone()
-                    .unwrap_or_else(|| aggregate::aggregate(t, &[]));
-                filter.matches(&view) && scope.allows_task(&view)
-            })
-            .collect())
+        self.matching(filter, scope, false)
     }
 
     pub fn delete(&self, uids: &[u64]) -> Result<(), StoreError> {

@@ -22,6 +22,7 @@ pub async fn round(fleet: &Fleet, tasks: &TaskService, n: u64) {
         tasks.refresh_pending(&cluster),
         tasks.replay_hints(&cluster)
     );
+    tasks.prune(&cluster).await;
     if n % REPAIR_EVERY == REPAIR_EVERY - 1 {
         tasks.repair_indexes(&cluster).await;
     }

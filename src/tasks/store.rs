@@ -3,11 +3,16 @@
 
 use std::path::Path;
 
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+use super::index::{Facets, TaskIndex};
 use super::model::GatewayTask;
 
 const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
+/// What listings filter each task on ([`Facets`]), read at open to build the [`TaskIndex`].
+const FACETS: TableDefinition<u64, &[u8]> = TableDefinition::new("task_facets");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Writes a node missed, by `node \0 sequence`, replayed in order when it is back.
 const HINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("hints");
@@ -79,11 +84,47 @@ fn push_hint(txn: &redb::WriteTransaction, node: &str, hint: &[u8]) -> Result<()
     add_count(txn, node, 1)
 }
 
+/// A task stored or removed by a transaction: its uid, facets before and after; applied to
+/// the index once the transaction commits.
+type Change = (u64, Option<Facets>, Option<Facets>);
+
+/// Stores `task` (and its facets) within `txn`.
+fn write_task(txn: &redb::WriteTransaction, task: &GatewayTask) -> Result<Change, StoreError> {
+    let bytes = serde_json::to_vec(task).map_err(err)?;
+    txn.open_table(TASKS)
+        .map_err(err)?
+        .insert(task.uid, bytes.as_slice())
+        .map_err(err)?;
+    let facets = Facets::of(task);
+    let old = txn
+        .open_table(FACETS)
+        .map_err(err)?
+        .insert(task.uid, facets.encode().as_slice())
+        .map_err(err)?
+        .and_then(|old| Facets::decode(old.value()));
+    Ok((task.uid, old, Some(facets)))
+}
+
+/// Removes task `uid` within `txn`.
+fn remove_task(txn: &redb::WriteTransaction, uid: u64) -> Result<Change, StoreError> {
+    txn.open_table(TASKS)
+        .map_err(err)?
+        .remove(uid)
+        .map_err(err)?;
+    let old = txn
+        .open_table(FACETS)
+        .map_err(err)?
+        .remove(uid)
+        .map_err(err)?
+        .and_then(|old| Facets::decode(old.value()));
+    Ok((uid, old, None))
+}
+
 /// Allocates the next uid, lets `build` make the task, and stores it, within `txn`.
 fn insert_new(
     txn: &redb::WriteTransaction,
     build: impl FnOnce(u64) -> GatewayTask,
-) -> Result<GatewayTask, StoreError> {
+) -> Result<(GatewayTask, Change), StoreError> {
     let uid = {
         let mut meta = txn.open_table(META).map_err(err)?;
         let uid = meta.get(NEXT_UID).map_err(err)?.map_or(0, |v| v.value());
@@ -91,12 +132,43 @@ fn insert_new(
         uid
     };
     let task = build(uid);
-    let bytes = serde_json::to_vec(&task).map_err(err)?;
-    txn.open_table(TASKS)
-        .map_err(err)?
-        .insert(uid, bytes.as_slice())
-        .map_err(err)?;
-    Ok(task)
+    let change = write_task(txn, &task)?;
+    Ok((task, change))
+}
+
+/// The facets table, made from the tasks where it is missing or incomplete (a store from
+/// before it existed).
+fn fill_facets(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(err)?;
+    {
+        let tasks = txn.open_table(TASKS).map_err(err)?;
+        let mut facets = txn.open_table(FACETS).map_err(err)?;
+        if tasks.len().map_err(err)? == facets.len().map_err(err)? {
+            return Ok(());
+        }
+        for entry in tasks.iter().map_err(err)? {
+            let (uid, bytes) = entry.map_err(err)?;
+            let task: GatewayTask = serde_json::from_slice(bytes.value()).map_err(err)?;
+            facets
+                .insert(uid.value(), Facets::of(&task).encode().as_slice())
+                .map_err(err)?;
+        }
+    }
+    txn.commit().map_err(err)
+}
+
+/// The index of the stored tasks, from their facets.
+fn load_index(db: &Database) -> Result<TaskIndex, StoreError> {
+    let txn = db.begin_read().map_err(err)?;
+    let table = txn.open_table(FACETS).map_err(err)?;
+    let mut index = TaskIndex::default();
+    for entry in table.iter().map_err(err)? {
+        let (uid, bytes) = entry.map_err(err)?;
+        let facets = Facets::decode(bytes.value())
+            .ok_or_else(|| StoreError(format!("unreadable facets of task {}", uid.value())))?;
+        index.replace(uid.value(), None, Some(&facets));
+    }
+    Ok(index)
 }
 
 /// Removes a hint within `txn`.
@@ -116,6 +188,10 @@ fn remove_hint(txn: &redb::WriteTransaction, key: &str) -> Result<(), StoreError
 
 pub struct TaskStore {
     db: Database,
+    index: RwLock<TaskIndex>,
+    /// Held from a task write's transaction to its index update, so the index sees the
+    /// writes in their commit order.
+    writing: Mutex<()>,
 }
 
 impl TaskStore {
@@ -136,8 +212,48 @@ impl TaskStore {
         txn.open_table(MOVE_LOG).map_err(err)?;
         txn.open_table(KEY_TOMBSTONES).map_err(err)?;
         txn.open_table(WEBHOOKS).map_err(err)?;
+        txn.open_table(FACETS).map_err(err)?;
         txn.commit().map_err(err)?;
-        Ok(TaskStore { db })
+        fill_facets(&db)?;
+        let index = RwLock::new(load_index(&db)?);
+        Ok(TaskStore {
+            db,
+            index,
+            writing: Mutex::new(()),
+        })
+    }
+
+    fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies committed changes to the index.
+    fn apply(&self, changes: &[Change]) {
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        for (uid, old, new) in changes {
+            index.replace(*uid, old.as_ref(), new.as_ref());
+        }
+    }
+
+    /// The index of the stored tasks.
+    pub fn index(&self) -> RwLockReadGuard<'_, TaskIndex> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tasks `uids` still stored, in the order given.
+    pub fn tasks(
+        &self,
+        uids: impl IntoIterator<Item = u64>,
+    ) -> Result<Vec<GatewayTask>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(TASKS).map_err(err)?;
+        let mut out = Vec::new();
+        for uid in uids {
+            if let Some(bytes) = table.get(uid).map_err(err)? {
+                out.push(serde_json::from_slice(bytes.value()).map_err(err)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Allocates the next uid, lets `build` make the task, and stores it, in one transaction.
@@ -145,21 +261,38 @@ impl TaskStore {
         &self,
         build: impl FnOnce(u64) -> GatewayTask,
     ) -> Result<GatewayTask, StoreError> {
+        let _writing = self.write_lock();
         let txn = self.db.begin_write().map_err(err)?;
-        let task = insert_new(&txn, build)?;
+        let (task, change) = insert_new(&txn, build)?;
         txn.commit().map_err(err)?;
+        self.apply(&[change]);
         Ok(task)
+    }
+
+    /// Stores `n` new tasks in one transaction (bulk loads: benchmarks, restores).
+    pub fn create_many(
+        &self,
+        n: usize,
+        mut build: impl FnMut(u64) -> GatewayTask,
+    ) -> Result<(), StoreError> {
+        let _writing = self.write_lock();
+        let txn = self.db.begin_write().map_err(err)?;
+        let changes = (0..n)
+            .map(|_| insert_new(&txn, &mut build).map(|(_, change)| change))
+            .collect::<Result<Vec<_>, _>>()?;
+        txn.commit().map_err(err)?;
+        self.apply(&changes);
+        Ok(())
     }
 
     /// Replaces a stored task.
     pub fn put(&self, task: &GatewayTask) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(task).map_err(err)?;
+        let _writing = self.write_lock();
         let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(TASKS)
-            .map_err(err)?
-            .insert(task.uid, bytes.as_slice())
-            .map_err(err)?;
-        txn.commit().map_err(err)
+        let change = write_task(&txn, task)?;
+        txn.commit().map_err(err)?;
+        self.apply(&[change]);
+        Ok(())
     }
 
     /// Stores a refreshed task only if it is still there: a refresh that read it before a
@@ -169,16 +302,23 @@ impl TaskStore {
     /// asked of them again (the task stays pending until a durable commit holds it final).
     /// This saves a write its third fsync.
     pub fn update(&self, task: &GatewayTask) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(task).map_err(err)?;
+        let _writing = self.write_lock();
         let mut txn = self.db.begin_write().map_err(err)?;
         txn.set_durability(redb::Durability::None);
-        {
-            let mut table = txn.open_table(TASKS).map_err(err)?;
-            if table.get(task.uid).map_err(err)?.is_some() {
-                table.insert(task.uid, bytes.as_slice()).map_err(err)?;
-            }
-        }
-        txn.commit().map_err(err)
+        let stored = txn
+            .open_table(TASKS)
+            .map_err(err)?
+            .get(task.uid)
+            .map_err(err)?
+            .is_some();
+        let change = if stored {
+            Some(write_task(&txn, task)?)
+        } else {
+            None
+        };
+        txn.commit().map_err(err)?;
+        self.apply(change.as_slice());
+        Ok(())
     }
 
     pub fn get(&self, uid: u64) -> Result<Option<GatewayTask>, StoreError> {
@@ -203,14 +343,15 @@ impl TaskStore {
     }
 
     pub fn delete(&self, uids: &[u64]) -> Result<(), StoreError> {
+        let _writing = self.write_lock();
         let txn = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = txn.open_table(TASKS).map_err(err)?;
-            for uid in uids {
-                table.remove(uid).map_err(err)?;
-            }
-        }
-        txn.commit().map_err(err)
+        let changes = uids
+            .iter()
+            .map(|uid| remove_task(&txn, *uid))
+            .collect::<Result<Vec<_>, _>>()?;
+        txn.commit().map_err(err)?;
+        self.apply(&changes);
+        Ok(())
     }
 
     /// Appends a write `node` missed.
@@ -404,22 +545,24 @@ impl TaskStore {
         build: Option<&dyn Fn(u64) -> GatewayTask>,
         hints: &[HintFor<'_>],
     ) -> Result<Option<GatewayTask>, StoreError> {
+        let _writing = self.write_lock();
         let txn = self.db.begin_write().map_err(err)?;
-        let task = {
-            txn.open_table(INTENTS)
-                .map_err(err)?
-                .remove(intent)
-                .map_err(err)?;
-            let task = match build {
-                Some(build) => Some(insert_new(&txn, build)?),
-                None => None,
-            };
-            for (node, hint) in hints {
-                push_hint(&txn, node, &hint(task.as_ref().map(|t| t.uid)))?;
+        txn.open_table(INTENTS)
+            .map_err(err)?
+            .remove(intent)
+            .map_err(err)?;
+        let (task, change) = match build {
+            Some(build) => {
+                let (task, change) = insert_new(&txn, build)?;
+                (Some(task), Some(change))
             }
-            task
+            None => (None, None),
         };
+        for (node, hint) in hints {
+            push_hint(&txn, node, &hint(task.as_ref().map(|t| t.uid)))?;
+        }
         txn.commit().map_err(err)?;
+        self.apply(change.as_slice());
         Ok(task)
     }
 
@@ -442,16 +585,13 @@ impl TaskStore {
 
     /// Forgets a replayed hint and stores the task waiting for it, in one transaction.
     pub fn hint_done(&self, key: &str, task: Option<&GatewayTask>) -> Result<(), StoreError> {
+        let _writing = self.write_lock();
         let txn = self.db.begin_write().map_err(err)?;
-        if let Some(task) = task {
-            let bytes = serde_json::to_vec(task).map_err(err)?;
-            txn.open_table(TASKS)
-                .map_err(err)?
-                .insert(task.uid, bytes.as_slice())
-                .map_err(err)?;
-        }
+        let change = task.map(|t| write_task(&txn, t)).transpose()?;
         remove_hint(&txn, key)?;
-        txn.commit().map_err(err)
+        txn.commit().map_err(err)?;
+        self.apply(change.as_slice());
+        Ok(())
     }
 
     /// Forgets a replayed hint.
@@ -474,8 +614,7 @@ impl TaskStore {
     }
 
     pub fn len(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        txn.open_table(TASKS).map_err(err)?.len().map_err(err)
+        Ok(self.index().len())
     }
 
     pub fn is_empty(&self) -> Result<bool, StoreError> {
@@ -515,6 +654,33 @@ mod tests {
         store.update(&stale).unwrap();
         assert!(store.get(created.uid).unwrap().is_none());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_store_from_before_the_index_gets_one_at_open() {
+        let dir = std::env::temp_dir().join(format!("miroir-store-facets-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = TaskStore::open(&dir).unwrap();
+            for _ in 0..3 {
+                store.create(task).unwrap();
+            }
+        }
+        {
+            let db = Database::create(dir.join("tasks.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.delete_table(FACETS).unwrap();
+            txn.commit().unwrap();
+        }
+        let store = TaskStore::open(&dir).unwrap();
+        let filter = super::super::TaskFilter {
+            index_uids: Some(vec!["m".into()]),
+            ..Default::default()
+        };
+        assert_eq!(store.index().select(&filter).len(), 3);
+        assert_eq!(store.index().unfinished().len(), 3);
+        assert_eq!(store.len().unwrap(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -79,5 +79,6 @@ impl std::fmt::Display for NodeError {
     }
 }
 
-#[cfg(test)]
+/// Scripted nodes for deterministic tests and benchmarks (never used by the server).
+#[doc(hidden)]
 pub mod scripted;

@@ -545,7 +545,11 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 &format!("Webhook `{uuid}` not found."),
             )
         }
-        ("GET", ["tasks", uid]) => match uid.parse::<usize>().ok().and_then(|u| state.tasks.get(u))
+        ("GET", ["tasks", uid]) => match uid
+            .parse::<usize>()
+            .ok()
+            .and_then(|u| state.tasks.get(u))
+            .filter(|t| !t.is_null())
         {
             Some(t) => json_answer(200, t.clone()),
             None => error(
@@ -557,9 +561,28 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
         },
         ("POST", ["indexes", uid, "search"]) => search(state, uid, req),
         ("POST", ["multi-search"]) => super::fake_multi::multi_search(state, req, search),
-        ("DELETE", ["tasks"]) => task(state, None, "taskDeletion", |_| {
-            (json!({"matchedTasks": 0, "deletedTasks": 0}), None)
-        }),
+        ("DELETE", ["tasks"]) => {
+            // Deletes by `uids` only (what the gateway sends); a deleted task stays a null
+            // slot, so uids keep their positions.
+            let uids: Vec<usize> = param(req, "uids")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|u| u.parse().ok())
+                .collect();
+            task(state, None, "taskDeletion", move |state| {
+                let mut deleted = 0;
+                for uid in &uids {
+                    if let Some(t) = state.tasks.get_mut(*uid).filter(|t| !t.is_null()) {
+                        *t = Value::Null;
+                        deleted += 1;
+                    }
+                }
+                (
+                    json!({"matchedTasks": uids.len(), "deletedTasks": deleted}),
+                    None,
+                )
+            })
+        }
         _ => (404, Vec::new(), Vec::new()),
     }
 }
@@ -1589,6 +1612,7 @@ fn list_tasks(state: &NodeState, req: &Message) -> Answer {
     let matching: Vec<&Value> = state
         .tasks
         .iter()
+        .filter(|t| !t.is_null())
         .filter(|t| {
             lists
                 .iter()
