@@ -49,6 +49,7 @@ pub mod routing;
 pub mod server;
 pub mod shard_tag;
 pub mod split;
+pub mod state;
 pub mod tasks;
 pub mod topology;
 pub mod transport;

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::handoff::{decode, encode, encode_for};
-use super::store::HintFor;
 use super::{GatewayTask, StoreError, TaskService};
 use crate::transport::NodeRequest;
 
@@ -112,7 +111,7 @@ impl TaskService {
         if !moves.is_empty() {
             store.move_log_abandon(id, moves)?;
         }
-        store.settle(id, None, &[]).map(drop)
+        store.settle(id, None, &[])
     }
 
     /// A write some node took: its task (from `build`) and the requests nodes missed, queued
@@ -123,20 +122,14 @@ impl TaskService {
         build: &dyn Fn(u64) -> GatewayTask,
         missed: &[(String, &NodeRequest)],
     ) -> Result<GatewayTask, StoreError> {
-        let encoders: Vec<_> = missed
+        let store = self.store()?;
+        let task = build(store.reserve_uids(1)?);
+        let hints: Vec<(String, Vec<u8>)> = missed
             .iter()
-            .map(|(_, req)| move |task: Option<u64>| encode_for(req, task))
-            .collect();
-        let refs: Vec<HintFor<'_>> = missed
-            .iter()
-            .zip(&encoders)
-            .map(|((node, _), hint)| (node.clone(), hint as &dyn Fn(Option<u64>) -> Vec<u8>))
+            .map(|(node, req)| (node.clone(), encode_for(req, Some(task.uid))))
             .collect();
         let mut lagging = self.lagging();
-        let task = self
-            .store()?
-            .settle(id, Some(build), &refs)?
-            .ok_or_else(|| StoreError("no task was stored".into()))?;
+        store.settle(id, Some(&task), &hints)?;
         lagging.extend(missed.iter().map(|(node, _)| node.clone()));
         drop(lagging);
         self.track(&task);

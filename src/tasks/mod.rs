@@ -13,9 +13,8 @@ pub mod repair;
 pub mod store;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
-use store::MoveLogKey;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
 
@@ -26,7 +25,11 @@ pub use store::{StoreError, TaskStore};
 use crate::auth::Scope;
 use crate::cache::SearchCache;
 use crate::cluster::Cluster;
+use crate::state::{MoveLogKey, StateStore};
 use crate::transport::NodeRequest;
+
+/// Opens the state store (again, while it is held by the previous process).
+pub type Opener = Box<dyn Fn() -> Result<Arc<dyn StateStore>, StoreError> + Send + Sync>;
 
 /// The key, in a task's own details (`GatewayTask::details`), listing details the gateway
 /// added to the client's request: they are not shown.
@@ -38,8 +41,8 @@ pub const HIDDEN_DETAILS: &str = "_miroir_hidden";
 /// finishes its in-flight requests first): until it is released, task operations answer
 /// with a busy [`StoreError`] and the store is opened at the next use.
 pub struct TaskService {
-    dir: PathBuf,
-    store: OnceLock<TaskStore>,
+    open: Opener,
+    store: OnceLock<Arc<dyn StateStore>>,
     pending: Mutex<BTreeSet<u64>>,
     /// Nodes with missed writes to replay ([`handoff`]).
     lagging: Mutex<BTreeSet<String>>,
@@ -60,11 +63,19 @@ fn view_of(task: &GatewayTask) -> Value {
 }
 
 impl TaskService {
-    /// Opens the store in `dir` (or leaves it to be opened later if another process holds
-    /// it) and finds the tasks still in progress.
+    /// Opens the embedded store in `dir` (or leaves it to be opened later if another process
+    /// holds it) and finds the tasks still in progress.
     pub fn open(dir: &Path) -> Result<TaskService, StoreError> {
+        let dir = dir.to_path_buf();
+        TaskService::open_with(Box::new(move || {
+            TaskStore::open(&dir).map(|s| Arc::new(s) as Arc<dyn StateStore>)
+        }))
+    }
+
+    /// Opens the store `open` gives and finds the tasks still in progress.
+    pub fn open_with(open: Opener) -> Result<TaskService, StoreError> {
         let service = TaskService {
-            dir: dir.to_path_buf(),
+            open,
             store: OnceLock::new(),
             pending: Mutex::new(BTreeSet::new()),
             lagging: Mutex::new(BTreeSet::new()),
@@ -117,12 +128,12 @@ impl TaskService {
     }
 
     /// The store, opened on first success.
-    fn store(&self) -> Result<&TaskStore, StoreError> {
+    fn store(&self) -> Result<&dyn StateStore, StoreError> {
         if let Some(store) = self.store.get() {
-            return Ok(store);
+            return Ok(store.as_ref());
         }
-        let store = TaskStore::open(&self.dir)?;
-        let pending = store.index().unfinished();
+        let store = (self.open)()?;
+        let pending = store.index()?.unfinished();
         self.pending().extend(pending.iter());
         let lagging = store.hint_counts()?;
         self.lagging().extend(lagging.into_keys());
@@ -133,7 +144,7 @@ impl TaskService {
             Ok(n) => log::warn!("{n} write(s) interrupted by a stop are being completed"),
             Err(e) => log::error!("interrupted writes could not be recovered: {e}"),
         }
-        Ok(store)
+        Ok(store.as_ref())
     }
 
     fn lagging(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
@@ -149,12 +160,16 @@ impl TaskService {
         &self,
         build: impl FnOnce(u64) -> GatewayTask,
     ) -> Result<GatewayTask, StoreError> {
-        let mut task = self.store()?.create(build)?;
-        if task.error.is_some() || (task.node_tasks.is_empty() && task.awaiting.is_empty()) {
+        let store = self.store()?;
+        let mut task = build(store.reserve_uids(1)?);
+        let settled =
+            task.error.is_some() || (task.node_tasks.is_empty() && task.awaiting.is_empty());
+        if settled {
             // Settled by the gateway: its view is final at once.
             task.view = Some(aggregate::aggregate(&task, &[]));
-            self.store()?.put(&task)?;
-        } else {
+        }
+        store.put(&task)?;
+        if !settled {
             self.pending().insert(task.uid);
         }
         Ok(task)
@@ -166,12 +181,15 @@ impl TaskService {
         n: usize,
         build: impl FnMut(u64) -> GatewayTask,
     ) -> Result<(), StoreError> {
-        self.store()?.create_many(n, build)
+        let store = self.store()?;
+        let first = store.reserve_uids(n as u64)?;
+        let tasks: Vec<GatewayTask> = (first..first + n as u64).map(build).collect();
+        store.put_many(&tasks)
     }
 
-    /// Stored tasks and the size of the store's file in bytes.
+    /// Stored tasks and the size of the store on disk in bytes (0 where unknown).
     pub fn footprint(&self) -> (u64, u64) {
-        let size = std::fs::metadata(self.dir.join("tasks.redb")).map_or(0, |m| m.len());
+        let size = self.store().ok().and_then(|s| s.size_bytes()).unwrap_or(0);
         (self.count(), size)
     }
 
@@ -366,12 +384,12 @@ impl TaskService {
         self.refresh_pending(cluster).await;
         let store = self.store()?;
         let (mut selected, visible) = {
-            let index = store.index();
+            let index = store.index()?;
             (index.select(filter), index.visible(scope))
         };
         if !filter.dates.is_empty() {
             selected = store
-                .tasks(selected.iter())?
+                .tasks(&mut selected.iter())?
                 .iter()
                 .filter(|t| filter.matches(&view_of(t)))
                 .map(|t| t.uid)
@@ -388,7 +406,11 @@ impl TaskService {
         } else {
             selected.iter().rev().take(wanted).collect()
         };
-        let mut page: Vec<Value> = store.tasks(uids)?.iter().map(view_of).collect();
+        let mut page: Vec<Value> = store
+            .tasks(&mut uids.into_iter())?
+            .iter()
+            .map(view_of)
+            .collect();
         let next = if page.len() > filter.limit {
             page.pop().and_then(|v| v["uid"].as_u64())
         } else {
@@ -413,7 +435,7 @@ impl TaskService {
     ) -> Result<Vec<GatewayTask>, StoreError> {
         let store = self.store()?;
         let selected = {
-            let index = store.index();
+            let index = store.index()?;
             let mut selected = index.select(filter);
             selected &= if finished {
                 index.finished()
@@ -426,7 +448,7 @@ impl TaskService {
             selected
         };
         Ok(store
-            .tasks(selected.iter())?
+            .tasks(&mut selected.iter())?
             .into_iter()
             .filter(|t| t.is_final() == finished)
             .filter(|t| {

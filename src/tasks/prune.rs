@@ -85,13 +85,19 @@ impl TaskService {
             return 0;
         }
         let enqueued_at = aggregate::now_rfc3339();
-        let uids = store.index().oldest_finished(PRUNE_BATCH);
+        let uids = match store.index() {
+            Ok(index) => index.oldest_finished(PRUNE_BATCH),
+            Err(e) => {
+                log::error!("task pruning: {e}");
+                return 0;
+            }
+        };
         // Fewer than two would let the pruning tasks themselves fill the store.
         if uids.len() < 2 {
             log::warn!("the task store is almost full, but no task can be deleted yet");
             return 0;
         }
-        let tasks = match store.tasks(uids.iter().copied()) {
+        let tasks = match store.tasks(&mut uids.iter().copied()) {
             Ok(tasks) => tasks,
             Err(e) => {
                 log::error!("task pruning: {e}");
