@@ -168,6 +168,16 @@ impl MeiliError {
         )
     }
 
+    /// The shared state store (Redis) is down or too slow: nothing was changed.
+    pub fn state_unavailable() -> Self {
+        MeiliError::new(
+            503,
+            "miroir_state_unavailable",
+            ErrorType::System,
+            "The gateway cannot reach its shared state store, so it cannot record this write; nothing was changed. Retry in a moment.",
+        )
+    }
+
     /// The proxy path failed with an HTTP status of its own.
     pub fn proxy_error(status: u16, detail: String) -> Self {
         MeiliError::new(status, "miroir_proxy_error", ErrorType::System, detail)

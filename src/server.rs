@@ -18,6 +18,7 @@ use crate::auth::AuthChecker;
 use crate::cache::SearchCache;
 use crate::cluster::ReadPolicy;
 use crate::config::Config;
+use crate::config::StateBackend;
 use crate::edge::{Edge, MemoryTrim};
 use crate::fleet::Fleet;
 use crate::health::{HealthService, NodeHealth};
@@ -29,6 +30,8 @@ use crate::placement::Placement;
 use crate::proxy::Gateway;
 use crate::rebalance::{self, state::State, Rebalancer};
 use crate::reload::{ReloadService, Reloader};
+use crate::state::redis::RedisStore;
+use crate::state::StateStore;
 use crate::tasks::{refresh, TaskService};
 use crate::topology::TopologyStore;
 use crate::webhooks::Webhooks;
@@ -81,6 +84,24 @@ fn check_data_dir(data_dir: &Path, shards: u32) -> Result<(), String> {
 }
 
 /// Builds every service and runs until shutdown.
+/// The task service on the configured state backend.
+fn open_tasks(config: &Config) -> Result<TaskService, crate::tasks::StoreError> {
+    match &config.state {
+        StateBackend::Embedded => TaskService::open(&config.server.data_dir),
+        StateBackend::Redis(settings) => {
+            log::info!(
+                "state in Redis at {} (keys {}*)",
+                settings.url,
+                settings.prefix
+            );
+            let settings = settings.clone();
+            TaskService::open_with(Box::new(move || {
+                RedisStore::open(&settings).map(|s| Arc::new(s) as Arc<dyn StateStore>)
+            }))
+        }
+    }
+}
+
 pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String> {
     let conf = server_conf(&config, &opt)?;
     if !opt.test {
@@ -139,7 +160,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     let cache = Arc::new(SearchCache::new(config.cache.clone(), &metrics));
     let (finished, finished_rx) = tokio::sync::mpsc::unbounded_channel();
     let tasks = Arc::new(
-        TaskService::open(&config.server.data_dir)
+        open_tasks(&config)
             .map_err(|e| e.to_string())?
             .with_cache(cache.clone())
             .with_finished(finished)

@@ -28,6 +28,7 @@ pub struct Config {
     pub rebalance: RebalanceSettings,
     pub cache: CacheSettings,
     pub tasks: TaskSettings,
+    pub state: StateBackend,
     pub nodes: Vec<NodeSpec>,
     pub plugins: Vec<PluginConfig>,
 }
@@ -39,6 +40,19 @@ pub struct TaskSettings {
     /// nodes, as Meilisearch prunes its own queue.
     pub max_tasks: u64,
 }
+
+/// Where the gateway keeps what it persists (see [`crate::state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateBackend {
+    /// The redb file in `server.data_dir`.
+    Embedded,
+    /// Redis, shared by every gateway pointed at it.
+    Redis(crate::state::redis::RedisSettings),
+}
+
+/// The environment variable holding the Redis password, unless `state.redis.password_env`
+/// says otherwise.
+pub const DEFAULT_REDIS_PASSWORD_ENV: &str = "MIROIR_REDIS_PASSWORD";
 
 /// How shards move between nodes when the fleet changes (see [`crate::rebalance`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -525,6 +539,40 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
         ),
     };
 
+    let raw_state = raw.state.unwrap_or_default();
+    let state = match raw_state.backend.as_deref() {
+        None | Some("embedded") => {
+            if raw_state.redis.is_some() {
+                errors.push("`[state.redis]` is set but `state.backend` is not `redis`".into());
+            }
+            StateBackend::Embedded
+        }
+        Some("redis") => {
+            let r = raw_state.redis.unwrap_or_default();
+            let url = r.url.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+            if !url.starts_with("redis://") {
+                errors.push(format!(
+                    "`state.redis.url` is `{url}`; expected `redis://host:port[/db]` (TLS, `rediss://`, is not supported yet)"
+                ));
+            }
+            let password_env = r
+                .password_env
+                .unwrap_or_else(|| DEFAULT_REDIS_PASSWORD_ENV.to_string());
+            StateBackend::Redis(crate::state::redis::RedisSettings {
+                url,
+                password: env(&password_env).filter(|p| !p.is_empty()),
+                prefix: r.prefix.unwrap_or_else(|| "miroir:".into()),
+                timeout: ms(&mut errors, "state.redis.timeout_ms", r.timeout_ms, 1_000),
+            })
+        }
+        Some(other) => {
+            errors.push(format!(
+                "`state.backend` is `{other}`; expected `embedded` or `redis`"
+            ));
+            StateBackend::Embedded
+        }
+    };
+
     let plugins = raw.plugins.unwrap_or_else(PluginConfig::defaults);
     for (i, p) in plugins.iter().enumerate() {
         if let Err(e) = p.build() {
@@ -544,6 +592,7 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             rebalance,
             cache,
             tasks,
+            state,
             nodes,
             plugins,
         })

@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub rebalance: Option<RawRebalance>,
     pub cache: Option<RawCache>,
     pub tasks: Option<RawTasks>,
+    pub state: Option<RawState>,
     #[serde(default)]
     pub nodes: Vec<RawNode>,
     pub plugins: Option<Vec<PluginConfig>>,
@@ -128,6 +129,22 @@ pub struct RawTasks {
     pub max_tasks: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub backend: Option<String>,
+    pub redis: Option<RawStateRedis>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStateRedis {
+    pub url: Option<String>,
+    pub password_env: Option<String>,
+    pub prefix: Option<String>,
+    pub timeout_ms: Option<u64>,
+}
+
 /// Takes `b` into `a`: tables merge key by key, `[[nodes]]` append, a key set twice is an
 /// error naming both files.
 pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Result<(), String> {
@@ -202,6 +219,7 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
         [copy, barrier_timeout_ms, page_size, max_moves]
     );
     merge_table!(tasks, "tasks", [max_tasks]);
+    merge_table!(state, "state", [backend, redis]);
     merge_table!(
         cache,
         "cache",

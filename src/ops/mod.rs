@@ -195,6 +195,13 @@ pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
     if e.is_busy() {
         return Reply::error(&MeiliError::task_store_busy());
     }
+    if e.is_unavailable() {
+        log::warn!("{e}");
+        return Reply::error(&MeiliError::state_unavailable()).header(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+    }
     log::error!("{e}");
     Reply::error(&MeiliError::internal(format!(
         "The gateway could not record the task: {e}."

@@ -6,6 +6,9 @@
 
 #[cfg(test)]
 pub(crate) mod contract;
+pub mod redis;
+#[cfg(test)]
+mod redis_tests;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::RwLockReadGuard;
@@ -92,6 +95,18 @@ pub trait StateStore: Send + Sync {
     /// Records (`true`) or forgets that the key `uid` was deleted through the gateway.
     fn set_key_tombstone(&self, uid: &str, deleted: bool) -> Result<(), StoreError>;
     fn key_tombstones(&self) -> Result<HashSet<String>, StoreError>;
+    /// Takes or renews the lease `name` for `holder` for `ttl`; whether `holder` has it. One
+    /// gateway at a time does the background work of a shared store (polling tasks,
+    /// replaying hints, pruning); an embedded store has one gateway, always the holder.
+    fn lease(
+        &self,
+        _name: &str,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// Every webhook, `(uuid, JSON)`, in uuid order.
     fn webhooks(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Stores (or, with `None`, deletes) the webhook `uuid`.

@@ -126,6 +126,15 @@ impl TaskService {
             .unwrap_or_default()
     }
 
+    /// Marks lagging every node the store holds hints for, whichever gateway queued them
+    /// (a shared store); a node leaves the set once its queue is replayed.
+    pub fn sync_lagging(&self) {
+        let Ok(counts) = self.store().and_then(|s| s.hint_counts()) else {
+            return;
+        };
+        self.lagging().extend(counts.into_keys());
+    }
+
     /// Replays missed writes to the nodes that are up, oldest first, stopping at a node's
     /// first failure (the rest wait for the next pass).
     pub async fn replay_hints(&self, cluster: &Cluster<'_>) {

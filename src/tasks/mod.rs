@@ -53,7 +53,13 @@ pub struct TaskService {
     finished: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
     /// Tasks kept at most ([`prune`]).
     max_tasks: u64,
+    /// This gateway, as a lease holder of a shared store.
+    holder: String,
 }
+
+/// How long the background lease lasts unless renewed: a gateway that stops is replaced
+/// within it.
+const BACKGROUND_LEASE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A task's last view, or the one its record alone gives.
 fn view_of(task: &GatewayTask) -> Value {
@@ -82,10 +88,13 @@ impl TaskService {
             cache: std::sync::Arc::new(SearchCache::off()),
             finished: None,
             max_tasks: 1_000_000,
+            holder: uuid::Uuid::new_v4().to_string(),
         };
         match service.store() {
             Ok(_) => {}
-            Err(e) if e.is_busy() => log::warn!("{e}; it is opened again on next use"),
+            Err(e) if e.is_busy() || e.is_unavailable() => {
+                log::warn!("{e}; it is opened again on next use")
+            }
             Err(e) => return Err(e),
         }
         Ok(service)
@@ -191,6 +200,21 @@ impl TaskService {
     pub fn footprint(&self) -> (u64, u64) {
         let size = self.store().ok().and_then(|s| s.size_bytes()).unwrap_or(0);
         (self.count(), size)
+    }
+
+    /// Whether this gateway does the background work (polling tasks, replaying hints,
+    /// pruning): always with an embedded store, the lease holder's with a shared one.
+    pub fn leads_background(&self) -> bool {
+        match self
+            .store()
+            .and_then(|s| s.lease("background", &self.holder, BACKGROUND_LEASE))
+        {
+            Ok(held) => held,
+            Err(e) => {
+                log::warn!("{e}");
+                false
+            }
+        }
     }
 
     /// Keeps `task` in the refresher's set while its view can still change.
@@ -344,11 +368,15 @@ impl TaskService {
     pub async fn refresh_pending(&self, cluster: &Cluster<'_>) {
         // Also (re)opens a store the previous process has just released.
         let Ok(store) = self.store() else { return };
-        let uids: Vec<u64> = self.pending().iter().copied().collect();
-        let mut tasks: Vec<GatewayTask> = uids
-            .iter()
-            .filter_map(|u| store.get(*u).ok().flatten())
-            .collect();
+        // Tasks other gateways of a shared store created are in the index only.
+        let mut uids = match store.index() {
+            Ok(index) => index.unfinished(),
+            Err(e) => return log::warn!("{e}"),
+        };
+        uids.extend(self.pending().iter().copied());
+        let Ok(mut tasks) = store.tasks(&mut uids.iter()) else {
+            return;
+        };
         for chunk in tasks.chunks_mut(200) {
             self.refresh(cluster, chunk).await;
         }

@@ -18,14 +18,18 @@ const REPAIR_EVERY: u64 = 60;
 pub async fn round(fleet: &Fleet, tasks: &TaskService, n: u64) {
     let topology = fleet.topology.snapshot();
     let cluster = fleet.cluster(&topology);
-    tokio::join!(
-        tasks.refresh_pending(&cluster),
-        tasks.replay_hints(&cluster)
-    );
-    tasks.prune(&cluster).await;
-    if n % REPAIR_EVERY == REPAIR_EVERY - 1 {
-        tasks.repair_indexes(&cluster).await;
+    // With a shared store, one gateway polls, replays and prunes for all.
+    if tasks.leads_background() {
+        tokio::join!(
+            tasks.refresh_pending(&cluster),
+            tasks.replay_hints(&cluster)
+        );
+        tasks.prune(&cluster).await;
+        if n % REPAIR_EVERY == REPAIR_EVERY - 1 {
+            tasks.repair_indexes(&cluster).await;
+        }
     }
+    tasks.sync_lagging();
     fleet.health.set_lagging(tasks.lagging_nodes());
     let metrics = &fleet.metrics;
     metrics.task_store_tasks.set(tasks.count() as i64);

@@ -44,9 +44,21 @@ pub struct StoreError(pub String);
 /// The message of a store held by another process.
 const BUSY: &str = "the task store is held by another process (an upgrade in progress?)";
 
+/// The start of the message of a shared store that cannot be reached.
+const UNAVAILABLE: &str = "the shared state store cannot be reached";
+
 impl StoreError {
     pub fn is_busy(&self) -> bool {
         self.0.starts_with(BUSY)
+    }
+
+    /// A shared store (Redis) that is down or too slow: retry later.
+    pub fn unavailable(detail: impl std::fmt::Display) -> StoreError {
+        StoreError(format!("{UNAVAILABLE} ({detail})"))
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.0.starts_with(UNAVAILABLE)
     }
 }
 

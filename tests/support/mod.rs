@@ -16,3 +16,4 @@ pub mod http;
 pub mod meili;
 pub mod meili_api;
 pub mod rebalance_fleet;
+pub mod redis;

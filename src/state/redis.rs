@@ -1,0 +1,842 @@
+//! The Redis backend of [`StateStore`]: what the gateway persists, shared by every gateway
+//! pointed at the same Redis (and key prefix).
+//!
+//! Writes that touch several keys are Lua scripts, so each is one atomic step, as a redb
+//! transaction is. Every task write also appends its facets (before and after) to a stream;
+//! each gateway applies that stream to its own [`TaskIndex`] before it answers from it, so a
+//! listing through one gateway sees every write another gateway acknowledged.
+//!
+//! The client is the `redis` crate's connection manager (it reconnects by itself), driven by
+//! a runtime of its own on one thread; callers wait for an answer at most `timeout`, then get
+//! an "unavailable" error (a `503` with `Retry-After` for clients) rather than hang.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{MoveLogKey, StateStore};
+use crate::tasks::index::{Facets, TaskIndex};
+use crate::tasks::{GatewayTask, StoreError};
+
+/// Changes kept in the stream; a gateway further behind reloads the whole index.
+const STREAM_LEN: u64 = 200_000;
+
+/// Changes read per round trip while catching up.
+const CATCH_UP_PAGE: usize = 10_000;
+
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Where and how to reach Redis.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub url: String,
+    pub password: Option<String>,
+    /// Prepended to every key, so several clusters can share one Redis.
+    pub prefix: String,
+    /// The longest a caller waits for Redis.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// What this gateway has applied of the change stream.
+struct Applied {
+    /// The last stream entry applied.
+    id: String,
+    /// Its sequence number (the stream's entries are numbered without gaps).
+    seq: u64,
+}
+
+pub struct RedisStore {
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    conn: ConnectionManager,
+    keys: Arc<Keys>,
+    scripts: Arc<Scripts>,
+    timeout: Duration,
+    index: RwLock<TaskIndex>,
+    applied: Mutex<Applied>,
+    /// One past the highest uid this gateway has seen: the counter never goes below it, even
+    /// if Redis lost its last writes.
+    floor: AtomicU64,
+}
+
+/// The keys, with the prefix.
+struct Keys {
+    prefix: String,
+    next_uid: String,
+    tasks: String,
+    facets: String,
+    changes: String,
+    change_seq: String,
+    next_hint: String,
+    hints: String,
+    hint_counts: String,
+    hint_queue: String,
+    next_intent: String,
+    intents: String,
+    move_log: String,
+    facet_values: String,
+    key_tombstones: String,
+    webhooks: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Keys {
+        let k = |name: &str| format!("{prefix}{name}");
+        Keys {
+            prefix: prefix.to_string(),
+            next_uid: k("next_uid"),
+            tasks: k("tasks"),
+            facets: k("task_facets"),
+            changes: k("task_changes"),
+            change_seq: k("task_change_seq"),
+            next_hint: k("next_hint"),
+            hints: k("hints"),
+            hint_counts: k("hint_counts"),
+            hint_queue: k("hint_queue:"),
+            next_intent: k("next_intent"),
+            intents: k("intents"),
+            move_log: k("move_log:"),
+            facet_values: k("facet_values"),
+            key_tombstones: k("key_tombstones"),
+            webhooks: k("webhooks"),
+        }
+    }
+
+    fn hint_queue(&self, node: &str) -> String {
+        format!("{}{node}", self.hint_queue)
+    }
+
+    fn move_log(&self, move_id: u64) -> String {
+        format!("{}{move_id}", self.move_log)
+    }
+}
+
+/// Stores tasks: `ARGV = stream length, then (uid, task, facets)*`; with `only_if_stored`
+/// (`ARGV[2] == "1"`), a task no longer stored is skipped.
+const PUT_TASKS: &str = r#"
+local maxlen = ARGV[1]
+local only_if_stored = ARGV[2] == '1'
+for i = 3, #ARGV, 3 do
+  local uid, task, facets = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if not only_if_stored or redis.call('HEXISTS', KEYS[1], uid) == 1 then
+    local old = redis.call('HGET', KEYS[2], uid) or ''
+    redis.call('HSET', KEYS[1], uid, task)
+    redis.call('HSET', KEYS[2], uid, facets)
+    local seq = redis.call('INCR', KEYS[4])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'u', uid, 'o', old, 'n', facets, 's', seq)
+  end
+end
+return 1
+"#;
+
+/// Deletes tasks: `ARGV = stream length, uid*`.
+const DELETE_TASKS: &str = r#"
+for i = 2, #ARGV do
+  local uid = ARGV[i]
+  local old = redis.call('HGET', KEYS[2], uid)
+  redis.call('HDEL', KEYS[1], uid)
+  if old then
+    redis.call('HDEL', KEYS[2], uid)
+    local seq = redis.call('INCR', KEYS[4])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'u', uid, 'o', old, 'n', '', 's', seq)
+  end
+end
+return 1
+"#;
+
+/// Reserves uids: `ARGV = count, floor`; the first uid.
+const RESERVE_UIDS: &str = r#"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[2])
+if current < floor then redis.call('SET', KEYS[1], floor) end
+return redis.call('INCRBY', KEYS[1], ARGV[1]) - tonumber(ARGV[1])
+"#;
+
+/// Settles a write: `KEYS = intents, tasks, facets, changes, change_seq, next_hint, hints,
+/// hint_counts`; `ARGV = intent, stream length, uid or '', task, facets, queue prefix,
+/// (node, hint)*`.
+const SETTLE: &str = r#"
+redis.call('HDEL', KEYS[1], ARGV[1])
+if ARGV[3] ~= '' then
+  local uid = ARGV[3]
+  local old = redis.call('HGET', KEYS[3], uid) or ''
+  redis.call('HSET', KEYS[2], uid, ARGV[4])
+  redis.call('HSET', KEYS[3], uid, ARGV[5])
+  local seq = redis.call('INCR', KEYS[5])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'u', uid, 'o', old, 'n', ARGV[5], 's', seq)
+end
+for i = 7, #ARGV, 2 do
+  local node, hint = ARGV[i], ARGV[i + 1]
+  local n = redis.call('INCR', KEYS[6])
+  local key = node .. '\0' .. string.format('%020d', n)
+  redis.call('HSET', KEYS[7], key, hint)
+  redis.call('ZADD', ARGV[6] .. node, n, key)
+  redis.call('HINCRBY', KEYS[8], node, 1)
+end
+return 1
+"#;
+
+/// Forgets a hint and stores the task waiting for it: `KEYS = hints, hint_counts, queue,
+/// tasks, facets, changes, change_seq`; `ARGV = hint key, node, stream length, uid or '',
+/// task, facets`.
+const HINT_DONE: &str = r#"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+end
+if ARGV[4] ~= '' then
+  local uid = ARGV[4]
+  local old = redis.call('HGET', KEYS[5], uid) or ''
+  redis.call('HSET', KEYS[4], uid, ARGV[5])
+  redis.call('HSET', KEYS[5], uid, ARGV[6])
+  local seq = redis.call('INCR', KEYS[7])
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[3], '*', 'u', uid, 'o', old, 'n', ARGV[6], 's', seq)
+end
+return 1
+"#;
+
+/// Records a write: `KEYS = next_intent, intents`; `ARGV = intent, move log prefix,
+/// (move id, part key, request)*`; the intent id.
+const INTENT_BEGIN: &str = r#"
+local id = redis.call('INCR', KEYS[1]) - 1
+redis.call('HSET', KEYS[2], id, ARGV[1])
+for i = 3, #ARGV, 3 do
+  redis.call('ZADD', ARGV[2] .. ARGV[i], 0, struct.pack('>I8', id) .. ARGV[i + 1] .. ARGV[i + 2])
+end
+return id
+"#;
+
+/// Takes or renews a lease: `ARGV = holder, ttl ms`; 1 if `holder` has it.
+const LEASE: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] or not current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+struct Scripts {
+    lease: Script,
+    put: Script,
+    delete: Script,
+    reserve: Script,
+    settle: Script,
+    hint_done: Script,
+    intent_begin: Script,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::unavailable(format!("redis: {e}"))
+}
+
+/// A move log member: the big-endian (intent, part) key, then the request.
+fn member_key(intent: u64, part: u64) -> Vec<u8> {
+    let mut out = intent.to_be_bytes().to_vec();
+    out.extend_from_slice(&part.to_be_bytes());
+    out
+}
+
+fn split_member(member: &[u8]) -> Option<((u64, u64), &[u8])> {
+    let intent = u64::from_be_bytes(member.get(..8)?.try_into().ok()?);
+    let part = u64::from_be_bytes(member.get(8..16)?.try_into().ok()?);
+    Some(((intent, part), &member[16..]))
+}
+
+/// A task as the scripts take it: (uid, task JSON, facets).
+type Encoded = (u64, Vec<u8>, Vec<u8>);
+
+/// A stream entry: (id, seq, uid, old facets, new facets).
+type Change = (String, u64, u64, Option<Facets>, Option<Facets>);
+
+fn parse_changes(reply: redis::streams::StreamReadReply) -> Vec<Change> {
+    let mut out = Vec::new();
+    for key in reply.keys {
+        for entry in key.ids {
+            let field = |name: &str| -> Option<Vec<u8>> { entry.get::<Vec<u8>>(name) };
+            let number = |name: &str| -> Option<u64> {
+                field(name).and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok())
+            };
+            let facets = |name: &str| field(name).and_then(|b| Facets::decode(&b));
+            if let (Some(seq), Some(uid)) = (number("s"), number("u")) {
+                out.push((entry.id.clone(), seq, uid, facets("o"), facets("n")));
+            }
+        }
+    }
+    out
+}
+
+impl RedisStore {
+    /// Connects (lazily: a Redis down at start is retried at each use) and loads the index.
+    pub fn open(settings: &RedisSettings) -> Result<RedisStore, StoreError> {
+        let mut info: redis::ConnectionInfo = settings
+            .url
+            .as_str()
+            .parse()
+            .map_err(|e| StoreError(format!("redis url: {e}")))?;
+        if let Some(password) = &settings.password {
+            let redis_settings = info.redis_settings().clone().set_password(password.clone());
+            info = info.set_redis_settings(redis_settings);
+        }
+        let client = redis::Client::open(info).map_err(unavailable)?;
+        let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let (ready, made) = std::sync::mpsc::sync_channel(1);
+        let timeout = settings.timeout;
+        std::thread::Builder::new()
+            .name("miroir-redis".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready.send(Err(unavailable(e)));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout))
+                        .set_number_of_retries(1)
+                        .set_max_delay(Duration::from_millis(500));
+                    let made = ConnectionManager::new_lazy_with_config(client, config)
+                        .map_err(unavailable);
+                    let _ = ready.send(made);
+                    while let Some(job) = queue.recv().await {
+                        tokio::spawn(job);
+                    }
+                });
+            })
+            .map_err(unavailable)?;
+        let conn = made.recv().map_err(unavailable)??;
+        let store = RedisStore {
+            jobs,
+            conn,
+            keys: Arc::new(Keys::new(&settings.prefix)),
+            scripts: Arc::new(Scripts {
+                lease: Script::new(LEASE),
+                put: Script::new(PUT_TASKS),
+                delete: Script::new(DELETE_TASKS),
+                reserve: Script::new(RESERVE_UIDS),
+                settle: Script::new(SETTLE),
+                hint_done: Script::new(HINT_DONE),
+                intent_begin: Script::new(INTENT_BEGIN),
+            }),
+            timeout,
+            index: RwLock::new(TaskIndex::default()),
+            applied: Mutex::new(Applied {
+                id: "0-0".into(),
+                seq: 0,
+            }),
+            floor: AtomicU64::new(0),
+        };
+        store.reload_index()?;
+        Ok(store)
+    }
+
+    /// Runs `job` with a connection on the Redis thread and waits for its answer.
+    fn run<T, F>(
+        &self,
+        job: impl FnOnce(ConnectionManager, Arc<Keys>, Arc<Scripts>) -> F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = redis::RedisResult<T>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let fut = job(self.conn.clone(), self.keys.clone(), self.scripts.clone());
+        let sent = self.jobs.send(Box::pin(async move {
+            let _ = tx.send(fut.await);
+        }));
+        if sent.is_err() {
+            return Err(unavailable("the client thread stopped"));
+        }
+        match rx.recv_timeout(self.timeout) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(unavailable(format!(
+                "no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Rebuilds the index from the facets of every task, then applies what changed since.
+    fn reload_index(&self) -> Result<(), StoreError> {
+        // The stream's position first: changes after it are applied on top of the snapshot
+        // (applying a change the snapshot already holds, in order, converges).
+        let (id, seq) = self.run(|mut c, k, _| async move {
+            // One transaction: the last entry's id and its sequence number agree.
+            let (last, seq): (redis::streams::StreamRangeReply, Option<u64>) = redis::pipe()
+                .atomic()
+                .xrevrange_count(&k.changes, "+", "-", 1)
+                .get(&k.change_seq)
+                .query_async(&mut c)
+                .await?;
+            Ok((last.ids.first().map(|e| e.id.clone()), seq.unwrap_or(0)))
+        })?;
+        let facets: Vec<(u64, Vec<u8>)> = self.run(|mut c, k, _| async move {
+            let mut out = Vec::new();
+            let mut iter: redis::AsyncIter<(u64, Vec<u8>)> = c.hscan(&k.facets).await?;
+            while let Some(item) = iter.next_item().await {
+                out.push(item?);
+            }
+            Ok(out)
+        })?;
+        let mut index = TaskIndex::default();
+        let mut max = None;
+        for (uid, bytes) in &facets {
+            if let Some(f) = Facets::decode(bytes) {
+                index.replace(*uid, None, Some(&f));
+                max = max.max(Some(*uid));
+            }
+        }
+        if let Some(max) = max {
+            self.floor.fetch_max(max + 1, Ordering::Relaxed);
+        }
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+        *self.applied.lock().unwrap_or_else(|p| p.into_inner()) = Applied {
+            id: id.unwrap_or_else(|| "0-0".into()),
+            seq,
+        };
+        self.catch_up()
+    }
+
+    /// Applies the changes other writes appended since the last call; reloads the whole
+    /// index if some were trimmed from the stream before this gateway read them.
+    fn catch_up(&self) -> Result<(), StoreError> {
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let from = applied.id.clone();
+            let changes = self.run(move |mut c, k, _| async move {
+                let options = redis::streams::StreamReadOptions::default().count(CATCH_UP_PAGE);
+                let reply: Option<redis::streams::StreamReadReply> =
+                    c.xread_options(&[&k.changes], &[&from], &options).await?;
+                Ok(reply.map(parse_changes).unwrap_or_default())
+            })?;
+            let Some(first) = changes.first() else {
+                return Ok(());
+            };
+            if first.1 != applied.seq + 1 {
+                drop(applied);
+                log::warn!("the task change stream moved on without this gateway: reloading the task index");
+                return self.reload_index();
+            }
+            let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+            for (id, seq, uid, old, new) in &changes {
+                index.replace(*uid, old.as_ref(), new.as_ref());
+                self.floor.fetch_max(uid + 1, Ordering::Relaxed);
+                applied.id = id.clone();
+                applied.seq = *seq;
+            }
+            if changes.len() < CATCH_UP_PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    /// `(uid, task JSON, facets)` of each task, for the scripts.
+    fn encoded(tasks: &[GatewayTask]) -> Result<Vec<Encoded>, StoreError> {
+        tasks
+            .iter()
+            .map(|t| {
+                let json = serde_json::to_vec(t).map_err(|e| StoreError(e.to_string()))?;
+                Ok((t.uid, json, Facets::of(t).encode()))
+            })
+            .collect()
+    }
+
+    fn put_tasks(&self, tasks: &[GatewayTask], only_if_stored: bool) -> Result<(), StoreError> {
+        let encoded = Self::encoded(tasks)?;
+        self.run(move |mut c, k, s| async move {
+            let mut call = s.put.prepare_invoke();
+            call.key(&k.tasks)
+                .key(&k.facets)
+                .key(&k.changes)
+                .key(&k.change_seq);
+            call.arg(STREAM_LEN)
+                .arg(if only_if_stored { "1" } else { "0" });
+            for (uid, json, facets) in &encoded {
+                call.arg(*uid).arg(json.as_slice()).arg(facets.as_slice());
+            }
+            call.invoke_async::<i64>(&mut c).await
+        })?;
+        self.catch_up()
+    }
+}
+
+impl StateStore for RedisStore {
+    fn reserve_uids(&self, n: u64) -> Result<u64, StoreError> {
+        let floor = self.floor.load(Ordering::Relaxed);
+        let first = self.run(move |mut c, k, s| async move {
+            s.reserve
+                .key(&k.next_uid)
+                .arg(n)
+                .arg(floor)
+                .invoke_async::<u64>(&mut c)
+                .await
+        })?;
+        self.floor.fetch_max(first + n, Ordering::Relaxed);
+        Ok(first)
+    }
+
+    fn put_many(&self, tasks: &[GatewayTask]) -> Result<(), StoreError> {
+        self.put_tasks(tasks, false)
+    }
+
+    fn update(&self, task: &GatewayTask) -> Result<(), StoreError> {
+        self.put_tasks(std::slice::from_ref(task), true)
+    }
+
+    fn get(&self, uid: u64) -> Result<Option<GatewayTask>, StoreError> {
+        let bytes: Option<Vec<u8>> =
+            self.run(move |mut c, k, _| async move { c.hget(&k.tasks, uid).await })?;
+        bytes
+            .map(|b| serde_json::from_slice(&b).map_err(|e| StoreError(e.to_string())))
+            .transpose()
+    }
+
+    fn tasks(&self, uids: &mut dyn Iterator<Item = u64>) -> Result<Vec<GatewayTask>, StoreError> {
+        let uids: Vec<u64> = uids.collect();
+        let mut out = Vec::with_capacity(uids.len());
+        for page in uids.chunks(1_000) {
+            let page = page.to_vec();
+            let found: Vec<Option<Vec<u8>>> = self.run(move |mut c, k, _| async move {
+                if page.is_empty() {
+                    return Ok(Vec::new());
+                }
+                redis::cmd("HMGET")
+                    .arg(&k.tasks)
+                    .arg(&page)
+                    .query_async(&mut c)
+                    .await
+            })?;
+            for bytes in found.into_iter().flatten() {
+                out.push(serde_json::from_slice(&bytes).map_err(|e| StoreError(e.to_string()))?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn all(&self) -> Result<Vec<GatewayTask>, StoreError> {
+        let uids: Vec<u64> = self.index()?.select(&Default::default()).iter().collect();
+        self.tasks(&mut uids.into_iter())
+    }
+
+    fn delete(&self, uids: &[u64]) -> Result<(), StoreError> {
+        for page in uids.chunks(10_000) {
+            let page = page.to_vec();
+            self.run(move |mut c, k, s| async move {
+                let mut call = s.delete.prepare_invoke();
+                call.key(&k.tasks)
+                    .key(&k.facets)
+                    .key(&k.changes)
+                    .key(&k.change_seq);
+                call.arg(STREAM_LEN);
+                for uid in &page {
+                    call.arg(*uid);
+                }
+                call.invoke_async::<i64>(&mut c).await
+            })?;
+        }
+        self.catch_up()
+    }
+
+    fn index(&self) -> Result<RwLockReadGuard<'_, TaskIndex>, StoreError> {
+        self.catch_up()?;
+        Ok(self.index.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn hint_push(&self, node: &str, hint: &[u8]) -> Result<(), StoreError> {
+        self.settle_hints(None, &[(node.to_string(), hint.to_vec())])
+    }
+
+    fn hints(&self, node: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let node = node.to_string();
+        self.run(move |mut c, k, _| async move {
+            let keys: Vec<String> = c.zrange(k.hint_queue(&node), 0, limit as isize - 1).await?;
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let bodies: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                .arg(&k.hints)
+                .arg(&keys)
+                .query_async(&mut c)
+                .await?;
+            Ok(keys
+                .into_iter()
+                .zip(bodies)
+                .filter_map(|(key, body)| Some((key, body?)))
+                .collect())
+        })
+    }
+
+    fn hint_done(&self, key: &str, task: Option<&GatewayTask>) -> Result<(), StoreError> {
+        let node = key.split('\0').next().unwrap_or_default().to_string();
+        let key = key.to_string();
+        let encoded = Self::encoded(task.map(std::slice::from_ref).unwrap_or_default())?;
+        self.run(move |mut c, k, s| async move {
+            let mut call = s.hint_done.prepare_invoke();
+            call.key(&k.hints)
+                .key(&k.hint_counts)
+                .key(k.hint_queue(&node))
+                .key(&k.tasks)
+                .key(&k.facets)
+                .key(&k.changes)
+                .key(&k.change_seq);
+            call.arg(&key).arg(&node).arg(STREAM_LEN);
+            match encoded.first() {
+                Some((uid, json, facets)) => {
+                    call.arg(*uid).arg(json.as_slice()).arg(facets.as_slice())
+                }
+                None => call.arg("").arg("").arg(""),
+            };
+            call.invoke_async::<i64>(&mut c).await
+        })?;
+        self.catch_up()
+    }
+
+    fn hint_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+        self.run(|mut c, k, _| async move {
+            let counts: BTreeMap<String, i64> = c.hgetall(&k.hint_counts).await?;
+            Ok(counts
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(node, n)| (node, n as usize))
+                .collect())
+        })
+    }
+
+    fn intent_begin(&self, intent: &[u8], recorded: &[(u64, Vec<u8>)]) -> Result<u64, StoreError> {
+        let intent = intent.to_vec();
+        let recorded = recorded.to_vec();
+        self.run(move |mut c, k, s| async move {
+            let mut call = s.intent_begin.prepare_invoke();
+            call.key(&k.next_intent).key(&k.intents);
+            call.arg(intent.as_slice()).arg(&k.move_log);
+            for (part, (move_id, bytes)) in recorded.iter().enumerate() {
+                call.arg(*move_id)
+                    .arg((part as u64).to_be_bytes().as_slice())
+                    .arg(bytes.as_slice());
+            }
+            call.invoke_async::<u64>(&mut c).await
+        })
+    }
+
+    fn intents(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut all: Vec<(u64, Vec<u8>)> =
+            self.run(|mut c, k, _| async move { c.hgetall(&k.intents).await })?;
+        all.sort_by_key(|(id, _)| *id);
+        Ok(all)
+    }
+
+    fn settle(
+        &self,
+        intent: u64,
+        task: Option<&GatewayTask>,
+        hints: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let encoded = Self::encoded(task.map(std::slice::from_ref).unwrap_or_default())?;
+        let hints = hints.to_vec();
+        self.run(move |mut c, k, s| async move {
+            let mut call = s.settle.prepare_invoke();
+            call.key(&k.intents)
+                .key(&k.tasks)
+                .key(&k.facets)
+                .key(&k.changes)
+                .key(&k.change_seq)
+                .key(&k.next_hint)
+                .key(&k.hints)
+                .key(&k.hint_counts);
+            call.arg(intent).arg(STREAM_LEN);
+            match encoded.first() {
+                Some((uid, json, facets)) => {
+                    call.arg(*uid).arg(json.as_slice()).arg(facets.as_slice())
+                }
+                None => call.arg("").arg("").arg(""),
+            };
+            call.arg(&k.hint_queue);
+            for (node, hint) in &hints {
+                call.arg(node).arg(hint.as_slice());
+            }
+            call.invoke_async::<i64>(&mut c).await
+        })?;
+        self.catch_up()
+    }
+
+    fn move_log_abandon(&self, intent: u64, moves: &[u64]) -> Result<(), StoreError> {
+        let moves = moves.to_vec();
+        self.run(move |mut c, k, _| async move {
+            for m in moves {
+                let mut from = b"[".to_vec();
+                from.extend(member_key(intent, 0));
+                let mut to = b"(".to_vec();
+                to.extend(member_key(intent.saturating_add(1), 0));
+                let _: i64 = c.zrembylex(k.move_log(m), from, to).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn move_log(
+        &self,
+        move_id: u64,
+        limit: usize,
+    ) -> Result<Vec<(MoveLogKey, Vec<u8>)>, StoreError> {
+        let members: Vec<Vec<u8>> = self.run(move |mut c, k, _| async move {
+            c.zrange(k.move_log(move_id), 0, limit as isize - 1).await
+        })?;
+        Ok(members
+            .iter()
+            .filter_map(|m| split_member(m))
+            .map(|((intent, part), body)| ((move_id, intent, part), body.to_vec()))
+            .collect())
+    }
+
+    fn move_log_len(&self, move_id: u64) -> Result<u64, StoreError> {
+        self.run(move |mut c, k, _| async move { c.zcard(k.move_log(move_id)).await })
+    }
+
+    fn move_log_drop(&self, move_id: u64, through: Option<MoveLogKey>) -> Result<(), StoreError> {
+        self.run(move |mut c, k, _| async move {
+            match through {
+                None => {
+                    let _: i64 = c.del(k.move_log(move_id)).await?;
+                }
+                Some((_, intent, part)) => {
+                    // Every member whose key sorts at or before (intent, part).
+                    let next = match part.checked_add(1) {
+                        Some(p) => member_key(intent, p),
+                        None => member_key(intent.saturating_add(1), 0),
+                    };
+                    let mut to = b"(".to_vec();
+                    to.extend(next);
+                    let _: i64 = c.zrembylex(k.move_log(move_id), "-", to).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn facet_values(&self, index: &str) -> Result<Option<u64>, StoreError> {
+        let index = index.to_string();
+        self.run(move |mut c, k, _| async move { c.hget(&k.facet_values, index).await })
+    }
+
+    fn set_facet_values(&self, index: &str, value: Option<u64>) -> Result<(), StoreError> {
+        let index = index.to_string();
+        self.run(move |mut c, k, _| async move {
+            let _: i64 = match value {
+                Some(v) => c.hset(&k.facet_values, index, v).await?,
+                None => c.hdel(&k.facet_values, index).await?,
+            };
+            Ok(())
+        })
+    }
+
+    fn set_key_tombstone(&self, uid: &str, deleted: bool) -> Result<(), StoreError> {
+        let uid = uid.to_string();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.run(move |mut c, k, _| async move {
+            let _: i64 = if deleted {
+                c.hset(&k.key_tombstones, uid, now).await?
+            } else {
+                c.hdel(&k.key_tombstones, uid).await?
+            };
+            Ok(())
+        })
+    }
+
+    fn key_tombstones(&self) -> Result<HashSet<String>, StoreError> {
+        self.run(|mut c, k, _| async move { c.hkeys(&k.key_tombstones).await })
+    }
+
+    fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let key = format!("{}lease:{name}", self.keys.prefix);
+        let holder = holder.to_string();
+        let ms = ttl.as_millis() as u64;
+        let held: i64 = self.run(move |mut c, _, s| async move {
+            s.lease
+                .key(key)
+                .arg(holder)
+                .arg(ms)
+                .invoke_async(&mut c)
+                .await
+        })?;
+        Ok(held == 1)
+    }
+
+    fn webhooks(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut all: Vec<(String, Vec<u8>)> =
+            self.run(|mut c, k, _| async move { c.hgetall(&k.webhooks).await })?;
+        all.sort();
+        Ok(all)
+    }
+
+    fn set_webhook(&self, uuid: &str, json: Option<&[u8]>) -> Result<(), StoreError> {
+        let uuid = uuid.to_string();
+        let json = json.map(<[u8]>::to_vec);
+        self.run(move |mut c, k, _| async move {
+            let _: i64 = match json {
+                Some(j) => c.hset(&k.webhooks, uuid, j).await?,
+                None => c.hdel(&k.webhooks, uuid).await?,
+            };
+            Ok(())
+        })
+    }
+}
+
+impl RedisStore {
+    /// Queues hints (and forgets intent `intent`, if any) in one step.
+    fn settle_hints(
+        &self,
+        intent: Option<u64>,
+        hints: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        // Intent ids start at 0: a negative one matches no intent.
+        let intent = intent.map_or(-1, |i| i as i64);
+        let hints = hints.to_vec();
+        self.run(move |mut c, k, s| async move {
+            let mut call = s.settle.prepare_invoke();
+            call.key(&k.intents)
+                .key(&k.tasks)
+                .key(&k.facets)
+                .key(&k.changes)
+                .key(&k.change_seq)
+                .key(&k.next_hint)
+                .key(&k.hints)
+                .key(&k.hint_counts);
+            call.arg(intent)
+                .arg(STREAM_LEN)
+                .arg("")
+                .arg("")
+                .arg("")
+                .arg(&k.hint_queue);
+            for (node, hint) in &hints {
+                call.arg(node).arg(hint.as_slice());
+            }
+            call.invoke_async::<i64>(&mut c).await
+        })
+        .map(drop)
+    }
+}

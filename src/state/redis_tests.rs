@@ -1,0 +1,184 @@
+//! The Redis backend against a real `redis-server` (started on a free loopback port; the
+//! tests say so loudly and pass when there is none): the backend contract, two gateways on
+//! one Redis, uids after Redis lost its last writes, a gateway that fell behind the change
+//! stream, and Redis going away and coming back.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::contract;
+use super::redis::{RedisSettings, RedisStore};
+use super::StateStore;
+use crate::tasks::TaskFilter;
+
+/// A `redis-server` of its own, stopped on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Option<Server> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        Server::start_on(port)
+    }
+
+    fn start_on(port: u16) -> Option<Server> {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!("SKIPPED: no redis-server on PATH; the Redis backend is not tested (apt-get install redis-server)");
+            return None;
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Server { child, port })
+    }
+
+    fn settings(&self, prefix: &str) -> RedisSettings {
+        RedisSettings {
+            url: format!("redis://127.0.0.1:{}", self.port),
+            password: None,
+            prefix: format!("{prefix}:"),
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    fn cli(&self, args: &[&str]) {
+        let status = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(status.success());
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn the_redis_store_keeps_the_contract() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let settings = server.settings("contract");
+    contract::check_all(&|| Box::new(RedisStore::open(&settings).unwrap()));
+}
+
+#[test]
+fn two_gateways_see_each_others_writes() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let a = RedisStore::open(&server.settings("two")).unwrap();
+    let b = RedisStore::open(&server.settings("two")).unwrap();
+    let t = contract::create(&a);
+    let u = contract::create(&b);
+    assert!(u.uid > t.uid, "one uid space");
+    let mine = TaskFilter {
+        uids: Some(vec![t.uid, u.uid]),
+        ..TaskFilter::default()
+    };
+    assert_eq!(b.index().unwrap().select(&mine).len(), 2);
+    let mut done = t.clone();
+    done.view = Some(serde_json::json!({"status": "succeeded"}));
+    b.update(&done).unwrap();
+    assert!(
+        a.index().unwrap().finished().contains(t.uid),
+        "A sees B's update"
+    );
+    a.delete(&[u.uid]).unwrap();
+    assert!(
+        !b.index().unwrap().select(&mine).contains(u.uid),
+        "B sees A's deletion"
+    );
+    assert_eq!(b.get(t.uid).unwrap(), Some(done));
+}
+
+#[test]
+fn uids_never_go_back_when_redis_loses_its_last_writes() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let a = RedisStore::open(&server.settings("floor")).unwrap();
+    let last = contract::create(&a).uid;
+    // As after a crash with writes not yet on disk, or a failover to a late replica.
+    server.cli(&["SET", "floor:next_uid", "0"]);
+    assert!(a.reserve_uids(1).unwrap() > last, "this gateway remembers");
+    server.cli(&["SET", "floor:next_uid", "0"]);
+    let fresh = RedisStore::open(&server.settings("floor")).unwrap();
+    assert!(
+        fresh.reserve_uids(1).unwrap() > last,
+        "a gateway opening later starts above every stored task"
+    );
+}
+
+#[test]
+fn a_gateway_behind_the_trimmed_stream_reloads_its_index() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let a = RedisStore::open(&server.settings("trim")).unwrap();
+    let b = RedisStore::open(&server.settings("trim")).unwrap();
+    let first = contract::create(&a).uid;
+    server.cli(&["XTRIM", "trim:task_changes", "MAXLEN", "0"]);
+    let second = contract::create(&a).uid;
+    let both = TaskFilter {
+        uids: Some(vec![first, second]),
+        ..TaskFilter::default()
+    };
+    assert_eq!(b.index().unwrap().select(&both).len(), 2);
+}
+
+#[test]
+fn a_redis_down_is_a_prompt_error_and_its_return_is_picked_up() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let port = server.port;
+    let store = RedisStore::open(&server.settings("down")).unwrap();
+    contract::create(&store);
+    server.stop();
+    let started = Instant::now();
+    let err = store.reserve_uids(1).unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let _server = Server::start_on(port).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.reserve_uids(1) {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert!(e.is_unavailable(), "{e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("Redis is back but the store is not: {e}"),
+        }
+    }
+}

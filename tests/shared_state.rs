@@ -1,0 +1,147 @@
+//! Several gateways, one cluster: two gateways share their state through Redis (test nodes
+//! behind them). A write accepted through one is awaited, listed, filtered and deleted
+//! through the other with the same answers; with Redis down, searches keep working and a
+//! write answers a prompt `503` with `Retry-After`, nothing changed; when Redis returns,
+//! writes go through again.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::fake_node::FakeNode;
+use support::gateway::{Extra, GatewayProcess, NodeEntry};
+use support::meili_api::Api;
+use support::redis::RedisServer;
+
+const KEY: &str = "shared-state-master-key-012345";
+
+async fn gateway(nodes: &[FakeNode], redis: &RedisServer) -> GatewayProcess {
+    let entries: Vec<NodeEntry> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| NodeEntry::new(&format!("n{i}"), &n.url(), "a"))
+        .collect();
+    let extra = Extra {
+        tail: redis.state_config("cluster1"),
+        ..Extra::default()
+    };
+    GatewayProcess::start(&entries, &extra, &[("MIROIR_MASTER_KEY", KEY)]).await
+}
+
+async fn add(api: &mut Api, index: &str, id: u64) -> u64 {
+    let path = format!("/indexes/{index}/documents");
+    let resp = api
+        .json("POST", &path, &json!([{"id": id, "title": "shared"}]))
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    resp.json()["taskUid"].as_u64().unwrap()
+}
+
+/// A listing without the fields that depend on when it is read.
+fn listing(page: &Value) -> Value {
+    let mut page = page.clone();
+    for t in page["results"].as_array_mut().into_iter().flatten() {
+        t.as_object_mut().unwrap().remove("duration");
+    }
+    page
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_tasks_through_redis() {
+    let Some(mut redis) = RedisServer::start("two_gateways_share_tasks_through_redis") else {
+        return;
+    };
+    let mut nodes = Vec::new();
+    for name in ["n1", "n2"] {
+        nodes.push(FakeNode::start(name, Some(KEY)).await);
+    }
+    let ga = gateway(&nodes, &redis).await;
+    let gb = gateway(&nodes, &redis).await;
+    let mut a = Api::new(ga.addr, Some(KEY));
+    let mut b = Api::new(gb.addr, Some(KEY));
+
+    // Uids come from one space, whichever gateway takes the write.
+    let first = add(&mut a, "movies", 1).await;
+    let second = add(&mut b, "movies", 2).await;
+    let third = add(&mut a, "books", 3).await;
+    assert!(first < second && second < third, "{first} {second} {third}");
+
+    // Awaited through the other gateway, with the same answer.
+    let seen_b = b.wait(first).await;
+    let seen_a = a.wait(first).await;
+    assert_eq!(seen_b["status"], "succeeded", "{seen_b}");
+    assert_eq!(seen_a, seen_b);
+    b.wait(third).await;
+    a.wait(second).await;
+    for query in [
+        "/tasks",
+        "/tasks?indexUids=movies",
+        "/tasks?statuses=succeeded&limit=2",
+        "/batches",
+    ] {
+        let from_a = a.get(query).await;
+        let from_b = b.get(query).await;
+        assert_eq!(from_a.status, 200, "{query}: {}", from_a.text());
+        assert_eq!(listing(&from_a.json()), listing(&from_b.json()), "{query}");
+    }
+    assert_eq!(a.get("/tasks?indexUids=movies").await.json()["total"], 2);
+
+    // Deleted through B: gone through A.
+    let deletion = b
+        .call("DELETE", &format!("/tasks?uids={first}"), None, b"")
+        .await;
+    assert_eq!(deletion.status, 200, "{}", deletion.text());
+    let done = a.wait(deletion.json()["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(done["details"]["deletedTasks"], 1, "{done}");
+    assert_eq!(a.get(&format!("/tasks/{first}")).await.status, 404);
+
+    // Redis down: searches still work, a write is refused at once and nothing changes.
+    redis.stop();
+    let search = a
+        .json("POST", "/indexes/movies/search", &json!({"q": ""}))
+        .await;
+    assert_eq!(search.status, 200, "{}", search.text());
+    let started = Instant::now();
+    let refused = a
+        .json("POST", "/indexes/movies/documents", &json!([{"id": 9}]))
+        .await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.json()["code"], "miroir_state_unavailable");
+    assert!(
+        refused
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("retry-after")),
+        "{:?}",
+        refused.headers
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let docs = a.get("/indexes/movies/documents/9").await;
+    assert_eq!(docs.status, 404, "nothing was written: {}", docs.text());
+
+    // Redis back (empty here: a restart without persistence): writes go through again,
+    // with uids above every one handed out before.
+    let _redis = RedisServer::start_on(redis.port).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let uid = loop {
+        let resp = b
+            .json("POST", "/indexes/movies/documents", &json!([{"id": 10}]))
+            .await;
+        if resp.status == 202 {
+            break resp.json()["taskUid"].as_u64().unwrap();
+        }
+        assert_eq!(resp.status, 503, "{}", resp.text());
+        assert!(Instant::now() < deadline, "Redis is back, writes are not");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        uid > third,
+        "uid {uid} after {third}: never handed out twice"
+    );
+    assert_eq!(a.wait(uid).await["status"], "succeeded");
+}
