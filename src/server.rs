@@ -85,7 +85,10 @@ fn check_data_dir(data_dir: &Path, shards: u32) -> Result<(), String> {
 
 /// Builds every service and runs until shutdown.
 /// The task service on the configured state backend.
-fn open_tasks(config: &Config) -> Result<TaskService, crate::tasks::StoreError> {
+fn open_tasks(
+    config: &Config,
+    metrics: &crate::metrics::Metrics,
+) -> Result<TaskService, crate::tasks::StoreError> {
     match &config.state {
         StateBackend::Embedded => TaskService::open(&config.server.data_dir),
         StateBackend::Redis(settings) => {
@@ -95,8 +98,10 @@ fn open_tasks(config: &Config) -> Result<TaskService, crate::tasks::StoreError> 
                 settings.prefix
             );
             let settings = settings.clone();
+            let counted = crate::state::StateMetrics::new(metrics);
             TaskService::open_with(Box::new(move || {
-                RedisStore::open(&settings).map(|s| Arc::new(s) as Arc<dyn StateStore>)
+                RedisStore::open(&settings)
+                    .map(|s| Arc::new(s.with_metrics(counted.clone())) as Arc<dyn StateStore>)
             }))
         }
     }
@@ -160,7 +165,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     let cache = Arc::new(SearchCache::new(config.cache.clone(), &metrics));
     let (finished, finished_rx) = tokio::sync::mpsc::unbounded_channel();
     let tasks = Arc::new(
-        open_tasks(&config)
+        open_tasks(&config, &metrics)
             .map_err(|e| e.to_string())?
             .with_cache(cache.clone())
             .with_finished(finished)

@@ -31,8 +31,10 @@ fn every_dashboard_query_uses_an_exported_metric() {
         .rebalance_documents
         .with_label_values(&["export"])
         .inc();
-    // The search cache registers its own families.
+    // The search cache and the shared state register their own families.
     let _cache = miroir::cache::SearchCache::new(Default::default(), &metrics);
+    let state = miroir::state::StateMetrics::new(&metrics);
+    state.seconds.observe(0.001);
     let exported = String::from_utf8(metrics.render()).unwrap();
     let mut names = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {

@@ -196,7 +196,8 @@ pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
         return Reply::error(&MeiliError::task_store_busy());
     }
     if e.is_unavailable() {
-        log::warn!("{e}");
+        // The background round says it once; a line per refused request would flood.
+        log::debug!("{e}");
         return Reply::error(&MeiliError::state_unavailable()).header(
             http::header::RETRY_AFTER,
             http::HeaderValue::from_static("1"),

@@ -16,6 +16,37 @@ use std::sync::RwLockReadGuard;
 use crate::tasks::index::TaskIndex;
 use crate::tasks::{GatewayTask, StoreError};
 
+/// Round trips to a shared store and their failures (`miroir_state_*`).
+#[derive(Clone)]
+pub struct StateMetrics {
+    pub seconds: prometheus::Histogram,
+    pub errors: prometheus::IntCounter,
+}
+
+impl StateMetrics {
+    /// Made and registered in `metrics`.
+    pub fn new(metrics: &crate::metrics::Metrics) -> StateMetrics {
+        let seconds = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "miroir_state_seconds",
+                "Round trips to the shared state store (Redis), answered or not.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        let errors = prometheus::IntCounter::new(
+            "miroir_state_errors_total",
+            "Round trips to the shared state store that failed or timed out.",
+        )
+        .expect("valid metric");
+        metrics.register(Box::new(seconds.clone()));
+        metrics.register(Box::new(errors.clone()));
+        StateMetrics { seconds, errors }
+    }
+}
+
 /// A write recorded for a moving shard's next owner: (move id, intent id, part).
 pub type MoveLogKey = (u64, u64, u64);
 

@@ -73,6 +73,7 @@ pub struct RedisStore {
     /// One past the highest uid this gateway has seen: the counter never goes below it, even
     /// if Redis lost its last writes.
     floor: AtomicU64,
+    metrics: Option<super::StateMetrics>,
 }
 
 /// The keys, with the prefix.
@@ -347,9 +348,16 @@ impl RedisStore {
                 seq: 0,
             }),
             floor: AtomicU64::new(0),
+            metrics: None,
         };
         store.reload_index()?;
         Ok(store)
+    }
+
+    /// Counts round trips and failures in `metrics`.
+    pub fn with_metrics(mut self, metrics: super::StateMetrics) -> RedisStore {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs `job` with a connection on the Redis thread and waits for its answer.
@@ -369,14 +377,22 @@ impl RedisStore {
         if sent.is_err() {
             return Err(unavailable("the client thread stopped"));
         }
-        match rx.recv_timeout(self.timeout) {
+        let started = std::time::Instant::now();
+        let result = match rx.recv_timeout(self.timeout) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(unavailable(e)),
             Err(_) => Err(unavailable(format!(
                 "no answer within {} ms",
                 self.timeout.as_millis()
             ))),
+        };
+        if let Some(m) = &self.metrics {
+            m.seconds.observe(started.elapsed().as_secs_f64());
+            if result.is_err() {
+                m.errors.inc();
+            }
         }
+        result
     }
 
     /// Rebuilds the index from the facets of every task, then applies what changed since.

@@ -14,6 +14,7 @@ pub mod store;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
@@ -55,6 +56,8 @@ pub struct TaskService {
     max_tasks: u64,
     /// This gateway, as a lease holder of a shared store.
     holder: String,
+    /// Whether the store failed the last background round.
+    store_down: AtomicBool,
 }
 
 /// How long the background lease lasts unless renewed: a gateway that stops is replaced
@@ -89,6 +92,7 @@ impl TaskService {
             finished: None,
             max_tasks: 1_000_000,
             holder: uuid::Uuid::new_v4().to_string(),
+            store_down: AtomicBool::new(false),
         };
         match service.store() {
             Ok(_) => {}
@@ -205,13 +209,22 @@ impl TaskService {
     /// Whether this gateway does the background work (polling tasks, replaying hints,
     /// pruning): always with an embedded store, the lease holder's with a shared one.
     pub fn leads_background(&self) -> bool {
-        match self
+        let lease = self
             .store()
-            .and_then(|s| s.lease("background", &self.holder, BACKGROUND_LEASE))
-        {
-            Ok(held) => held,
+            .and_then(|s| s.lease("background", &self.holder, BACKGROUND_LEASE));
+        // Said once when the store goes away and once when it is back, not every round.
+        let was_down = self.store_down.swap(lease.is_err(), Ordering::Relaxed);
+        match lease {
+            Ok(held) => {
+                if was_down {
+                    log::info!("the state store answers again");
+                }
+                held
+            }
             Err(e) => {
-                log::warn!("{e}");
+                if !was_down {
+                    log::warn!("{e}");
+                }
                 false
             }
         }
