@@ -1,6 +1,6 @@
 //! Several gateways, one cluster: two gateways share their state through Redis (test nodes
 //! behind them). A write accepted through one is awaited, listed, filtered and deleted
-//! through the other with the same answers; with Redis down, searches keep working and a
+//! through the other with the same answers, and a webhook is called once; with Redis down, searches keep working and a
 //! write answers a prompt `503` with `Retry-After`, nothing changed; when Redis returns,
 //! writes go through again.
 
@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::fake_node::FakeNode;
-use support::gateway::{Extra, GatewayProcess, NodeEntry};
+use support::gateway::{eventually, Extra, GatewayProcess, NodeEntry};
 use support::meili_api::Api;
 use support::redis::RedisServer;
+use support::webhook_receiver::{gunzip, receiver};
 
 const KEY: &str = "shared-state-master-key-012345";
 
@@ -95,6 +96,37 @@ async fn two_gateways_share_tasks_through_redis() {
     let done = a.wait(deletion.json()["taskUid"].as_u64().unwrap()).await;
     assert_eq!(done["details"]["deletedTasks"], 1, "{done}");
     assert_eq!(a.get(&format!("/tasks/{first}")).await.status, 404);
+
+    // A webhook created through A is called once for a write through B, whichever gateway
+    // saw the task finish.
+    let (url, calls) = receiver().await;
+    let hook = a.json("POST", "/webhooks", &json!({"url": url})).await;
+    assert_eq!(hook.status, 201, "{}", hook.text());
+    assert_eq!(
+        b.get("/webhooks").await.json()["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Awaited through A only: B, where it was written, may never refresh it.
+    let hooked = add(&mut b, "books", 4).await;
+    a.wait(hooked).await;
+    let called = eventually(Duration::from_secs(5), async || {
+        calls.lock().unwrap().len() == 1
+    })
+    .await;
+    assert!(called, "the webhook was not called");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bodies: Vec<String> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| gunzip(&m.body))
+        .collect();
+    assert_eq!(bodies.len(), 1, "called once: {bodies:?}");
+    let view: Value = serde_json::from_str(bodies[0].trim()).unwrap();
+    assert_eq!(view["uid"], hooked, "{view}");
 
     // Redis down: searches still work, a write is refused at once and nothing changes.
     redis.stop();

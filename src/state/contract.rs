@@ -66,7 +66,7 @@ fn uids_grow_and_survive_reopening(open: &dyn Fn() -> Box<dyn StateStore>) {
 fn a_refresh_does_not_bring_back_a_deleted_task(store: &dyn StateStore) {
     let created = create(store);
     store.delete(&[created.uid]).unwrap();
-    store.update(&created).unwrap();
+    assert!(!store.update(&created).unwrap());
     assert!(store.get(created.uid).unwrap().is_none());
     assert!(!store
         .index()
@@ -161,8 +161,11 @@ fn the_index_follows_the_writes(store: &dyn StateStore) {
         ..TaskFilter::default()
     };
     assert!(!store.index().unwrap().select(&failed).contains(t.uid));
+    t.view = Some(serde_json::json!({"status": "processing"}));
+    assert!(!store.update(&t).unwrap(), "not finished yet");
     t.view = Some(serde_json::json!({"status": "failed"}));
-    store.update(&t).unwrap();
+    assert!(store.update(&t).unwrap(), "this write finished it");
+    assert!(!store.update(&t).unwrap(), "finished once only");
     assert!(store.index().unwrap().select(&failed).contains(t.uid));
     assert!(store.index().unwrap().finished().contains(t.uid));
     assert_eq!(store.len().unwrap(), before + 1);

@@ -62,8 +62,10 @@ pub trait StateStore: Send + Sync {
     }
     /// Stores a refreshed task only if it is still there (a refresh that read it before a
     /// deletion must not bring it back); it may skip the flush to disk: a view lost in a
-    /// crash is asked of the nodes again.
-    fn update(&self, task: &GatewayTask) -> Result<(), StoreError>;
+    /// crash is asked of the nodes again. Whether this write finished the task (its stored
+    /// status went from unfinished to finished): of gateways refreshing one task at once,
+    /// one sees it, and that one calls the webhooks.
+    fn update(&self, task: &GatewayTask) -> Result<bool, StoreError>;
     fn get(&self, uid: u64) -> Result<Option<GatewayTask>, StoreError>;
     /// The tasks `uids` still stored, in the order given.
     fn tasks(&self, uids: &mut dyn Iterator<Item = u64>) -> Result<Vec<GatewayTask>, StoreError>;

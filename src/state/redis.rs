@@ -129,10 +129,11 @@ impl Keys {
 }
 
 /// Stores tasks: `ARGV = stream length, then (uid, task, facets)*`; with `only_if_stored`
-/// (`ARGV[2] == "1"`), a task no longer stored is skipped.
+/// (`ARGV[2] == "1"`), a task no longer stored is skipped. How many tasks it finished.
 const PUT_TASKS: &str = r#"
 local maxlen = ARGV[1]
 local only_if_stored = ARGV[2] == '1'
+local finished = 0
 for i = 3, #ARGV, 3 do
   local uid, task, facets = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if not only_if_stored or redis.call('HEXISTS', KEYS[1], uid) == 1 then
@@ -141,9 +142,13 @@ for i = 3, #ARGV, 3 do
     redis.call('HSET', KEYS[2], uid, facets)
     local seq = redis.call('INCR', KEYS[4])
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'u', uid, 'o', old, 'n', facets, 's', seq)
+    -- The status is the facets' first byte: 0 enqueued, 1 processing, 2+ finished.
+    local was = 0
+    if old ~= '' then was = string.byte(old, 1) end
+    if was < 2 and string.byte(facets, 1) >= 2 then finished = finished + 1 end
   end
 end
-return 1
+return finished
 "#;
 
 /// Deletes tasks: `ARGV = stream length, uid*`.
@@ -480,9 +485,10 @@ impl RedisStore {
             .collect()
     }
 
-    fn put_tasks(&self, tasks: &[GatewayTask], only_if_stored: bool) -> Result<(), StoreError> {
+    /// How many tasks this write finished.
+    fn put_tasks(&self, tasks: &[GatewayTask], only_if_stored: bool) -> Result<u64, StoreError> {
         let encoded = Self::encoded(tasks)?;
-        self.run(move |mut c, k, s| async move {
+        let finished = self.run(move |mut c, k, s| async move {
             let mut call = s.put.prepare_invoke();
             call.key(&k.tasks)
                 .key(&k.facets)
@@ -493,9 +499,10 @@ impl RedisStore {
             for (uid, json, facets) in &encoded {
                 call.arg(*uid).arg(json.as_slice()).arg(facets.as_slice());
             }
-            call.invoke_async::<i64>(&mut c).await
+            call.invoke_async::<u64>(&mut c).await
         })?;
-        self.catch_up()
+        self.catch_up()?;
+        Ok(finished)
     }
 }
 
@@ -515,11 +522,12 @@ impl StateStore for RedisStore {
     }
 
     fn put_many(&self, tasks: &[GatewayTask]) -> Result<(), StoreError> {
-        self.put_tasks(tasks, false)
+        self.put_tasks(tasks, false).map(drop)
     }
 
-    fn update(&self, task: &GatewayTask) -> Result<(), StoreError> {
+    fn update(&self, task: &GatewayTask) -> Result<bool, StoreError> {
         self.put_tasks(std::slice::from_ref(task), true)
+            .map(|n| n > 0)
     }
 
     fn get(&self, uid: u64) -> Result<Option<GatewayTask>, StoreError> {

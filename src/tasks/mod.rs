@@ -360,16 +360,21 @@ impl TaskService {
                 .map(|r| known.get(&(r.node.clone(), r.uid)).cloned())
                 .collect();
             let view = aggregate::aggregate(t, &views);
+            let mut finished_here = false;
             if t.view.as_ref() != Some(&view) {
                 // A task of no single index (a swap, ...) may change any.
                 self.cache.invalidate(t.index_uid.as_deref());
                 t.view = Some(view);
-                if let Err(e) = self.store().and_then(|s| s.update(t)) {
-                    log::error!("{e}");
+                match self.store().and_then(|s| s.update(t)) {
+                    Ok(done) => finished_here = done,
+                    Err(e) => log::error!("{e}"),
                 }
             }
-            // Removed once: a task finishes once, whoever refreshed it.
-            if t.is_final() && self.pending().remove(&t.uid) {
+            if t.is_final() {
+                self.pending().remove(&t.uid);
+            }
+            // Told once: a task finishes once, whichever refresh (or gateway) stored it.
+            if finished_here {
                 if let (Some(finished), Some(view)) = (&self.finished, &t.view) {
                     let _ = finished.send(view.clone());
                 }

@@ -280,7 +280,7 @@ impl StateStore for TaskStore {
     /// Not flushed to disk: a view is what the nodes said, and a view lost in a crash is
     /// asked of them again (the task stays pending until a durable commit holds it final).
     /// This saves a write its third fsync.
-    fn update(&self, task: &GatewayTask) -> Result<(), StoreError> {
+    fn update(&self, task: &GatewayTask) -> Result<bool, StoreError> {
         let _writing = self.write_lock();
         let mut txn = self.db.begin_write().map_err(err)?;
         txn.set_durability(redb::Durability::None);
@@ -296,8 +296,12 @@ impl StateStore for TaskStore {
             None
         };
         txn.commit().map_err(err)?;
+        let finished_here = change.as_ref().is_some_and(|(_, old, new)| {
+            !old.as_ref().is_some_and(|f| f.status.is_final())
+                && new.as_ref().is_some_and(|f| f.status.is_final())
+        });
         self.apply(change.as_slice());
-        Ok(())
+        Ok(finished_here)
     }
 
     fn get(&self, uid: u64) -> Result<Option<GatewayTask>, StoreError> {

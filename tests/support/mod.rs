@@ -17,3 +17,4 @@ pub mod meili;
 pub mod meili_api;
 pub mod rebalance_fleet;
 pub mod redis;
+pub mod webhook_receiver;
