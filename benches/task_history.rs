@@ -1,13 +1,17 @@
 //! Task history at scale: `GET /tasks` over a store of a million finished tasks (set
 //! `MIROIR_BENCH_TASKS` for another count), through `TaskService::list` as the route calls
 //! it, beside a baseline that reads and decodes every stored task and filters their views
-//! (what listing did before the store kept an index). Then the store's file size while
-//! writes keep coming and pruning keeps the history at its bound.
+//! (what listing did before the store kept an index); the same listings with the state in
+//! Redis. Then the store's file size while writes keep coming and pruning keeps the history
+//! at its bound.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use miroir::auth::Scope;
+use miroir::state::redis::{RedisSettings, RedisStore};
+use miroir::state::StateStore;
 use miroir::tasks::{GatewayTask, NodeTaskRef, TaskFilter, TaskService};
 use miroir::transport::scripted::TestFleet;
 use serde_json::{json, Value};
@@ -84,10 +88,70 @@ fn fill(tasks: &TaskService, n: usize) {
 }
 
 fn listing(c: &mut Criterion) {
-    let n = task_count();
     let dir = scratch("tasks");
     let tasks = TaskService::open(&dir).expect("store");
-    fill(&tasks, n);
+    list_queries(c, "embedded", &tasks, true);
+    drop(tasks);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same listings with the state in Redis (a `redis-server` of the benchmark's own, when
+/// one is on PATH): the index is in the gateway, the page's tasks come from Redis.
+fn listing_redis(c: &mut Criterion) {
+    let Some(server) = RedisServer::start() else {
+        println!("no redis-server on PATH: the Redis backend is not measured");
+        return;
+    };
+    let settings = RedisSettings {
+        url: format!("redis://127.0.0.1:{}", server.port),
+        password: None,
+        prefix: "bench:".into(),
+        timeout: Duration::from_secs(30),
+    };
+    let tasks = TaskService::open_with(Box::new(move || {
+        RedisStore::open(&settings).map(|s| Arc::new(s) as Arc<dyn StateStore>)
+    }))
+    .expect("store");
+    list_queries(c, "redis", &tasks, false);
+}
+
+/// A `redis-server` on a free loopback port, without persistence; stopped on drop.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(RedisServer { child, port })
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fills `tasks` and measures the listings (and, with `baseline`, reading every task).
+fn list_queries(c: &mut Criterion, backend: &str, tasks: &TaskService, baseline: bool) {
+    let n = task_count();
+    fill(tasks, n);
     let fleet = TestFleet::new(&["a"], 3, 8, None);
     let topology = fleet.fleet.topology.snapshot();
     let cluster = fleet.fleet.cluster(&topology);
@@ -107,7 +171,7 @@ fn listing(c: &mut Criterion) {
             "types=settingsUpdate&from=500000&limit=20",
         ),
     ];
-    let mut group = c.benchmark_group(format!("tasks list ({n} stored)"));
+    let mut group = c.benchmark_group(format!("tasks list ({n} stored, {backend})"));
     group.sample_size(20);
     for (name, query) in queries {
         let filter = TaskFilter::parse(query);
@@ -118,6 +182,10 @@ fn listing(c: &mut Criterion) {
         group.bench_function(format!("indexed: {name}"), |b| {
             b.iter(|| rt.block_on(tasks.list(&cluster, &filter, &Scope::ALL)))
         });
+    }
+    if !baseline {
+        group.finish();
+        return;
     }
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
@@ -136,8 +204,6 @@ fn listing(c: &mut Criterion) {
         })
     });
     group.finish();
-    drop(tasks);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Writes keep coming (a tenth of the bound at a time) while pruning keeps the history at
@@ -175,5 +241,5 @@ fn bounded_store(_: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, listing, bounded_store);
+criterion_group!(benches, listing, listing_redis, bounded_store);
 criterion_main!(benches);

@@ -124,9 +124,11 @@ fn topology(r: &Rebalancer) -> Value {
             json!({"shard": s, "owners": per_group})
         })
         .collect();
+    let mine = r.desired_fingerprint();
     json!({
         "epoch": p.epoch,
         "generation": t.generation,
+        "peers": crate::state::peers::describe(&r.tasks.peers(), &mine),
         "shards": p.shards,
         "replicationFactor": p.replication_factor,
         "groups": groups,

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub rebalance_barrier_seconds: Histogram,
     /// The effective placement's epoch.
     pub placement_epoch: IntGauge,
+    /// Other gateways on the shared state whose configuration desires another topology.
+    pub state_topology_disagreements: IntGauge,
 }
 
 impl Metrics {
@@ -225,8 +227,14 @@ impl Metrics {
             "Epoch of the effective placement; grows by one per change of owner.",
         )
         .expect("valid metric");
+        let state_topology_disagreements = IntGauge::new(
+            "miroir_state_topology_disagreements",
+            "Other gateways on the shared state whose configuration desires another topology.",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(rebalance_moves.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(state_topology_disagreements.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rebalance_moves.clone()),
             Box::new(rebalance_documents.clone()),
             Box::new(rebalance_replayed.clone()),
             Box::new(rebalance_move_seconds.clone()),
@@ -280,6 +288,7 @@ impl Metrics {
             rebalance_move_seconds,
             rebalance_barrier_seconds,
             placement_epoch,
+            state_topology_disagreements,
         }
     }
 

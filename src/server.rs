@@ -198,6 +198,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         TaskRefreshService {
             fleet: fleet.clone(),
             tasks,
+            rebalancer: rebalancer.clone(),
         },
     );
     let key_sync = background_service(
@@ -304,6 +305,7 @@ impl ServeHttp for MetricsApp {
 struct TaskRefreshService {
     fleet: Arc<Fleet>,
     tasks: Arc<TaskService>,
+    rebalancer: Arc<Rebalancer>,
 }
 
 #[async_trait]
@@ -311,6 +313,14 @@ impl BackgroundService for TaskRefreshService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         for n in 0.. {
             refresh::round(&self.fleet, &self.tasks, n).await;
+            if n % crate::state::peers::EVERY_ROUNDS == 0 {
+                let mine = self.rebalancer.desired_fingerprint();
+                let disagreeing = self.tasks.announce(&mine);
+                self.fleet
+                    .metrics
+                    .state_topology_disagreements
+                    .set(disagreeing as i64);
+            }
             tokio::select! {
                 _ = tokio::time::sleep(refresh::PERIOD) => {}
                 _ = shutdown.changed() => return,

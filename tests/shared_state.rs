@@ -1,6 +1,7 @@
 //! Several gateways, one cluster: two gateways share their state through Redis (test nodes
 //! behind them). A write accepted through one is awaited, listed, filtered and deleted
-//! through the other with the same answers, and a webhook is called once; with Redis down, searches keep working and a
+//! through the other with the same answers, and a webhook is called once; a gateway whose
+//! configuration desires other nodes is noticed; with Redis down, searches keep working and a
 //! write answers a prompt `503` with `Retry-After`, nothing changed; when Redis returns,
 //! writes go through again.
 
@@ -127,6 +128,24 @@ async fn two_gateways_share_tasks_through_redis() {
     assert_eq!(bodies.len(), 1, "called once: {bodies:?}");
     let view: Value = serde_json::from_str(bodies[0].trim()).unwrap();
     assert_eq!(view["uid"], hooked, "{view}");
+
+    // A third gateway whose configuration lists other nodes: the others notice.
+    let gc = gateway(&nodes[..1], &redis).await;
+    let noticed = eventually(Duration::from_secs(10), async || {
+        ga.metric("miroir_state_topology_disagreements").await == Some(1.0)
+    })
+    .await;
+    assert!(noticed, "gateway A did not notice the disagreement");
+    let topology = a.get("/_miroir/topology").await.json();
+    let peers = topology["peers"].as_array().unwrap();
+    assert_eq!(
+        peers.iter().filter(|p| p["agrees"] == false).count(),
+        1,
+        "{}",
+        topology["peers"]
+    );
+    assert_eq!(peers.iter().filter(|p| p["agrees"] == true).count(), 1);
+    drop(gc);
 
     // Redis down: searches still work, a write is refused at once and nothing changes.
     redis.stop();

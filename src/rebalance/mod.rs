@@ -139,6 +139,12 @@ impl Rebalancer {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The topology the configuration desires, as gateways sharing a store compare it.
+    pub fn desired_fingerprint(&self) -> String {
+        let t = self.fleet.topology.snapshot();
+        crate::state::peers::fingerprint(t.shards, t.replication_factor, &self.desired())
+    }
+
     fn desired(&self) -> Vec<NodeSpec> {
         self.desired
             .lock()

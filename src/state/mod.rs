@@ -6,6 +6,7 @@
 
 #[cfg(test)]
 pub(crate) mod contract;
+pub mod peers;
 pub mod redis;
 #[cfg(test)]
 mod redis_tests;
@@ -138,6 +139,17 @@ pub trait StateStore: Send + Sync {
         _ttl: std::time::Duration,
     ) -> Result<bool, StoreError> {
         Ok(true)
+    }
+
+    /// Says that gateway `holder` desires `topology`; the other gateways seen within `live`
+    /// and what they desire (none with an embedded store: one gateway).
+    fn announce(
+        &self,
+        _holder: &str,
+        _topology: &str,
+        _live: std::time::Duration,
+    ) -> Result<Vec<peers::Peer>, StoreError> {
+        Ok(Vec::new())
     }
 
     /// Every webhook, `(uuid, JSON)`, in uuid order.

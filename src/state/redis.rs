@@ -485,10 +485,20 @@ impl RedisStore {
             .collect()
     }
 
-    /// How many tasks this write finished.
+    /// How many tasks this write finished. Large batches go a thousand tasks per script, so
+    /// Redis serves others between them.
     fn put_tasks(&self, tasks: &[GatewayTask], only_if_stored: bool) -> Result<u64, StoreError> {
+        let mut finished = 0;
+        for page in tasks.chunks(1_000) {
+            finished += self.put_page(page, only_if_stored)?;
+        }
+        self.catch_up()?;
+        Ok(finished)
+    }
+
+    fn put_page(&self, tasks: &[GatewayTask], only_if_stored: bool) -> Result<u64, StoreError> {
         let encoded = Self::encoded(tasks)?;
-        let finished = self.run(move |mut c, k, s| async move {
+        self.run(move |mut c, k, s| async move {
             let mut call = s.put.prepare_invoke();
             call.key(&k.tasks)
                 .key(&k.facets)
@@ -500,9 +510,7 @@ impl RedisStore {
                 call.arg(*uid).arg(json.as_slice()).arg(facets.as_slice());
             }
             call.invoke_async::<u64>(&mut c).await
-        })?;
-        self.catch_up()?;
-        Ok(finished)
+        })
     }
 }
 
@@ -808,6 +816,48 @@ impl StateStore for RedisStore {
                 .await
         })?;
         Ok(held == 1)
+    }
+
+    fn announce(
+        &self,
+        holder: &str,
+        topology: &str,
+        live: Duration,
+    ) -> Result<Vec<super::peers::Peer>, StoreError> {
+        let key = format!("{}gateways", self.keys.prefix);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let entry = format!("{now} {topology}");
+        let holder = holder.to_string();
+        let all: Vec<(String, String)> = self.run(move |mut c, _, _| async move {
+            let _: i64 = c.hset(&key, &holder, entry).await?;
+            let all: Vec<(String, String)> = c.hgetall(&key).await?;
+            // Gateways silent for long are forgotten.
+            let long_gone = now.saturating_sub(10 * live.as_millis() as u64);
+            for (gateway, said) in &all {
+                let at: u64 = said
+                    .split(' ')
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                if at < long_gone {
+                    let _: i64 = c.hdel(&key, gateway).await?;
+                }
+            }
+            Ok(all.into_iter().filter(|(g, _)| *g != holder).collect())
+        })?;
+        let recent = now.saturating_sub(live.as_millis() as u64);
+        Ok(all
+            .into_iter()
+            .filter_map(|(gateway, said)| {
+                let (at, topology) = said.split_once(' ')?;
+                (at.parse::<u64>().ok()? >= recent).then(|| super::peers::Peer {
+                    gateway,
+                    topology: topology.to_string(),
+                })
+            })
+            .collect())
     }
 
     fn webhooks(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {

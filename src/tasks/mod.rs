@@ -58,6 +58,8 @@ pub struct TaskService {
     holder: String,
     /// Whether the store failed the last background round.
     store_down: AtomicBool,
+    /// The other gateways of a shared store, as last announced.
+    peers: Mutex<Vec<crate::state::peers::Peer>>,
 }
 
 /// How long the background lease lasts unless renewed: a gateway that stops is replaced
@@ -93,6 +95,7 @@ impl TaskService {
             max_tasks: 1_000_000,
             holder: uuid::Uuid::new_v4().to_string(),
             store_down: AtomicBool::new(false),
+            peers: Mutex::new(Vec::new()),
         };
         match service.store() {
             Ok(_) => {}
@@ -228,6 +231,40 @@ impl TaskService {
                 false
             }
         }
+    }
+
+    /// Says which topology this gateway desires and keeps what the other gateways of a
+    /// shared store desire; how many of them disagree (a line in the log when that changes).
+    pub fn announce(&self, topology: &str) -> usize {
+        let Ok(peers) = self
+            .store()
+            .and_then(|s| s.announce(&self.holder, topology, crate::state::peers::LIVE))
+        else {
+            return 0;
+        };
+        let disagreeing: Vec<&crate::state::peers::Peer> =
+            peers.iter().filter(|p| p.topology != topology).collect();
+        let mut known = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let before = known.iter().filter(|p| p.topology != topology).count();
+        if disagreeing.len() != before {
+            match disagreeing.first() {
+                Some(other) => log::warn!(
+                    "{} other gateway(s) on the shared state desire another topology (e.g. gateway {}: {}); this one desires {topology}. Give them the same [cluster] and [[nodes]].",
+                    disagreeing.len(),
+                    other.gateway,
+                    other.topology
+                ),
+                None => log::info!("every gateway on the shared state desires the same topology"),
+            }
+        }
+        let count = disagreeing.len();
+        *known = peers;
+        count
+    }
+
+    /// The other gateways of a shared store, as last announced.
+    pub fn peers(&self) -> Vec<crate::state::peers::Peer> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Keeps `task` in the refresher's set while its view can still change.
