@@ -276,6 +276,15 @@ impl TaskService {
         }
     }
 
+    /// Forgets tasks other gateways of a shared store have seen finish (this one tracks only
+    /// those it created or refreshed).
+    pub fn forget_finished(&self) {
+        let Ok(unfinished) = self.store().and_then(|s| Ok(s.index()?.unfinished())) else {
+            return;
+        };
+        self.pending().retain(|uid| unfinished.contains(*uid));
+    }
+
     /// Nodes that tasks still in progress wait on (a node leaving the fleet stays reachable
     /// until they are known).
     pub fn nodes_awaited(&self) -> BTreeSet<String> {

@@ -18,7 +18,8 @@ const REPAIR_EVERY: u64 = 60;
 pub async fn round(fleet: &Fleet, tasks: &TaskService, n: u64) {
     let topology = fleet.topology.snapshot();
     let cluster = fleet.cluster(&topology);
-    // With a shared store, one gateway polls, replays and prunes for all.
+    // With a shared store, one gateway polls, replays and prunes for all; the others only
+    // forget the tasks it saw finish.
     if tasks.leads_background() {
         tokio::join!(
             tasks.refresh_pending(&cluster),
@@ -28,6 +29,8 @@ pub async fn round(fleet: &Fleet, tasks: &TaskService, n: u64) {
         if n % REPAIR_EVERY == REPAIR_EVERY - 1 {
             tasks.repair_indexes(&cluster).await;
         }
+    } else {
+        tasks.forget_finished();
     }
     tasks.sync_lagging();
     fleet.health.set_lagging(tasks.lagging_nodes());
