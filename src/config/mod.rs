@@ -550,9 +550,9 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
         Some("redis") => {
             let r = raw_state.redis.unwrap_or_default();
             let url = r.url.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-            if !url.starts_with("redis://") {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
                 errors.push(format!(
-                    "`state.redis.url` is `{url}`; expected `redis://host:port[/db]` (TLS, `rediss://`, is not supported yet)"
+                    "`state.redis.url` is `{url}`; expected `redis://host:port[/db]` or, with TLS, `rediss://host:port[/db]`"
                 ));
             }
             let password_env = r

@@ -182,3 +182,82 @@ fn a_redis_down_is_a_prompt_error_and_its_return_is_picked_up() {
         }
     }
 }
+
+#[test]
+fn redis_over_tls() {
+    let dir = std::env::temp_dir().join(format!("miroir-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no openssl to make a certificate; Redis over TLS is not tested");
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .args([
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(child) = child else {
+        eprintln!("SKIPPED: no redis-server on PATH; Redis over TLS is not tested");
+        return;
+    };
+    let mut server = Server { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let settings = RedisSettings {
+        // A self-signed certificate: not one the Web PKI roots vouch for.
+        url: format!("rediss://127.0.0.1:{port}/#insecure"),
+        ..server.settings("tls")
+    };
+    let store = RedisStore::open(&settings).unwrap();
+    let t = contract::create(&store);
+    assert_eq!(store.get(t.uid).unwrap(), Some(t));
+    let checked = RedisSettings {
+        url: format!("rediss://127.0.0.1:{port}"),
+        ..server.settings("tls")
+    };
+    let refused = RedisStore::open(&checked)
+        .err()
+        .expect("an unknown certificate is refused");
+    assert!(refused.is_unavailable(), "{refused}");
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
