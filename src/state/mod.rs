@@ -52,6 +52,11 @@ impl StateMetrics {
 pub type MoveLogKey = (u64, u64, u64);
 
 pub trait StateStore: Send + Sync {
+    /// Whether other gateways may use this store too.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Reserves `n` consecutive task uids; the first. A uid is never reserved twice, and a
     /// task is only shown to a client once stored, so a reservation lost in a crash is a gap
     /// no client has seen.
@@ -101,7 +106,9 @@ pub trait StateStore: Send + Sync {
     /// Records a write before any node receives it; its id. `recorded` are its parts for
     /// moving shards, `(move id, request)`, kept in the same transaction.
     fn intent_begin(&self, intent: &[u8], recorded: &[(u64, Vec<u8>)]) -> Result<u64, StoreError>;
-    /// Writes recorded and never settled (the gateway stopped while sending them).
+    /// Writes recorded and never settled by a gateway that stopped while sending them: all
+    /// of them in an embedded store (opened after its gateway stopped); in a shared one, those
+    /// old enough that no live gateway can still be sending them.
     fn intents(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// Settles a recorded write in one transaction: forgets the intent, stores its task (if
     /// any) and queues the hints, `(node, request)`.

@@ -27,6 +27,16 @@ use crate::tasks::{GatewayTask, StoreError};
 /// Changes kept in the stream; a gateway further behind reloads the whole index.
 const STREAM_LEN: u64 = 200_000;
 
+/// How old a write in flight must be to belong to a stopped gateway (far beyond any
+/// request deadline).
+pub const STALE_INTENT: Duration = Duration::from_secs(300);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Changes read per round trip while catching up.
 const CATCH_UP_PAGE: usize = 10_000;
 
@@ -90,6 +100,7 @@ struct Keys {
     hint_queue: String,
     next_intent: String,
     intents: String,
+    intent_times: String,
     move_log: String,
     facet_values: String,
     key_tombstones: String,
@@ -112,6 +123,7 @@ impl Keys {
             hint_queue: k("hint_queue:"),
             next_intent: k("next_intent"),
             intents: k("intents"),
+            intent_times: k("intent_times"),
             move_log: k("move_log:"),
             facet_values: k("facet_values"),
             key_tombstones: k("key_tombstones"),
@@ -175,10 +187,11 @@ return redis.call('INCRBY', KEYS[1], ARGV[1]) - tonumber(ARGV[1])
 "#;
 
 /// Settles a write: `KEYS = intents, tasks, facets, changes, change_seq, next_hint, hints,
-/// hint_counts`; `ARGV = intent, stream length, uid or '', task, facets, queue prefix,
-/// (node, hint)*`.
+/// hint_counts, intent times`; `ARGV = intent, stream length, uid or '', task, facets, queue
+/// prefix, (node, hint)*`.
 const SETTLE: &str = r#"
 redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[9], ARGV[1])
 if ARGV[3] ~= '' then
   local uid = ARGV[3]
   local old = redis.call('HGET', KEYS[3], uid) or ''
@@ -217,12 +230,13 @@ end
 return 1
 "#;
 
-/// Records a write: `KEYS = next_intent, intents`; `ARGV = intent, move log prefix,
-/// (move id, part key, request)*`; the intent id.
+/// Records a write: `KEYS = next_intent, intents, intent times`; `ARGV = intent, move log
+/// prefix, now (ms), (move id, part key, request)*`; the intent id.
 const INTENT_BEGIN: &str = r#"
 local id = redis.call('INCR', KEYS[1]) - 1
 redis.call('HSET', KEYS[2], id, ARGV[1])
-for i = 3, #ARGV, 3 do
+redis.call('HSET', KEYS[3], id, ARGV[3])
+for i = 4, #ARGV, 3 do
   redis.call('ZADD', ARGV[2] .. ARGV[i], 0, struct.pack('>I8', id) .. ARGV[i + 1] .. ARGV[i + 2])
 end
 return id
@@ -515,6 +529,10 @@ impl RedisStore {
 }
 
 impl StateStore for RedisStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn reserve_uids(&self, n: u64) -> Result<u64, StoreError> {
         let floor = self.floor.load(Ordering::Relaxed);
         let first = self.run(move |mut c, k, s| async move {
@@ -662,8 +680,10 @@ impl StateStore for RedisStore {
         let recorded = recorded.to_vec();
         self.run(move |mut c, k, s| async move {
             let mut call = s.intent_begin.prepare_invoke();
-            call.key(&k.next_intent).key(&k.intents);
-            call.arg(intent.as_slice()).arg(&k.move_log);
+            call.key(&k.next_intent)
+                .key(&k.intents)
+                .key(&k.intent_times);
+            call.arg(intent.as_slice()).arg(&k.move_log).arg(now_ms());
             for (part, (move_id, bytes)) in recorded.iter().enumerate() {
                 call.arg(*move_id)
                     .arg((part as u64).to_be_bytes().as_slice())
@@ -673,11 +693,33 @@ impl StateStore for RedisStore {
         })
     }
 
+    /// Those recorded more than [`STALE_INTENT`] ago: a live gateway settles its writes
+    /// within its request deadline, so these belong to a gateway that stopped.
     fn intents(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let mut all: Vec<(u64, Vec<u8>)> =
-            self.run(|mut c, k, _| async move { c.hgetall(&k.intents).await })?;
-        all.sort_by_key(|(id, _)| *id);
-        Ok(all)
+        let before = now_ms().saturating_sub(STALE_INTENT.as_millis() as u64);
+        let mut stale: Vec<(u64, Vec<u8>)> = self.run(move |mut c, k, _| async move {
+            let times: Vec<(u64, u64)> = c.hgetall(&k.intent_times).await?;
+            let ids: Vec<u64> = times
+                .into_iter()
+                .filter(|(_, at)| *at < before)
+                .map(|(id, _)| id)
+                .collect();
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let bodies: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                .arg(&k.intents)
+                .arg(&ids)
+                .query_async(&mut c)
+                .await?;
+            Ok(ids
+                .into_iter()
+                .zip(bodies)
+                .filter_map(|(id, body)| Some((id, body?)))
+                .collect())
+        })?;
+        stale.sort_by_key(|(id, _)| *id);
+        Ok(stale)
     }
 
     fn settle(
@@ -697,7 +739,8 @@ impl StateStore for RedisStore {
                 .key(&k.change_seq)
                 .key(&k.next_hint)
                 .key(&k.hints)
-                .key(&k.hint_counts);
+                .key(&k.hint_counts)
+                .key(&k.intent_times);
             call.arg(intent).arg(STREAM_LEN);
             match encoded.first() {
                 Some((uid, json, facets)) => {
@@ -825,9 +868,7 @@ impl StateStore for RedisStore {
         live: Duration,
     ) -> Result<Vec<super::peers::Peer>, StoreError> {
         let key = format!("{}gateways", self.keys.prefix);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = now_ms();
         let entry = format!("{now} {topology}");
         let holder = holder.to_string();
         let all: Vec<(String, String)> = self.run(move |mut c, _, _| async move {
@@ -899,7 +940,8 @@ impl RedisStore {
                 .key(&k.change_seq)
                 .key(&k.next_hint)
                 .key(&k.hints)
-                .key(&k.hint_counts);
+                .key(&k.hint_counts)
+                .key(&k.intent_times);
             call.arg(intent)
                 .arg(STREAM_LEN)
                 .arg("")

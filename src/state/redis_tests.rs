@@ -261,3 +261,19 @@ fn redis_over_tls() {
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn only_writes_left_by_a_stopped_gateway_are_recovered() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let store = RedisStore::open(&server.settings("intents")).unwrap();
+    let old = store.intent_begin(b"left behind", &[]).unwrap();
+    let fresh = store.intent_begin(b"in flight", &[]).unwrap();
+    // As if recorded long ago by a gateway that stopped since.
+    server.cli(&["HSET", "intents:intent_times", &old.to_string(), "0"]);
+    assert_eq!(store.intents().unwrap(), [(old, b"left behind".to_vec())]);
+    store.settle(fresh, None, &[]).unwrap();
+    store.settle(old, None, &[]).unwrap();
+    assert!(store.intents().unwrap().is_empty());
+}

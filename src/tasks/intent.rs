@@ -136,6 +136,21 @@ impl TaskService {
         Ok(task)
     }
 
+    /// With a shared store: completes the writes another gateway was sending when it
+    /// stopped (an embedded store has them all recovered when it opens).
+    pub fn recover_stopped_gateways_writes(&self) {
+        if !self.store().is_ok_and(|s| s.shared()) {
+            return;
+        }
+        match self.recover_writes() {
+            Ok(0) => {}
+            Ok(n) => {
+                log::warn!("{n} write(s) left in flight by a stopped gateway are being completed")
+            }
+            Err(e) => log::error!("interrupted writes could not be recovered: {e}"),
+        }
+    }
+
     /// Queues again every write the gateway was sending when it stopped, each under a task
     /// of its own; how many.
     pub(super) fn recover_writes(&self) -> Result<usize, StoreError> {

@@ -28,6 +28,7 @@ pub async fn round(fleet: &Fleet, tasks: &TaskService, n: u64) {
         tasks.prune(&cluster).await;
         if n % REPAIR_EVERY == REPAIR_EVERY - 1 {
             tasks.repair_indexes(&cluster).await;
+            tasks.recover_stopped_gateways_writes();
         }
     } else {
         tasks.forget_finished();

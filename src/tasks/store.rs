@@ -597,6 +597,18 @@ mod tests {
     }
 
     #[test]
+    fn every_unsettled_write_is_recovered_at_open() {
+        let dir = scratch("intents");
+        let id = {
+            let store = TaskStore::open(&dir).unwrap();
+            store.intent_begin(b"in flight", &[]).unwrap()
+        };
+        let store = TaskStore::open(&dir).unwrap();
+        assert_eq!(store.intents().unwrap(), [(id, b"in flight".to_vec())]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_store_from_before_the_index_gets_one_at_open() {
         let dir = scratch("facets");
         {
