@@ -181,7 +181,10 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     if !opt_test {
         rebalancer.start()?;
         // Nodes changed while the gateway was stopped: plan their moves now.
-        rebalancer.reconfigure(&config.nodes, false)?;
+        match rebalancer.reconfigure(&config.nodes, false) {
+            Err(e) if e.starts_with(crate::rebalance::PEERS_REFUSAL) => log::error!("{e}"),
+            other => drop(other?),
+        }
     }
     let keys = Arc::new(KeySync::new(tasks.clone(), &metrics));
     let services = Arc::new(Services {

@@ -1,7 +1,8 @@
 //! Several gateways, one cluster: two gateways share their state through Redis (test nodes
 //! behind them). A write accepted through one is awaited, listed, filtered and deleted
 //! through the other with the same answers, and a webhook is called once; a gateway whose
-//! configuration desires other nodes is noticed; with Redis down, searches keep working and a
+//! configuration desires other nodes is noticed, and shards are not moved while several
+//! gateways run; with Redis down, searches keep working and a
 //! write answers a prompt `503` with `Retry-After`, nothing changed; when Redis returns,
 //! writes go through again.
 
@@ -18,17 +19,28 @@ use support::webhook_receiver::{gunzip, receiver};
 
 const KEY: &str = "shared-state-master-key-012345";
 
-async fn gateway(nodes: &[FakeNode], redis: &RedisServer) -> GatewayProcess {
-    let entries: Vec<NodeEntry> = nodes
+fn entries(nodes: &[FakeNode]) -> Vec<NodeEntry> {
+    nodes
         .iter()
         .enumerate()
         .map(|(i, n)| NodeEntry::new(&format!("n{i}"), &n.url(), "a"))
-        .collect();
-    let extra = Extra {
+        .collect()
+}
+
+fn shared(redis: &RedisServer) -> Extra {
+    Extra {
         tail: redis.state_config("cluster1"),
         ..Extra::default()
-    };
-    GatewayProcess::start(&entries, &extra, &[("MIROIR_MASTER_KEY", KEY)]).await
+    }
+}
+
+async fn gateway(nodes: &[FakeNode], redis: &RedisServer) -> GatewayProcess {
+    GatewayProcess::start(
+        &entries(nodes),
+        &shared(redis),
+        &[("MIROIR_MASTER_KEY", KEY)],
+    )
+    .await
 }
 
 async fn add(api: &mut Api, index: &str, id: u64) -> u64 {
@@ -146,6 +158,24 @@ async fn two_gateways_share_tasks_through_redis() {
     );
     assert_eq!(peers.iter().filter(|p| p["agrees"] == true).count(), 1);
     drop(gc);
+
+    // Shards do not move while other gateways route writes by the placement they hold.
+    let before = a.get("/_miroir/topology").await.json()["placement"].clone();
+    ga.write_config(&entries(&nodes[..1]), &shared(&redis));
+    ga.sighup();
+    let refused = eventually(Duration::from_secs(5), async || {
+        ga.metrics()
+            .await
+            .contains("miroir_topology_reloads_total{result=\"error\"} 1")
+    })
+    .await;
+    assert!(refused, "the reload was not refused; log:\n{}", ga.log());
+    assert!(ga
+        .log()
+        .contains("shards are not moved while other gateways run"));
+    assert_eq!(a.get("/_miroir/topology").await.json()["placement"], before);
+    let rebalance = a.get("/_miroir/rebalance").await.json();
+    assert_eq!(rebalance["moves"], json!([]), "{rebalance}");
 
     // Redis down: searches still work, a write is refused at once and nothing changes.
     redis.stop();

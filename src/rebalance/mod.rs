@@ -69,6 +69,9 @@ pub fn projected(state: &State) -> Placement {
     p
 }
 
+/// The start of the refusal to plan moves while other gateways share the state.
+pub const PEERS_REFUSAL: &str = "shards are not moved while other gateways run";
+
 /// The moves a change to `desired` starts: none if the nodes are the same ones (a running
 /// cluster is never reshuffled by a restart or a reload that changes nothing), else a
 /// balanced plan from where the running moves lead. `force` balances anyway.
@@ -193,6 +196,21 @@ impl Rebalancer {
         let mut draft = state.clone();
         draft.moves.retain(|m| m.phase != Phase::Pending);
         let planned = replan(&draft, nodes, force)?;
+        if !planned.is_empty() {
+            let t = self.fleet.topology.snapshot();
+            let wanted = crate::state::peers::fingerprint(t.shards, t.replication_factor, nodes);
+            // Unknown (the store is down): assume others run rather than move shards under them.
+            let others = match self.tasks.live_peers(&wanted) {
+                Ok(0) => None,
+                Ok(n) => Some(n.to_string()),
+                Err(_) => Some("maybe some".to_string()),
+            };
+            if let Some(others) = others {
+                return Err(format!(
+                    "{PEERS_REFUSAL}: {others} other gateway(s) share this gateway's state and are running; moving shards while they route writes by the old placement would lose writes. Stop them, rebalance through this gateway, then copy its data_dir/placement.json to them before starting them with the new [[nodes]]"
+                ));
+            }
+        }
         for p in &planned {
             let id = draft.next_move;
             draft.next_move += 1;

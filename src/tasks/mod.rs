@@ -262,6 +262,23 @@ impl TaskService {
         count
     }
 
+    /// How many other gateways of a shared store are running now (asked of the store, and
+    /// saying that this one desires `topology`); 0 with an embedded store.
+    pub fn live_peers(&self, topology: &str) -> Result<usize, StoreError> {
+        let store = match self.store() {
+            Ok(store) => store,
+            // A shared store out of reach: others may run.
+            Err(e) if e.is_unavailable() => return Err(e),
+            // An embedded one still held by the previous process: this gateway is alone.
+            Err(_) => return Ok(0),
+        };
+        if !store.shared() {
+            return Ok(0);
+        }
+        let peers = store.announce(&self.holder, topology, crate::state::peers::LIVE)?;
+        Ok(peers.len())
+    }
+
     /// The other gateways of a shared store, as last announced.
     pub fn peers(&self) -> Vec<crate::state::peers::Peer> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone()
