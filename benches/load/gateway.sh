@@ -17,7 +17,8 @@
 # measure, "warn info"), NGINX (nginx binary, or "none"), PORT_BASE (18100), PERF (a part of a
 # scenario's name: `perf record` the gateway during its first gateway run, print the top
 # symbols; PERF_TOP lines; PERF_ARGS: perf's options, -g unless given, e.g. `--call-graph dwarf`
-# for time with callees).
+# for time with callees), STATE_REDIS (a `redis://` URL: the gateways keep their state there,
+# each under a prefix of its own, instead of in their data directory).
 # Needs: wrk (apt-get install wrk), curl, cargo; nginx (apt-get install nginx-light) optional.
 set -euo pipefail
 
@@ -94,6 +95,10 @@ start_gateway() { # nodes level port
         printf '[server]\nlisten = "127.0.0.1:%s"\nmetrics_listen = "127.0.0.1:%s"\n' "$port" "$((port + 50))"
         printf 'data_dir = "%s"\nlog_level = "%s"\n' "$dir/data" "$level"
         printf 'pid_file = "%s"\nupgrade_sock = "%s"\n' "$dir/pid" "$dir/upgrade.sock"
+        if [ -n "${STATE_REDIS:-}" ]; then
+            printf '[state]\nbackend = "redis"\n[state.redis]\nurl = "%s"\nprefix = "load-%s-%s:"\n' \
+                "$STATE_REDIS" "$nodes" "$level"
+        fi
         for p in "${NODE_PORTS[@]:0:$nodes}"; do
             printf '[[nodes]]\nid = "node-%s"\nurl = "http://127.0.0.1:%s"\n' "$p" "$p"
         done

@@ -60,7 +60,15 @@ pub struct TaskService {
     store_down: AtomicBool,
     /// The other gateways of a shared store, as last announced.
     peers: Mutex<Vec<crate::state::peers::Peer>>,
+    /// The clients' `maxValuesPerFacet` by index, with when each was read.
+    facet_values: Mutex<FacetValues>,
 }
+
+type FacetValues = HashMap<String, (std::time::Instant, Option<u64>)>;
+
+/// How long a gateway on a shared store trusts a `maxValuesPerFacet` it read: another
+/// gateway's change shows in searches through this one within it.
+const FACET_VALUES_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long the background lease lasts unless renewed: a gateway that stops is replaced
 /// within it.
@@ -96,6 +104,7 @@ impl TaskService {
             holder: uuid::Uuid::new_v4().to_string(),
             store_down: AtomicBool::new(false),
             peers: Mutex::new(Vec::new()),
+            facet_values: Mutex::new(HashMap::new()),
         };
         match service.store() {
             Ok(_) => {}
@@ -342,11 +351,26 @@ impl TaskService {
     }
 
     /// The `maxValuesPerFacet` the client of `index` asked for, when the nodes keep more.
+    ///
+    /// Every search asks, so the answer is kept: for good with an embedded store (this
+    /// gateway makes every change), for [`FACET_VALUES_TTL`] with a shared one.
     pub fn client_facet_values(&self, index: &str) -> Option<u64> {
-        self.store()
-            .and_then(|s| s.facet_values(index))
-            .ok()
-            .flatten()
+        let Ok(store) = self.store() else {
+            return None;
+        };
+        if let Some((at, value)) = self.facet_values().get(index) {
+            if !store.shared() || at.elapsed() < FACET_VALUES_TTL {
+                return *value;
+            }
+        }
+        let value = store.facet_values(index).ok()?;
+        self.facet_values()
+            .insert(index.to_string(), (std::time::Instant::now(), value));
+        value
+    }
+
+    fn facet_values(&self) -> std::sync::MutexGuard<'_, FacetValues> {
+        self.facet_values.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records the client's `maxValuesPerFacet` of `index` (`None`: forgotten).
@@ -355,7 +379,10 @@ impl TaskService {
         index: &str,
         value: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.store()?.set_facet_values(index, value)
+        self.store()?.set_facet_values(index, value)?;
+        self.facet_values()
+            .insert(index.to_string(), (std::time::Instant::now(), value));
+        Ok(())
     }
 
     /// Records (`true`) or forgets that the API key `uid` was deleted through the gateway.
