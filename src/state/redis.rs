@@ -506,7 +506,6 @@ impl RedisStore {
         for page in tasks.chunks(1_000) {
             finished += self.put_page(page, only_if_stored)?;
         }
-        self.catch_up()?;
         Ok(finished)
     }
 
@@ -607,7 +606,8 @@ impl StateStore for RedisStore {
                 call.invoke_async::<i64>(&mut c).await
             })?;
         }
-        self.catch_up()
+        // The index catches up when next read, not after each write.
+        Ok(())
     }
 
     fn index(&self) -> Result<RwLockReadGuard<'_, TaskIndex>, StoreError> {
@@ -660,8 +660,8 @@ impl StateStore for RedisStore {
                 None => call.arg("").arg("").arg(""),
             };
             call.invoke_async::<i64>(&mut c).await
-        })?;
-        self.catch_up()
+        })
+        .map(drop)
     }
 
     fn hint_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
@@ -753,8 +753,8 @@ impl StateStore for RedisStore {
                 call.arg(node).arg(hint.as_slice());
             }
             call.invoke_async::<i64>(&mut c).await
-        })?;
-        self.catch_up()
+        })
+        .map(drop)
     }
 
     fn move_log_abandon(&self, intent: u64, moves: &[u64]) -> Result<(), StoreError> {
