@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use support::fake_node::FakeNode;
 use support::gateway::{Extra, GatewayProcess, NodeEntry};
 use support::meili;
-use support::meili_api::Api;
+use support::meili_api::{result_uids, Api};
 
 const KEY: &str = "batches-master-key-0123456789";
 
@@ -24,15 +24,6 @@ async fn write(api: &mut Api, index: &str, id: u64) -> u64 {
     let uid = resp.json()["taskUid"].as_u64().unwrap();
     assert_eq!(api.wait(uid).await["status"], "succeeded");
     uid
-}
-
-fn uids(page: &Value) -> Vec<u64> {
-    page["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["uid"].as_u64().unwrap())
-        .collect()
 }
 
 async fn gateway(urls: &[String]) -> GatewayProcess {
@@ -68,15 +59,18 @@ async fn batches_are_the_gateway_tasks_as_a_node_shows_them() {
     assert_eq!(task["batchUid"], b, "a task names its batch");
 
     let all = api.get("/batches").await.json();
-    let listed = uids(&all);
+    let listed = result_uids(&all);
     assert!(listed.starts_with(&[c, b, a]), "{all}");
     assert_eq!(all["total"].as_u64(), Some(listed.len() as u64));
     let movies = api.get("/batches?indexUids=movies").await.json();
-    assert_eq!(uids(&movies), [c, a]);
+    assert_eq!(result_uids(&movies), [c, a]);
     let paged = api.get("/batches?indexUids=movies&limit=1").await.json();
-    assert_eq!((uids(&paged), paged["next"].as_u64()), (vec![c], Some(a)));
+    assert_eq!(
+        (result_uids(&paged), paged["next"].as_u64()),
+        (vec![c], Some(a))
+    );
     let by_task = api.get(&format!("/batches?uids={a}")).await.json();
-    assert_eq!(uids(&by_task), [a]);
+    assert_eq!(result_uids(&by_task), [a]);
 
     let missing = api.get("/batches/99999").await;
     assert_eq!(missing.status, 404, "{}", missing.text());

@@ -3,10 +3,10 @@
 
 mod support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::fake_node::FakeNode;
 use support::gateway::{Extra, GatewayProcess, NodeEntry};
-use support::meili_api::Api;
+use support::meili_api::{result_uids, Api};
 
 const MASTER: &str = "a-master-key-of-sixteen-bytes-or-more";
 
@@ -47,15 +47,6 @@ async fn add(api: &mut Api, index: &str) -> u64 {
     uid
 }
 
-fn uids(list: &Value) -> Vec<u64> {
-    list["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["uid"].as_u64().unwrap())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_sees_and_touches_only_the_tasks_of_its_indexes() {
     let (_nodes, gw, mut admin) = start().await;
@@ -75,9 +66,9 @@ async fn a_key_sees_and_touches_only_the_tasks_of_its_indexes() {
     // Listing: only the key's index (a node's `total` counts every matching task).
     let listed = user.get("/tasks").await;
     assert_eq!(listed.status, 200, "{}", listed.text());
-    assert_eq!(uids(&listed.json()), [movies]);
+    assert_eq!(result_uids(&listed.json()), [movies]);
     let listed = user.get("/tasks?indexUids=other").await.json();
-    assert!(uids(&listed).is_empty(), "{listed}");
+    assert!(result_uids(&listed).is_empty(), "{listed}");
 
     // One task: another index's is not found, as on a node.
     assert_eq!(user.get(&format!("/tasks/{movies}")).await.status, 200);
@@ -126,7 +117,7 @@ async fn a_key_sees_and_touches_only_the_tasks_of_its_indexes() {
 
     // The master key still sees everything.
     let all = admin.get("/tasks?limit=100").await.json();
-    assert!(uids(&all).contains(&other), "{all}");
+    assert!(result_uids(&all).contains(&other), "{all}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,10 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::fake_node::FakeNode;
 use support::gateway::{eventually, Extra, GatewayProcess, NodeEntry};
-use support::meili_api::Api;
+use support::meili_api::{result_uids, Api};
 
 const KEY: &str = "task-history-master-key-01234";
 
@@ -25,20 +25,12 @@ async fn node_tasks(node: &FakeNode, kind: &str) -> u64 {
 async fn write(api: &mut Api, id: u64) -> u64 {
     let index = if id % 2 == 0 { "movies" } else { "books" };
     let path = format!("/indexes/{index}/documents");
-    let resp = api.json("POST", &path, &json!([{"id": id}])).await;
-    assert_eq!(resp.status, 202, "{}", resp.text());
-    let uid = resp.json()["taskUid"].as_u64().unwrap();
-    assert_eq!(api.wait(uid).await["status"], "succeeded");
-    uid
-}
-
-fn uids(page: &Value) -> Vec<u64> {
-    page["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["uid"].as_u64().unwrap())
-        .collect()
+    let body = json!([{ "id": id }]).to_string();
+    let task = api
+        .write("POST", &path, Some("application/json"), body.as_bytes())
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    task["uid"].as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +123,7 @@ async fn the_oldest_finished_tasks_are_pruned_here_and_on_the_nodes() {
     let mut api = Api::new(gw.addr, Some(KEY));
     for (q, expected) in queries.iter().zip(&before) {
         let after = api.get(q).await.json();
-        assert_eq!(uids(&after), uids(expected), "{q}");
+        assert_eq!(result_uids(&after), result_uids(expected), "{q}");
         assert_eq!(after["total"], expected["total"], "{q}");
         assert_eq!(after["next"], expected["next"], "{q}");
     }

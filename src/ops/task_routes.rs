@@ -152,19 +152,8 @@ fn record(
 ) -> Result<GatewayTask, Reply> {
     services
         .tasks
-        .create(|uid| GatewayTask {
-            uid,
-            index_uid: None,
-            kind: kind.to_string(),
-            enqueued_at: req.received_at.clone(),
-            custom_metadata: None,
-            copies: 1,
-            node_tasks,
-            details: Some(details),
-            error: None,
-            canceled_by: None,
-            view: None,
-            awaiting: Vec::new(),
+        .create(|uid| {
+            GatewayTask::about_tasks(uid, kind, req.received_at.clone(), node_tasks, details)
         })
         .map_err(|e| store_failure(&e))
 }

@@ -104,6 +104,31 @@ impl GatewayTask {
         self.view.is_some() && self.status().is_final()
     }
 
+    /// A task about tasks (a cancelation or deletion) of no single index: its `details`, and
+    /// the node tasks it made.
+    pub fn about_tasks(
+        uid: u64,
+        kind: &str,
+        enqueued_at: String,
+        node_tasks: Vec<NodeTaskRef>,
+        details: Value,
+    ) -> GatewayTask {
+        GatewayTask {
+            uid,
+            index_uid: None,
+            kind: kind.to_string(),
+            enqueued_at,
+            custom_metadata: None,
+            copies: 1,
+            node_tasks,
+            details: Some(details),
+            error: None,
+            canceled_by: None,
+            view: None,
+            awaiting: Vec::new(),
+        }
+    }
+
     /// The summarized view a write answers with (`202`).
     pub fn summary(&self) -> Value {
         let mut out = serde_json::Map::new();

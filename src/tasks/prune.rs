@@ -116,19 +116,8 @@ impl TaskService {
             "deletedTasks": uids.len(),
             "originalFilter": tasks.last().map(original_filter).unwrap_or_default(),
         });
-        let recorded = self.create(|uid| GatewayTask {
-            uid,
-            index_uid: None,
-            kind: "taskDeletion".into(),
-            enqueued_at,
-            custom_metadata: None,
-            copies: 1,
-            node_tasks,
-            details: Some(details),
-            error: None,
-            canceled_by: None,
-            view: None,
-            awaiting: Vec::new(),
+        let recorded = self.create(|uid| {
+            GatewayTask::about_tasks(uid, "taskDeletion", enqueued_at, node_tasks, details)
         });
         if let Err(e) = recorded {
             log::error!("task pruning: {e}");
@@ -147,20 +136,7 @@ mod tests {
 
     #[test]
     fn the_filter_ends_just_after_the_last_task() {
-        let last = GatewayTask {
-            uid: 9,
-            index_uid: None,
-            kind: "settingsUpdate".into(),
-            enqueued_at: "2026-01-01T00:00:00Z".into(),
-            custom_metadata: None,
-            copies: 1,
-            node_tasks: vec![],
-            details: None,
-            error: None,
-            canceled_by: None,
-            view: None,
-            awaiting: Vec::new(),
-        };
+        let last = crate::state::contract::task(9);
         assert_eq!(
             original_filter(&last),
             "?beforeEnqueuedAt=2026-01-01T00:00:00.000000001Z&statuses=succeeded,failed,canceled"

@@ -95,3 +95,13 @@ impl Api {
         self.wait(uid).await
     }
 }
+
+/// The `uid` of each result of a listing page (`/tasks`, `/batches`), in order.
+pub fn result_uids(page: &Value) -> Vec<u64> {
+    page["results"]
+        .as_array()
+        .expect("a listing page")
+        .iter()
+        .map(|t| t["uid"].as_u64().expect("a uid"))
+        .collect()
+}
