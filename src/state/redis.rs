@@ -266,6 +266,27 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::unavailable(format!("redis: {e}"))
 }
 
+/// `fields` of the hash `key` with their values, in order; fields no longer there left out.
+async fn with_values<F: redis::ToRedisArgs + Send + Sync>(
+    c: &mut ConnectionManager,
+    key: &str,
+    fields: Vec<F>,
+) -> redis::RedisResult<Vec<(F, Vec<u8>)>> {
+    if fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+        .arg(key)
+        .arg(&fields)
+        .query_async(c)
+        .await?;
+    Ok(fields
+        .into_iter()
+        .zip(values)
+        .filter_map(|(field, value)| Some((field, value?)))
+        .collect())
+}
+
 /// A move log member: the big-endian (intent, part) key, then the request.
 fn member_key(intent: u64, part: u64) -> Vec<u8> {
     let mut out = intent.to_be_bytes().to_vec();
@@ -568,17 +589,9 @@ impl StateStore for RedisStore {
         let mut out = Vec::with_capacity(uids.len());
         for page in uids.chunks(1_000) {
             let page = page.to_vec();
-            let found: Vec<Option<Vec<u8>>> = self.run(move |mut c, k, _| async move {
-                if page.is_empty() {
-                    return Ok(Vec::new());
-                }
-                redis::cmd("HMGET")
-                    .arg(&k.tasks)
-                    .arg(&page)
-                    .query_async(&mut c)
-                    .await
-            })?;
-            for bytes in found.into_iter().flatten() {
+            let found = self
+                .run(move |mut c, k, _| async move { with_values(&mut c, &k.tasks, page).await })?;
+            for (_, bytes) in found {
                 out.push(serde_json::from_slice(&bytes).map_err(|e| StoreError(e.to_string()))?);
             }
         }
@@ -623,19 +636,7 @@ impl StateStore for RedisStore {
         let node = node.to_string();
         self.run(move |mut c, k, _| async move {
             let keys: Vec<String> = c.zrange(k.hint_queue(&node), 0, limit as isize - 1).await?;
-            if keys.is_empty() {
-                return Ok(Vec::new());
-            }
-            let bodies: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-                .arg(&k.hints)
-                .arg(&keys)
-                .query_async(&mut c)
-                .await?;
-            Ok(keys
-                .into_iter()
-                .zip(bodies)
-                .filter_map(|(key, body)| Some((key, body?)))
-                .collect())
+            with_values(&mut c, &k.hints, keys).await
         })
     }
 
@@ -704,19 +705,7 @@ impl StateStore for RedisStore {
                 .filter(|(_, at)| *at < before)
                 .map(|(id, _)| id)
                 .collect();
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let bodies: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-                .arg(&k.intents)
-                .arg(&ids)
-                .query_async(&mut c)
-                .await?;
-            Ok(ids
-                .into_iter()
-                .zip(bodies)
-                .filter_map(|(id, body)| Some((id, body?)))
-                .collect())
+            with_values(&mut c, &k.intents, ids).await
         })?;
         stale.sort_by_key(|(id, _)| *id);
         Ok(stale)
