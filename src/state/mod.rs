@@ -8,6 +8,7 @@
 pub(crate) mod contract;
 pub mod peers;
 pub mod redis;
+mod redis_scripts;
 #[cfg(test)]
 mod redis_tests;
 
