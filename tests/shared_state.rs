@@ -100,6 +100,10 @@ async fn two_gateways_share_tasks_through_redis() {
         assert_eq!(listing(&from_a.json()), listing(&from_b.json()), "{query}");
     }
     assert_eq!(a.get("/tasks?indexUids=movies").await.json()["total"], 2);
+    // One gateway aligns the nodes' keys for both: they never create a key twice.
+    for gw in [&ga, &gb] {
+        assert!(!gw.log().contains("could not create key"), "{}", gw.log());
+    }
 
     // Deleted through B: gone through A.
     let deletion = b

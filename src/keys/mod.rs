@@ -73,7 +73,9 @@ impl KeySync {
     /// One round: list every node's keys and apply what [`plan::plan`] says. The number of
     /// changes made. Nodes that do not answer are left for a later round.
     pub async fn align(&self, fleet: &Fleet) -> usize {
-        if fleet.master.is_none() {
+        // With a shared state, the gateway that leads the background work aligns for all
+        // (two aligning at once would create the same key twice).
+        if fleet.master.is_none() || !self.tasks.leads_background() {
             return 0;
         }
         let topology = fleet.topology.snapshot();
