@@ -277,3 +277,29 @@ fn only_writes_left_by_a_stopped_gateway_are_recovered() {
     store.settle(old, None, &[]).unwrap();
     assert!(store.intents().unwrap().is_empty());
 }
+
+#[test]
+fn every_gateway_sees_the_same_lagging_nodes() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let open = |prefix: &'static str| {
+        let settings = server.settings(prefix);
+        crate::tasks::TaskService::open_with(Box::new(move || {
+            RedisStore::open(&settings)
+                .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn StateStore>)
+        }))
+        .unwrap()
+    };
+    let (a, b) = (open("lagging"), open("lagging"));
+    let req = crate::transport::NodeRequest::get("/indexes/m/documents".to_string());
+    a.hint("n1", &req).unwrap();
+    b.sync_lagging();
+    assert!(b.is_lagging("n1"), "B sees the hint A queued");
+    let store = RedisStore::open(&server.settings("lagging")).unwrap();
+    for (key, _) in store.hints("n1", 10).unwrap() {
+        store.hint_delete(&key).unwrap();
+    }
+    b.sync_lagging();
+    assert!(!b.is_lagging("n1"), "B sees the queue replayed");
+}

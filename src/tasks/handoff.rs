@@ -126,13 +126,15 @@ impl TaskService {
             .unwrap_or_default()
     }
 
-    /// Marks lagging every node the store holds hints for, whichever gateway queued them
-    /// (a shared store); a node leaves the set once its queue is replayed.
+    /// The lagging nodes are those the store holds hints for, whichever gateway queued
+    /// them or replayed them (a shared store).
     pub fn sync_lagging(&self) {
-        let Ok(counts) = self.store().and_then(|s| s.hint_counts()) else {
-            return;
-        };
-        self.lagging().extend(counts.into_keys());
+        let Ok(store) = self.store() else { return };
+        // Held while reading: a hint queued meanwhile (under the same lock) is not missed.
+        let mut lagging = self.lagging();
+        if let Ok(counts) = store.hint_counts() {
+            *lagging = counts.into_keys().collect();
+        }
     }
 
     /// Replays missed writes to the nodes that are up, oldest first, stopping at a node's
