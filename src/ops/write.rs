@@ -101,13 +101,10 @@ pub async fn execute(
     };
     // A node still catching up on missed writes gets this one queued behind them, never
     // sent ahead of them.
+    let lagging = services.tasks.lagging_now();
     let deferred: Vec<bool> = sends
         .iter()
-        .map(|s| {
-            services
-                .tasks
-                .is_lagging(&cluster.topology.nodes[s.node].id)
-        })
+        .map(|s| lagging.contains(&cluster.topology.nodes[s.node].id))
         .collect();
     // Nodes in parallel; a node's own requests (the parts of a large batch) one after the
     // other, so its queue holds them in the client's order.

@@ -114,6 +114,15 @@ impl TaskService {
         self.lagging().contains(node)
     }
 
+    /// The nodes a write must be queued behind their missed ones for: with a shared store,
+    /// as its hint queues are now (another gateway may have queued one a moment ago).
+    pub fn lagging_now(&self) -> BTreeSet<String> {
+        if self.store().is_ok_and(|s| s.shared()) {
+            self.sync_lagging();
+        }
+        self.lagging_nodes()
+    }
+
     /// The nodes with writes to catch up on.
     pub fn lagging_nodes(&self) -> BTreeSet<String> {
         self.lagging().clone()
