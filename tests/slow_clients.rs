@@ -101,7 +101,9 @@ async fn connections_beyond_the_cap_are_refused_but_health_checks_get_through() 
     for _ in 0..3 {
         reserve.push(TcpStream::connect(gw.addr).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Well within the reserve's 250 ms head deadline: the reserve must still be full when
+    // the next connection comes (they are accepted in order).
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let mut refused = TcpStream::connect(gw.addr).await.unwrap();
     let text = read_to_close(&mut refused, Duration::from_secs(5)).await;
     assert_eq!(text, "");
