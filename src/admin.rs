@@ -24,26 +24,8 @@ pub fn handle(
     path: &str,
     authorization: Option<&HeaderValue>,
 ) -> Reply {
-    if let Some(master) = &rebalancer.fleet.master {
-        match authorization {
-            None => {
-                return Reply::error(&MeiliError::new(
-                    401,
-                    "missing_authorization_header",
-                    ErrorType::Auth,
-                    "The Authorization header is missing. It must use the bearer authorization method.",
-                ))
-            }
-            Some(given) if given.as_bytes() != master.as_bytes() => {
-                return Reply::error(&MeiliError::new(
-                    403,
-                    "invalid_api_key",
-                    ErrorType::Auth,
-                    "The provided API key is invalid. The Miroir admin API takes the master key only.",
-                ))
-            }
-            Some(_) => {}
-        }
+    if let Err(refused) = check_master(rebalancer.fleet.master.as_ref(), authorization) {
+        return refused;
     }
     let route = path.trim_end_matches('/');
     let result = match (method, route) {
@@ -83,6 +65,36 @@ pub fn handle(
             e,
         )),
     }
+}
+
+/// Whether `authorization` is the master key (anything goes without one), as the admin API
+/// requires; the refusal otherwise.
+pub fn check_master(
+    master: Option<&HeaderValue>,
+    authorization: Option<&HeaderValue>,
+) -> Result<(), Reply> {
+    if let Some(master) = master {
+        match authorization {
+            None => {
+                return Err(Reply::error(&MeiliError::new(
+                    401,
+                    "missing_authorization_header",
+                    ErrorType::Auth,
+                    "The Authorization header is missing. It must use the bearer authorization method.",
+                )))
+            }
+            Some(given) if given.as_bytes() != master.as_bytes() => {
+                return Err(Reply::error(&MeiliError::new(
+                    403,
+                    "invalid_api_key",
+                    ErrorType::Auth,
+                    "The provided API key is invalid. The Miroir admin API takes the master key only.",
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Nodes, their health and shards, and the effective placement.

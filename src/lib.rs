@@ -21,6 +21,7 @@
 //!   (`check-config`'s report).
 
 pub mod admin;
+pub mod aliases;
 pub mod attempts;
 pub mod auth;
 pub mod cache;
@@ -50,6 +51,7 @@ pub mod server;
 pub mod shard_tag;
 pub mod split;
 pub mod state;
+pub mod swap_gate;
 pub mod tasks;
 pub mod topology;
 pub mod transport;

@@ -15,12 +15,13 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 
 use crate::admin;
+use crate::aliases::resolve::{self, Resolution};
 use crate::auth::AuthError;
 use crate::cache::{self, Probe};
 use crate::error::MeiliError;
 use crate::fleet::Fleet;
 use crate::node_client::{NodeClient, ProxySlot};
-use crate::ops::{self, Services};
+use crate::ops::{self, alias_api, Services};
 use crate::rebalance::Rebalancer;
 use crate::replicas::Replicas;
 use crate::respond::Reply;
@@ -96,6 +97,8 @@ pub struct RequestCtx {
     body_bytes: usize,
     /// Node requests made for a request the gateway served itself.
     fanout: usize,
+    /// The path a proxied request goes to, when it named an alias.
+    upstream_path: Option<String>,
 }
 
 impl RequestCtx {
@@ -123,6 +126,7 @@ impl ProxyHttp for Gateway {
             proxied: None,
             body_bytes: 0,
             fanout: 0,
+            upstream_path: None,
         }
     }
 
@@ -158,6 +162,10 @@ impl ProxyHttp for Gateway {
         if session.req_header().headers.len() > self.max_headers {
             return self.reply(session, ctx, Reply::empty(431)).await;
         }
+        if is_alias_api(req_path(session)) {
+            let reply = self.alias_api(session, ctx).await;
+            return self.reply(session, ctx, reply).await;
+        }
         if req_path(session).starts_with(admin::PREFIX) {
             let req = session.req_header();
             let reply = admin::handle(
@@ -184,7 +192,19 @@ impl ProxyHttp for Gateway {
             return self.reply(session, ctx, Reply::error(&e)).await;
         }
         match route.endpoint.serve() {
-            Serve::Proxy => Ok(false),
+            Serve::Proxy => {
+                let aliases = self.services.aliases.snapshot();
+                let path = req_path(session);
+                match resolve::resolve(&aliases, route.endpoint, route.index.as_deref(), path, b"")
+                {
+                    Resolution::Rewritten(rw) => ctx.upstream_path = rw.path,
+                    Resolution::Refused(e) => {
+                        return self.reply(session, ctx, Reply::error(&e)).await
+                    }
+                    Resolution::Direct | Resolution::Federated { .. } => {}
+                }
+                Ok(false)
+            }
             Serve::Op(op) => {
                 let reply = match self.read_body(session).await {
                     Ok(body) => {
@@ -268,6 +288,15 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(path) = &ctx.upstream_path {
+            let target = match upstream.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.clone(),
+            };
+            if let Ok(uri) = target.parse() {
+                upstream.set_uri(uri);
+            }
+        }
         if let Some(&node) = ctx.tried.last() {
             upstream.insert_header(
                 http::header::HOST,
@@ -473,8 +502,8 @@ impl Gateway {
         }
     }
 
-    /// Hands a request the gateway answers itself to [`ops::dispatch`]; the reply and how
-    /// many node requests it took.
+    /// Hands a request the gateway answers itself to [`ops::dispatch`], its aliases
+    /// resolved once; the reply and how many node requests it took.
     async fn serve(
         &self,
         session: &Session,
@@ -484,9 +513,45 @@ impl Gateway {
         body: Bytes,
     ) -> (Reply, usize) {
         let header = session.req_header();
+        let aliases = self.services.aliases.snapshot();
+        let resolution = resolve::resolve(
+            &aliases,
+            route.endpoint,
+            route.index.as_deref(),
+            header.uri.path(),
+            &body,
+        );
+        let mut body = body;
+        let mut resolved_route = None;
+        let mut resolved_path = None;
+        let mut echo = Vec::new();
+        let mut federated = None;
+        match resolution {
+            Resolution::Direct => {}
+            Resolution::Refused(e) => return (Reply::error(&e), 0),
+            Resolution::Federated { alias, targets } => {
+                self.services.aliases.count_resolution(&alias);
+                federated = Some(targets);
+            }
+            Resolution::Rewritten(rw) => {
+                for alias in &rw.aliases {
+                    self.services.aliases.count_resolution(alias);
+                }
+                resolved_route = rw.index.map(|index| Route {
+                    index: Some(index),
+                    ..route.clone()
+                });
+                resolved_path = rw.path;
+                if let Some(b) = rw.body {
+                    body = Bytes::from(b);
+                }
+                echo = rw.echo;
+            }
+        }
+        let route = resolved_route.as_ref().unwrap_or(route);
         let req = ops::Request {
             method: &header.method,
-            path: header.uri.path(),
+            path: resolved_path.as_deref().unwrap_or(header.uri.path()),
             query: header.uri.query().unwrap_or(""),
             headers: &header.headers,
             body,
@@ -508,23 +573,63 @@ impl Gateway {
             }
             _ => None,
         };
+        // A read holds its indexes against a swap from its first node request to its last.
+        let _reading = match read_indexes(op, &req, federated.as_deref()) {
+            Some(indexes) => {
+                let within = self.fleet.reads.deadline;
+                match self.services.swaps.read(&indexes, within).await {
+                    Some(reading) => Some(reading),
+                    None => return (swap_in_progress(), 0),
+                }
+            }
+            None => None,
+        };
+        let cluster = self.fleet.cluster(&topology);
+        if let Some(targets) = &federated {
+            let reply = ops::alias_search(&cluster, &self.services, &req, targets).await;
+            return (reply, cluster.sent.load(Ordering::Relaxed));
+        }
         let cache = &self.services.cache;
-        let pending = match self.probe_cache(op, route, &req) {
+        let probe = match echo.is_empty() {
+            true => self.probe_cache(op, route, &req),
+            false => Probe::Off,
+        };
+        let pending = match probe {
             Probe::Hit(reply) => return (reply.header(cache::HEADER, HIT.clone()), 0),
             Probe::Miss(pending) => Some(pending),
             Probe::Off => None,
         };
-        let cluster = self.fleet.cluster(&topology);
         let mut reply = ops::dispatch(&cluster, &self.services, op, &req).await;
         if let Some(pending) = pending {
             cache.keep(pending, &reply);
             reply = reply.header(cache::HEADER, MISS.clone());
+        }
+        if !echo.is_empty() && reply.status == 200 {
+            if let Some(named) = resolve::echo_aliases(&reply.body, &echo) {
+                reply.body = Bytes::from(named);
+            }
         }
         // Keys decide who sees what: answers cached for a changed key must go.
         if route.endpoint.changes_keys() && reply.status < 300 {
             cache.invalidate(None);
         }
         (reply, cluster.sent.load(Ordering::Relaxed))
+    }
+
+    /// The aliases' admin API: master key, body, then [`alias_api::handle`].
+    async fn alias_api(&self, session: &mut Session, ctx: &RequestCtx) -> Reply {
+        let req = session.req_header();
+        let authorization = req.headers.get(http::header::AUTHORIZATION);
+        if let Err(refused) = admin::check_master(self.fleet.master.as_ref(), authorization) {
+            return refused;
+        }
+        let (method, path) = (req.method.clone(), req.uri.path().to_string());
+        let body = match self.read_body(session).await {
+            Ok(body) => body,
+            Err(reply) => return reply,
+        };
+        let cluster = self.fleet.cluster(&ctx.topology);
+        alias_api::handle(&cluster, &self.services, &method, &path, &body).await
     }
 
     /// The search cache's verdict on a read (`Probe::Off` for everything else).
@@ -624,6 +729,40 @@ async fn send(
 }
 
 /// `501` for a route the gateway does not serve.
+/// The indexes a read holds against swaps; `None` for what is not an index read.
+fn read_indexes(
+    op: Op,
+    req: &ops::Request<'_>,
+    federated: Option<&[String]>,
+) -> Option<Vec<String>> {
+    use Op::*;
+    if let Some(targets) = federated {
+        return Some(targets.to_vec());
+    }
+    match op {
+        MultiSearch => Some(resolve::read_indexes(None, Some(&req.body))),
+        Search | FacetSearch | Browse | GetDocument | Stats | Settings | Similar | Fields => {
+            req.route.index.clone().map(|i| vec![i])
+        }
+        _ => None,
+    }
+}
+
+fn is_alias_api(path: &str) -> bool {
+    path.strip_prefix(alias_api::PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn swap_in_progress() -> Reply {
+    let e = MeiliError::new(
+        503,
+        "miroir_swap_in_progress",
+        crate::error::ErrorType::System,
+        "An index this read needs is being swapped or renamed on the nodes, and the swap did not end within the read deadline. Retry in a moment.",
+    );
+    Reply::error(&e).header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
+}
+
 fn not_implemented(session: &Session) -> Reply {
     let req = session.req_header();
     Reply::error(&MeiliError::not_implemented(

@@ -146,6 +146,8 @@ pub enum Op {
     Similar,
     TaskDocuments,
     Webhooks,
+    /// Swaps and renames, atomic for readers.
+    Swap,
 }
 
 impl Op {
@@ -155,7 +157,7 @@ impl Op {
         use Op::*;
         matches!(
             self,
-            AddDocuments | DeleteDocument | DeleteDocuments | Broadcast
+            AddDocuments | DeleteDocument | DeleteDocuments | Broadcast | Swap
         )
     }
 
@@ -167,6 +169,7 @@ impl Op {
                 | DeleteDocument
                 | DeleteDocuments
                 | Broadcast
+                | Swap
                 | TaskGet
                 | TaskList
                 | BatchGet
@@ -205,11 +208,10 @@ impl Endpoint {
             E::TaskList => X::TaskList,
             E::TaskCancel => X::TaskCancel,
             E::TaskDelete => X::TaskDelete,
+            E::SwapIndexes | E::IndexUpdate => X::Swap,
             E::IndexCreate
-            | E::IndexUpdate
             | E::IndexDelete
             | E::IndexCompact
-            | E::SwapIndexes
             | E::DocumentsDeleteAll
             | E::DocumentsDeleteByFilter
             | E::DocumentsEdit

@@ -14,6 +14,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
+use crate::aliases::AliasService;
 use crate::auth::AuthChecker;
 use crate::cache::SearchCache;
 use crate::cluster::ReadPolicy;
@@ -187,7 +188,14 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         }
     }
     let keys = Arc::new(KeySync::new(tasks.clone(), &metrics));
+    let aliases = Arc::new(AliasService::new(
+        tasks.clone(),
+        config.alias_history,
+        &metrics,
+    ));
     let services = Arc::new(Services {
+        aliases: aliases.clone(),
+        swaps: Default::default(),
         webhooks: webhooks.clone(),
         keys: keys.clone(),
         tasks: tasks.clone(),
@@ -211,6 +219,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
             keys,
         },
     );
+    let alias_watch = background_service("alias watch", AliasWatchService { aliases });
     let mover = background_service(
         "rebalance",
         RebalanceService {
@@ -267,6 +276,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     server.add_service(refresher);
     server.add_service(mover);
     server.add_service(key_sync);
+    server.add_service(alias_watch);
     server.add_service(background_service(
         "webhooks",
         WebhookService {
@@ -328,6 +338,21 @@ impl BackgroundService for TaskRefreshService {
                 _ = tokio::time::sleep(refresh::PERIOD) => {}
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+}
+
+/// Follows the alias changes of the other gateways of a shared store.
+struct AliasWatchService {
+    aliases: Arc<AliasService>,
+}
+
+#[async_trait]
+impl BackgroundService for AliasWatchService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = self.aliases.watch() => {}
+            _ = shutdown.changed() => {}
         }
     }
 }

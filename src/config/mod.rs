@@ -28,6 +28,8 @@ pub struct Config {
     pub rebalance: RebalanceSettings,
     pub cache: CacheSettings,
     pub tasks: TaskSettings,
+    /// Flips kept in each alias's history.
+    pub alias_history: usize,
     pub state: StateBackend,
     pub nodes: Vec<NodeSpec>,
     pub plugins: Vec<PluginConfig>,
@@ -539,6 +541,12 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
         ),
     };
 
+    let alias_history = raw
+        .aliases
+        .and_then(|a| a.history_retention)
+        .unwrap_or(10)
+        .min(10_000) as usize;
+
     let raw_state = raw.state.unwrap_or_default();
     let state = match raw_state.backend.as_deref() {
         None | Some("embedded") => {
@@ -592,6 +600,7 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
             rebalance,
             cache,
             tasks,
+            alias_history,
             state,
             nodes,
             plugins,

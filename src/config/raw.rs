@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub rebalance: Option<RawRebalance>,
     pub cache: Option<RawCache>,
     pub tasks: Option<RawTasks>,
+    pub aliases: Option<RawAliases>,
     pub state: Option<RawState>,
     #[serde(default)]
     pub nodes: Vec<RawNode>,
@@ -131,6 +132,12 @@ pub struct RawTasks {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawAliases {
+    pub history_retention: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawState {
     pub backend: Option<String>,
     pub redis: Option<RawStateRedis>,
@@ -219,6 +226,7 @@ pub fn merge(a: &mut RawConfig, b: RawConfig, a_name: &str, b_name: &str) -> Res
         [copy, barrier_timeout_ms, page_size, max_moves]
     );
     merge_table!(tasks, "tasks", [max_tasks]);
+    merge_table!(aliases, "aliases", [history_retention]);
     merge_table!(state, "state", [backend, redis]);
     merge_table!(
         cache,

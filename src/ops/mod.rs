@@ -4,6 +4,7 @@
 //! complete [`Reply`]; none of them touches Pingora. The I/O lives here; merging is
 //! [`crate::merge`]'s.
 
+pub mod alias_api;
 mod batches;
 mod broadcast;
 mod browse;
@@ -18,6 +19,7 @@ mod render;
 mod search;
 mod similar;
 mod stats;
+mod swap;
 mod task_documents;
 mod task_routes;
 mod webhooks;
@@ -49,6 +51,10 @@ pub struct Services {
     pub keys: std::sync::Arc<crate::keys::KeySync>,
     /// The gateway's own webhooks.
     pub webhooks: std::sync::Arc<crate::webhooks::Webhooks>,
+    /// Index aliases.
+    pub aliases: std::sync::Arc<crate::aliases::AliasService>,
+    /// Reads held while a swap is under way.
+    pub swaps: crate::swap_gate::SwapGate,
 }
 
 /// A client request the gateway answers itself, body read.
@@ -212,6 +218,16 @@ pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
 /// How long a request waits for a task store still held by a previous process.
 const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A search of an alias with several targets ([`crate::aliases`]).
+pub async fn alias_search(
+    cluster: &Cluster<'_>,
+    services: &Services,
+    req: &Request<'_>,
+    targets: &[String],
+) -> Reply {
+    search::alias_search(cluster, services, req, targets).await
+}
+
 /// Serves `req` with `op`, the operation its route names ([`crate::routes::Endpoint::serve`]).
 pub async fn dispatch(
     cluster: &Cluster<'_>,
@@ -241,6 +257,7 @@ pub async fn dispatch(
         Op::Stats => stats::stats(cluster, req).await,
         Op::Settings => reads::settings(cluster, services, req).await,
         Op::Broadcast => broadcast::broadcast(cluster, services, req).await,
+        Op::Swap => swap::swap(cluster, services, req).await,
         Op::TaskGet => task_routes::get(cluster, services, req).await,
         Op::TaskList => task_routes::list(cluster, services, req).await,
         Op::BatchGet => batches::get(cluster, services, req).await,

@@ -322,3 +322,71 @@ pub async fn facet_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
         Ok(answer.to_string().into_bytes())
     })
 }
+
+/// A search of an alias with several targets: the federated multi-search over them, with
+/// the window and facets merged, answered with the search's `query`.
+pub async fn alias_search(
+    cluster: &Cluster<'_>,
+    services: &Services,
+    req: &Request<'_>,
+    targets: &[String],
+) -> Reply {
+    let query = if req.method == Method::GET {
+        get_params_to_body(req.query)
+    } else {
+        req.json_object()
+    };
+    // Unreadable parameters: the first target's node judges them, as it would the alias's.
+    let Some(query) = query else {
+        let path = crate::aliases::resolve::with_index(req.path, &targets[0]);
+        let first = Request {
+            path: &path,
+            ..req.with_body(req.body.to_vec())
+        };
+        return judge(cluster, &first).await;
+    };
+    let body = crate::aliases::resolve::federated_body(&query, targets);
+    let mut headers = req.headers.clone();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let route = match crate::routes::classify(&Method::POST, "/multi-search") {
+        Ok(route) => route,
+        Err(_) => return Reply::error(&MeiliError::internal("no multi-search route")),
+    };
+    let federated_req = Request {
+        method: &Method::POST,
+        path: "/multi-search",
+        query: "",
+        headers: &headers,
+        body: serde_json::to_vec(&body).unwrap_or_default().into(),
+        route: &route,
+        upstream_headers: req.upstream_headers,
+        received_at: req.received_at.clone(),
+    };
+    let reply = super::federated::federated(cluster, services, &federated_req, body).await;
+    if reply.status != 200 {
+        return reply;
+    }
+    let q = query.get("q").cloned().unwrap_or(Value::from(""));
+    Reply {
+        body: with_query(&reply.body, &q).into(),
+        ..reply
+    }
+}
+
+/// A JSON object answer with `"query"` first, as a search answer has it.
+fn with_query(answer: &[u8], q: &Value) -> Vec<u8> {
+    let Some(rest) = answer.strip_prefix(b"{") else {
+        return answer.to_vec();
+    };
+    let mut out = Vec::with_capacity(answer.len() + 32);
+    out.extend_from_slice(b"{\"query\":");
+    out.extend_from_slice(q.to_string().as_bytes());
+    if rest.first() != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    out
+}

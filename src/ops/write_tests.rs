@@ -30,6 +30,12 @@ fn services_in(dir: &std::path::Path) -> Services {
     let tasks = Arc::new(TaskService::open(dir).unwrap());
     let metrics = crate::metrics::Metrics::new();
     Services {
+        aliases: Arc::new(crate::aliases::AliasService::new(
+            tasks.clone(),
+            10,
+            &metrics,
+        )),
+        swaps: Default::default(),
         keys: Arc::new(crate::keys::KeySync::new(tasks.clone(), &metrics)),
         webhooks: Arc::new(crate::webhooks::Webhooks::new(tasks.clone(), &metrics)),
         tasks,

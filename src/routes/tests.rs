@@ -323,7 +323,7 @@ fn how_an_endpoint_is_served_agrees_with_its_class() {
             let consistent = match class {
                 // One node answers; settings reads go through the gateway to hide the tag.
                 RouteClass::OneNode => serve == Serve::Proxy || serve == Serve::Op(Op::Settings),
-                RouteClass::Broadcast => serve == Serve::Op(Op::Broadcast),
+                RouteClass::Broadcast => matches!(serve, Serve::Op(Op::Broadcast | Op::Swap)),
                 RouteClass::ByKey => matches!(
                     serve,
                     Serve::Op(

@@ -37,6 +37,7 @@ pub fn check_all(open: &dyn Fn() -> Box<dyn StateStore>) {
     settling_stores_the_task_and_its_hints_at_once(&*open());
     the_index_follows_the_writes(&*open());
     small_tables_round_trip(&*open());
+    alias_table_is_compare_and_set(open);
 }
 
 fn uids_grow_and_survive_reopening(open: &dyn Fn() -> Box<dyn StateStore>) {
@@ -193,4 +194,24 @@ fn small_tables_round_trip(store: &dyn StateStore) {
     store.set_webhook("u1", None).unwrap();
     store.set_webhook("u2", None).unwrap();
     assert!(store.webhooks().unwrap().is_empty());
+}
+
+/// A change of the alias table is a compare-and-set: of two writers that read one version,
+/// one wins and the other is told to read again; the winner's table survives reopening.
+fn alias_table_is_compare_and_set(open: &dyn Fn() -> Box<dyn StateStore>) {
+    let store = open();
+    let (v0, _) = store.aliases().unwrap();
+    assert!(store.set_aliases(v0, b"{\"a\":1}").unwrap());
+    assert!(
+        !store.set_aliases(v0, b"{\"b\":1}").unwrap(),
+        "stale version wins"
+    );
+    assert_eq!(store.aliases_version().unwrap(), v0 + 1);
+    drop(store);
+    let store = open();
+    assert_eq!(store.aliases().unwrap(), (v0 + 1, b"{\"a\":1}".to_vec()));
+    store.ack_aliases("g1", v0 + 1).unwrap();
+    if store.shared() {
+        assert_eq!(store.alias_acks().unwrap().get("g1"), Some(&(v0 + 1)));
+    }
 }

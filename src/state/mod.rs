@@ -164,4 +164,22 @@ pub trait StateStore: Send + Sync {
     fn webhooks(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Stores (or, with `None`, deletes) the webhook `uuid`.
     fn set_webhook(&self, uuid: &str, json: Option<&[u8]>) -> Result<(), StoreError>;
+
+    /// The alias table as JSON and its version (0 and empty before the first change).
+    fn aliases(&self) -> Result<(u64, Vec<u8>), StoreError>;
+    /// Replaces the alias table if its version is still `expected`, as version
+    /// `expected + 1`: one atomic step; whether it did.
+    fn set_aliases(&self, expected: u64, json: &[u8]) -> Result<bool, StoreError>;
+    /// The alias table's version alone (a cheap poll).
+    fn aliases_version(&self) -> Result<u64, StoreError> {
+        self.aliases().map(|(v, _)| v)
+    }
+    /// Says that gateway `holder` uses the alias table `version` from now on.
+    fn ack_aliases(&self, _holder: &str, _version: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The alias table version each gateway said it uses.
+    fn alias_acks(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        Ok(BTreeMap::new())
+    }
 }

@@ -27,6 +27,8 @@ use super::{MoveLogKey, StateStore};
 use crate::tasks::index::{Facets, TaskIndex};
 use crate::tasks::{GatewayTask, StoreError};
 
+mod aliases;
+
 /// Changes kept in the stream; a gateway further behind reloads the whole index.
 const STREAM_LEN: u64 = 200_000;
 
@@ -722,6 +724,26 @@ impl StateStore for RedisStore {
             self.run(|mut c, k, _| async move { c.hgetall(&k.webhooks).await })?;
         all.sort();
         Ok(all)
+    }
+
+    fn aliases(&self) -> Result<(u64, Vec<u8>), StoreError> {
+        self.load_aliases()
+    }
+
+    fn set_aliases(&self, expected: u64, json: &[u8]) -> Result<bool, StoreError> {
+        self.store_aliases(expected, json)
+    }
+
+    fn aliases_version(&self) -> Result<u64, StoreError> {
+        self.load_aliases_version()
+    }
+
+    fn ack_aliases(&self, holder: &str, version: u64) -> Result<(), StoreError> {
+        self.store_alias_ack(holder, version)
+    }
+
+    fn alias_acks(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.load_alias_acks()
     }
 
     fn set_webhook(&self, uuid: &str, json: Option<&[u8]>) -> Result<(), StoreError> {

@@ -405,6 +405,16 @@ impl TaskService {
         self.store()?.set_webhook(uuid, json)
     }
 
+    /// The state store, for the other parts of the gateway that keep state in it (aliases).
+    pub fn state(&self) -> Result<&dyn StateStore, StoreError> {
+        self.store()
+    }
+
+    /// This gateway's id among the gateways of a shared store.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// Tasks in the store.
     pub fn count(&self) -> u64 {
         self.store().and_then(|s| s.len()).unwrap_or(0)

@@ -29,6 +29,8 @@ const FACET_VALUES: TableDefinition<&str, u64> = TableDefinition::new("facet_val
 const KEY_TOMBSTONES: TableDefinition<&str, u64> = TableDefinition::new("key_tombstones");
 /// The gateway's webhooks (uuid -> the webhook as JSON), see `crate::webhooks`.
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// The alias table (`"table"`, JSON) and its version (`"version"`, u64 little-endian).
+const ALIASES: TableDefinition<&str, &[u8]> = TableDefinition::new("aliases");
 /// Writes recorded for a moving shard's next owner, by (move id, intent id, part), replayed
 /// in order once the shard is copied (see `crate::rebalance`).
 const MOVE_LOG: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("move_log");
@@ -208,6 +210,7 @@ impl TaskStore {
         txn.open_table(MOVE_LOG).map_err(err)?;
         txn.open_table(KEY_TOMBSTONES).map_err(err)?;
         txn.open_table(WEBHOOKS).map_err(err)?;
+        txn.open_table(ALIASES).map_err(err)?;
         txn.open_table(FACETS).map_err(err)?;
         txn.commit().map_err(err)?;
         fill_facets(&db)?;
@@ -420,6 +423,28 @@ impl StateStore for TaskStore {
         txn.commit().map_err(err)
     }
 
+    fn aliases(&self) -> Result<(u64, Vec<u8>), StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(ALIASES).map_err(err)?;
+        read_aliases(&table)
+    }
+
+    fn set_aliases(&self, expected: u64, json: &[u8]) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(ALIASES).map_err(err)?;
+            let (version, _) = read_aliases(&table)?;
+            if version != expected {
+                return Ok(false);
+            }
+            let next = (expected + 1).to_le_bytes();
+            table.insert("version", &next[..]).map_err(err)?;
+            table.insert("table", json).map_err(err)?;
+        }
+        txn.commit().map_err(err)?;
+        Ok(true)
+    }
+
     /// Records a write before any node receives it; its id.
     /// `recorded` are the parts for moving shards, `(move id, request)`, kept in the same
     /// transaction.
@@ -576,6 +601,25 @@ impl StateStore for TaskStore {
     fn size_bytes(&self) -> Option<u64> {
         std::fs::metadata(&self.path).ok().map(|m| m.len())
     }
+}
+
+/// The alias table and its version, from either kind of table handle.
+fn read_aliases(
+    table: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+) -> Result<(u64, Vec<u8>), StoreError> {
+    let version = match table.get("version").map_err(err)? {
+        Some(v) => {
+            let bytes: [u8; 8] = v.value().try_into().unwrap_or_default();
+            u64::from_le_bytes(bytes)
+        }
+        None => 0,
+    };
+    let json = table
+        .get("table")
+        .map_err(err)?
+        .map(|v| v.value().to_vec())
+        .unwrap_or_default();
+    Ok((version, json))
 }
 
 #[cfg(test)]

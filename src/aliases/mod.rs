@@ -1,0 +1,185 @@
+//! Index aliases: stable names for one index, or several read together, flipped atomically
+//! (see the README's "Aliases"). The table lives in the state store as one value, so a flip
+//! is one transaction; each gateway resolves requests from a snapshot of it, taken once per
+//! request, and gateways sharing a store follow its version.
+
+pub mod model;
+pub mod resolve;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use prometheus::IntCounterVec;
+
+use crate::error::MeiliError;
+use crate::metrics::Metrics;
+use crate::tasks::{StoreError, TaskService};
+use model::AliasTable;
+
+/// How often a gateway on a shared store asks for the table's version: another gateway's
+/// flip is used here within it (plus a store round trip).
+pub const WATCH_PERIOD: Duration = Duration::from_millis(100);
+
+/// How long a flip waits for the other live gateways to say they use it.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(2);
+
+/// Tries of a change that lost a race with another gateway's.
+const CHANGE_TRIES: usize = 8;
+
+pub struct AliasService {
+    tasks: Arc<TaskService>,
+    current: ArcSwap<AliasTable>,
+    /// Flips kept in each alias's history.
+    retention: usize,
+    /// Changes through this gateway, one at a time.
+    lock: tokio::sync::Mutex<()>,
+    resolutions: IntCounterVec,
+    flips: IntCounterVec,
+}
+
+impl AliasService {
+    pub fn new(tasks: Arc<TaskService>, retention: usize, metrics: &Metrics) -> AliasService {
+        let counter = |name: &str, help: &str| {
+            let c = IntCounterVec::new(prometheus::Opts::new(name, help), &["alias"])
+                .expect("valid metric");
+            metrics.register(Box::new(c.clone()));
+            c
+        };
+        let service = AliasService {
+            tasks,
+            current: ArcSwap::from_pointee(AliasTable::default()),
+            retention,
+            lock: Default::default(),
+            resolutions: counter(
+                "miroir_alias_resolutions_total",
+                "Requests that named an alias, by alias",
+            ),
+            flips: counter(
+                "miroir_alias_flips_total",
+                "Changes of an alias's targets, by alias",
+            ),
+        };
+        if let Err(e) = service.reload() {
+            log::warn!("aliases: {e}; read again on the next change or watch round");
+        }
+        service
+    }
+
+    /// The table a request resolves its aliases from, start to end.
+    pub fn snapshot(&self) -> Arc<AliasTable> {
+        self.current.load_full()
+    }
+
+    pub fn count_resolution(&self, alias: &str) {
+        self.resolutions.with_label_values(&[alias]).inc();
+    }
+
+    /// Reads the table again if the store's version moved; whether it did.
+    pub fn reload(&self) -> Result<bool, StoreError> {
+        let store = self.tasks.state()?;
+        let version = store.aliases_version()?;
+        if version == self.current.load().version {
+            return Ok(false);
+        }
+        let (version, json) = store.aliases()?;
+        self.current
+            .store(Arc::new(AliasTable::decode(version, &json)));
+        store.ack_aliases(self.tasks.holder(), version)?;
+        Ok(true)
+    }
+
+    /// Follows the other gateways' changes, on a shared store.
+    pub async fn watch(&self) {
+        let shared = self.tasks.state().map(|s| s.shared()).unwrap_or(false);
+        if !shared {
+            return;
+        }
+        let mut down = false;
+        loop {
+            match self.reload() {
+                Ok(_) if down => {
+                    log::info!("aliases: the shared table is readable again");
+                    down = false;
+                }
+                Ok(_) => {}
+                Err(e) if !down => {
+                    log::warn!("aliases: {e}; searches keep the last table read");
+                    down = true;
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(WATCH_PERIOD).await;
+        }
+    }
+
+    /// Applies `change` to the latest table and stores it in one compare-and-set, again if
+    /// another gateway changed the table meanwhile; `change`'s result.
+    pub async fn change<T>(
+        &self,
+        change: impl Fn(&mut AliasTable, usize) -> Result<T, MeiliError>,
+    ) -> Result<T, MeiliError> {
+        let _one = self.lock.lock().await;
+        let store = self.tasks.state().map_err(|e| unavailable(&e))?;
+        for _ in 0..CHANGE_TRIES {
+            let (version, json) = store.aliases().map_err(|e| unavailable(&e))?;
+            let mut table = AliasTable::decode(version, &json);
+            let out = change(&mut table, self.retention)?;
+            if store
+                .set_aliases(version, &table.encode())
+                .map_err(|e| unavailable(&e))?
+            {
+                table.version = version + 1;
+                let committed = table.version;
+                self.current.store(Arc::new(table));
+                if let Err(e) = store.ack_aliases(self.tasks.holder(), committed) {
+                    log::warn!("aliases: {e}");
+                }
+                return Ok(out);
+            }
+        }
+        Err(MeiliError::new(
+            409,
+            "miroir_alias_conflict",
+            crate::error::ErrorType::InvalidRequest,
+            "The aliases kept changing through other gateways: try again.",
+        ))
+    }
+
+    pub fn count_flip(&self, alias: &str) {
+        self.flips.with_label_values(&[alias]).inc();
+    }
+
+    /// Waits until every other live gateway of a shared store uses the table this one has
+    /// (or `CONFIRM_WITHIN` passed); the gateways that did not say so.
+    pub async fn confirm(&self) -> Vec<String> {
+        let version = self.current.load().version;
+        let peers: Vec<String> = self.tasks.peers().into_iter().map(|p| p.gateway).collect();
+        let Ok(store) = self.tasks.state() else {
+            return peers;
+        };
+        if peers.is_empty() || !store.shared() {
+            return Vec::new();
+        }
+        let started = std::time::Instant::now();
+        loop {
+            let acks = store.alias_acks().unwrap_or_default();
+            let behind: Vec<String> = peers
+                .iter()
+                .filter(|p| acks.get(*p).is_none_or(|&v| v < version))
+                .cloned()
+                .collect();
+            if behind.is_empty() || started.elapsed() >= CONFIRM_WITHIN {
+                return behind;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn unavailable(e: &StoreError) -> MeiliError {
+    log::warn!("aliases: {e}");
+    MeiliError::state_unavailable()
+}
