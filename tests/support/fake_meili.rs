@@ -29,7 +29,7 @@ pub fn param(req: &Message, name: &str) -> Option<String> {
 
 /// Enqueues and at once runs a task; `run` returns the details and an error, if any. While an
 /// export is processed the task waits behind it, as in Meilisearch's queue.
-fn task(
+pub(super) fn task(
     state: &mut NodeState,
     index: Option<&str>,
     kind: &str,
@@ -74,7 +74,7 @@ fn run_task(
     t["finishedAt"] = json!(now());
 }
 
-fn task_error(code: &str, message: &str) -> Option<Value> {
+pub(super) fn task_error(code: &str, message: &str) -> Option<Value> {
     Some(
         json!({"message": message, "code": code, "type": "invalid_request", "link": format!("https://docs.meilisearch.com/errors#{code}")}),
     )
@@ -561,6 +561,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
         },
         ("POST", ["indexes", uid, "search"]) => search(state, uid, req),
         ("POST", ["multi-search"]) => super::fake_multi::multi_search(state, req, search),
+        ("POST", ["swap-indexes"]) => super::fake_swap::swap_indexes(state, req),
         ("DELETE", ["tasks"]) => {
             // Deletes by `uids` only (what the gateway sends); a deleted task stays a null
             // slot, so uids keep their positions.
