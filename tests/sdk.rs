@@ -64,3 +64,40 @@ async fn the_python_sdk_sees_one_meilisearch() {
     }
     assert!(a.len() >= 15, "the script printed only {} steps", a.len());
 }
+
+/// A blue-green reindex through Miroir over three real nodes with the unchanged SDK: by alias
+/// (fill, flip, write through the alias, flip back) and by `swap_indexes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_does_a_blue_green_reindex_through_miroir() {
+    let Some(bin) = meili::binary() else {
+        meili::skip_notice("the_python_sdk_does_a_blue_green_reindex_through_miroir");
+        return;
+    };
+    if !python_sdk() {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "\n*** SKIPPED the_python_sdk_does_a_blue_green_reindex_through_miroir: Python's `meilisearch` package is not installed (pip install meilisearch) ***\n");
+        return;
+    }
+    let ReferenceAndFleet {
+        nodes: _nodes,
+        gateway: gw,
+        ..
+    } = ReferenceAndFleet::start(&bin, KEY).await;
+    let url = format!("http://{}", gw.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/blue_green.py");
+        Command::new("python3")
+            .args([script, &url, KEY])
+            .output()
+            .expect("python3")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the blue-green script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        gw.log()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "blue-green ok");
+}
