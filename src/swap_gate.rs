@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock as Gate};
 
+/// Gates kept before those nobody holds are dropped.
+const PRUNE_AT: usize = 4096;
+
 #[derive(Default)]
 pub struct SwapGate {
     gates: RwLock<HashMap<String, Arc<Gate<()>>>>,
@@ -31,12 +34,22 @@ impl SwapGate {
         {
             return g.clone();
         }
-        self.gates
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(index.to_string())
-            .or_default()
-            .clone()
+        let mut gates = self.gates.write().unwrap_or_else(|p| p.into_inner());
+        // Reads of any name, existing or not, add gates: those nobody holds are dropped
+        // (no one can take one meanwhile: that needs this lock).
+        if gates.len() >= PRUNE_AT {
+            gates.retain(|_, g| Arc::strong_count(g) > 1);
+        }
+        gates.entry(index.to_string()).or_default().clone()
+    }
+
+    /// Gates kept, held or not.
+    pub fn len(&self) -> usize {
+        self.gates.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Holds `indexes` for a read, waiting at most `within` for a swap of one of them;
