@@ -131,4 +131,24 @@ mod tests {
             "a read waited past the swap's end"
         );
     }
+
+    #[tokio::test]
+    async fn reads_of_many_names_do_not_grow_the_gates_without_bound() {
+        let gate = SwapGate::default();
+        let held = gate
+            .read(&names(&["kept"]), Duration::from_secs(1))
+            .await
+            .unwrap();
+        for i in 0..3 * PRUNE_AT {
+            let _ = gate
+                .read(&[format!("index-{i}")], Duration::from_secs(1))
+                .await;
+        }
+        assert!(gate.len() <= PRUNE_AT + 1, "{} gates", gate.len());
+        assert!(
+            gate.gates.read().unwrap().contains_key("kept"),
+            "a held gate was dropped"
+        );
+        drop(held);
+    }
 }
