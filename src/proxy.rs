@@ -577,7 +577,7 @@ impl Gateway {
         let _reading = match read_indexes(op, &req, federated.as_deref()) {
             Some(indexes) => {
                 let within = self.fleet.reads.deadline;
-                match self.services.swaps.read(&indexes, within).await {
+                match self.services.aliases.gate.read(&indexes, within).await {
                     Some(reading) => Some(reading),
                     None => return (swap_in_progress(), 0),
                 }

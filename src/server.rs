@@ -195,7 +195,6 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     ));
     let services = Arc::new(Services {
         aliases: aliases.clone(),
-        swaps: Default::default(),
         webhooks: webhooks.clone(),
         keys: keys.clone(),
         tasks: tasks.clone(),

@@ -12,6 +12,7 @@ use support::gateway::{Extra, GatewayProcess, NodeEntry};
 use support::meili::{self, MeiliNode};
 use support::meili_api::Api;
 use support::readers::{docs, Readers};
+use support::redis::RedisServer;
 
 const KEY: &str = "real-aliases-master-key-0123456789";
 
@@ -152,4 +153,68 @@ async fn blue_green_reindexing_never_shows_a_mixed_answer() {
     eprintln!("swap-indexes through Miroir: {gated:?}");
     assert_eq!((gated.failed, gated.mixed), (0, 0), "{gated:?}");
     assert_eq!(gated.seen.len(), 2, "{gated:?}");
+}
+
+/// Two gateways on one Redis over the same three nodes: a swap through one holds the readers
+/// of the other until every node has swapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_through_one_gateway_holds_the_readers_of_another() {
+    let test = "a_swap_through_one_gateway_holds_the_readers_of_another";
+    let Some(bin) = meili::binary() else {
+        meili::skip_notice(test);
+        return;
+    };
+    let Some(redis) = RedisServer::start(test) else {
+        return;
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(MeiliNode::start(&bin, KEY).await);
+    }
+    let entries: Vec<NodeEntry> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
+        .collect();
+    let extra = Extra {
+        tail: redis.state_config("swaps1"),
+        ..Extra::default()
+    };
+    let env = [("MIROIR_MASTER_KEY", KEY)];
+    let ga = GatewayProcess::start(&entries, &extra, &env).await;
+    let gb = GatewayProcess::start(&entries, &extra, &env).await;
+    let mut a = Api::new(ga.addr, Some(KEY));
+    fill(&mut a, "blue", "v1", 0, 300).await;
+    fill(&mut a, "green", "v2", 0, 300).await;
+    // Each gateway learns of the other from its announcements.
+    let knows = support::gateway::eventually(Duration::from_secs(10), async || {
+        let t: Value = a.get("/_miroir/topology").await.json();
+        t["peers"].as_array().is_some_and(|p| !p.is_empty())
+    })
+    .await;
+    assert!(knows, "gateway A never saw gateway B");
+
+    let readers = Readers::start(gb.addr, Some(KEY), "blue", 3);
+    let body = json!([{"indexes": ["blue", "green"]}]).to_string();
+    for _ in 0..6 {
+        let task = a
+            .write(
+                "POST",
+                "/swap-indexes",
+                Some("application/json"),
+                body.as_bytes(),
+            )
+            .await;
+        assert_eq!(task["status"], "succeeded", "{task}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let other = readers.finish().await;
+    eprintln!("swap-indexes through gateway A, readers on gateway B: {other:?}");
+    assert_eq!(
+        (other.failed, other.mixed),
+        (0, 0),
+        "{other:?}\n{}",
+        gb.log()
+    );
+    assert_eq!(other.seen.len(), 2, "{other:?}");
 }

@@ -2,6 +2,9 @@
 //! (see the README's "Aliases"). The table lives in the state store as one value, so a flip
 //! is one transaction; each gateway resolves requests from a snapshot of it, taken once per
 //! request, and gateways sharing a store follow its version.
+//!
+//! The table also carries the swaps under way through any gateway, so that every gateway
+//! holds the readers of a swapping index (see [`crate::swap_gate`]).
 
 pub mod model;
 pub mod resolve;
@@ -16,8 +19,9 @@ use prometheus::IntCounterVec;
 
 use crate::error::MeiliError;
 use crate::metrics::Metrics;
+use crate::swap_gate::{SwapGate, Swapping};
 use crate::tasks::{StoreError, TaskService};
-use model::AliasTable;
+use model::{AliasTable, SwapMark};
 
 /// How often a gateway on a shared store asks for the table's version: another gateway's
 /// flip is used here within it (plus a store round trip).
@@ -38,6 +42,10 @@ pub struct AliasService {
     lock: tokio::sync::Mutex<()>,
     resolutions: IntCounterVec,
     flips: IntCounterVec,
+    /// Reads held while an index they read is swapped.
+    pub gate: SwapGate,
+    /// The other gateways' swaps this one holds readers for, by id.
+    held: tokio::sync::Mutex<std::collections::HashMap<String, Swapping>>,
 }
 
 impl AliasService {
@@ -61,6 +69,8 @@ impl AliasService {
                 "miroir_alias_flips_total",
                 "Changes of an alias's targets, by alias",
             ),
+            gate: SwapGate::default(),
+            held: Default::default(),
         };
         if let Err(e) = service.reload() {
             log::warn!("aliases: {e}; read again on the next change or watch round");
@@ -87,8 +97,27 @@ impl AliasService {
         let (version, json) = store.aliases()?;
         self.current
             .store(Arc::new(AliasTable::decode(version, &json)));
-        store.ack_aliases(self.tasks.holder(), version)?;
         Ok(true)
+    }
+
+    /// Holds the readers of the other gateways' swaps under way, and lets go of those done
+    /// (or whose gateway stopped: past their `until_ms`).
+    async fn follow_swaps(&self) {
+        let table = self.snapshot();
+        let now = now_ms();
+        let wanted: Vec<&SwapMark> = table
+            .swaps
+            .iter()
+            .filter(|m| m.gateway != self.tasks.holder() && m.until_ms > now)
+            .collect();
+        let mut held = self.held.lock().await;
+        held.retain(|id, _| wanted.iter().any(|m| &m.id == id));
+        for mark in wanted {
+            if !held.contains_key(&mark.id) {
+                let swapping = self.gate.swap(&mark.indexes).await;
+                held.insert(mark.id.clone(), swapping);
+            }
+        }
     }
 
     /// Follows the other gateways' changes, on a shared store.
@@ -98,8 +127,24 @@ impl AliasService {
             return;
         }
         let mut down = false;
+        let mut acked = None;
         loop {
-            match self.reload() {
+            let round = self.reload();
+            if round.is_ok() {
+                self.follow_swaps().await;
+                // Said only once the swaps it names hold this gateway's readers.
+                let version = self.current.load().version;
+                if acked != Some(version) {
+                    let store = self.tasks.state();
+                    if store
+                        .and_then(|s| s.ack_aliases(self.tasks.holder(), version))
+                        .is_ok()
+                    {
+                        acked = Some(version);
+                    }
+                }
+            }
+            match round {
                 Ok(_) if down => {
                     log::info!("aliases: the shared table is readable again");
                     down = false;
@@ -177,6 +222,65 @@ impl AliasService {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+impl AliasService {
+    /// Tells the other gateways of a shared store that `indexes` are about to be swapped, and
+    /// waits until they hold their readers (see [`AliasService::confirm`]); the mark's id,
+    /// to remove once the swap is done. `None` with an embedded store: one gateway.
+    pub async fn mark_swap(
+        &self,
+        indexes: &[String],
+        lasts: Duration,
+    ) -> Result<Option<String>, MeiliError> {
+        let shared = self.tasks.state().map(|s| s.shared()).unwrap_or(false);
+        if !shared {
+            return Ok(None);
+        }
+        let mark = SwapMark {
+            id: uuid::Uuid::new_v4().to_string(),
+            gateway: self.tasks.holder().to_string(),
+            indexes: indexes.to_vec(),
+            until_ms: now_ms() + lasts.as_millis() as u64,
+        };
+        let id = mark.id.clone();
+        self.change(|table, _| {
+            let now = now_ms();
+            table.swaps.retain(|m| m.until_ms > now);
+            table.swaps.push(mark.clone());
+            Ok(())
+        })
+        .await?;
+        let unconfirmed = self.confirm().await;
+        if !unconfirmed.is_empty() {
+            log::warn!(
+                "swap of {}: gateway(s) {} did not say they hold their readers; their searches may mix the indexes",
+                indexes.join(", "),
+                unconfirmed.join(", ")
+            );
+        }
+        Ok(Some(id))
+    }
+
+    /// Removes a swap's mark: the other gateways let their readers go.
+    pub async fn unmark_swap(&self, id: &str) {
+        let done = self
+            .change(|table, _| {
+                table.swaps.retain(|m| m.id != id);
+                Ok(())
+            })
+            .await;
+        if let Err(e) = done {
+            log::warn!("swap {id}: its mark stays until it expires: {}", e.message);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }
 
 fn unavailable(e: &StoreError) -> MeiliError {

@@ -61,36 +61,67 @@ impl Alias {
     }
 }
 
-/// Every alias, by name, and the store's version of them.
+/// Every alias, by name, the swaps under way through any gateway, and the store's version
+/// of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AliasTable {
     pub version: u64,
     pub aliases: BTreeMap<String, Alias>,
+    pub swaps: Vec<SwapMark>,
+}
+
+/// A swap or rename under way through one gateway: every gateway holds the readers of its
+/// indexes until it is gone, or until `until_ms` if its gateway stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SwapMark {
+    pub id: String,
+    pub gateway: String,
+    pub indexes: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub until_ms: u64,
+}
+
+/// How the table is stored.
+#[derive(Default, Serialize, Deserialize)]
+struct Stored {
+    aliases: BTreeMap<String, Alias>,
+    #[serde(default)]
+    swaps: Vec<SwapMark>,
 }
 
 impl AliasTable {
     /// The table a store value holds (an empty or unreadable value is an empty table: the
     /// store's version still guards the next change).
     pub fn decode(version: u64, json: &[u8]) -> AliasTable {
-        let aliases = if json.is_empty() {
-            BTreeMap::new()
+        let stored = if json.is_empty() {
+            Stored::default()
         } else {
             serde_json::from_slice(json).unwrap_or_else(|e| {
                 log::error!("aliases: the stored table is unreadable ({e}); starting empty");
-                BTreeMap::new()
+                Stored::default()
             })
         };
-        AliasTable { version, aliases }
+        AliasTable {
+            version,
+            aliases: stored.aliases,
+            swaps: stored.swaps,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.aliases).unwrap_or_default()
+        let stored = Stored {
+            aliases: self.aliases.clone(),
+            swaps: self.swaps.clone(),
+        };
+        serde_json::to_vec(&stored).unwrap_or_default()
     }
 
     pub fn get(&self, name: &str) -> Option<&Alias> {
         self.aliases.get(name)
     }
 
+    /// Whether no request can name an alias (swaps under way do not count).
     pub fn is_empty(&self) -> bool {
         self.aliases.is_empty()
     }

@@ -53,8 +53,6 @@ pub struct Services {
     pub webhooks: std::sync::Arc<crate::webhooks::Webhooks>,
     /// Index aliases.
     pub aliases: std::sync::Arc<crate::aliases::AliasService>,
-    /// Reads held while a swap is under way.
-    pub swaps: crate::swap_gate::SwapGate,
 }
 
 /// A client request the gateway answers itself, body read.

@@ -22,7 +22,16 @@ pub async fn swap(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>)
     if indexes.is_empty() {
         return broadcast::broadcast(cluster, services, req).await;
     }
-    let _held = services.swaps.swap(&indexes).await;
+    let _held = services.aliases.gate.swap(&indexes).await;
+    // Past its mark's life, other gateways let their readers go even if this one stopped.
+    let mark = match services.aliases.mark_swap(&indexes, SWAP_WAIT * 2).await {
+        Ok(mark) => mark,
+        Err(e) if e.status == 503 => {
+            let retry = http::HeaderValue::from_static("1");
+            return Reply::error(&e).header(http::header::RETRY_AFTER, retry);
+        }
+        Err(e) => return Reply::error(&e),
+    };
     let reply = broadcast::broadcast(cluster, services, req).await;
     let task = (reply.status == 202)
         .then(|| serde_json::from_slice::<Value>(&reply.body).ok())
@@ -36,6 +45,9 @@ pub async fn swap(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>)
                 SWAP_WAIT.as_secs()
             );
         }
+    }
+    if let Some(id) = mark {
+        services.aliases.unmark_swap(&id).await;
     }
     reply
 }

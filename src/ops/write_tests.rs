@@ -35,7 +35,6 @@ fn services_in(dir: &std::path::Path) -> Services {
             10,
             &metrics,
         )),
-        swaps: Default::default(),
         keys: Arc::new(crate::keys::KeySync::new(tasks.clone(), &metrics)),
         webhooks: Arc::new(crate::webhooks::Webhooks::new(tasks.clone(), &metrics)),
         tasks,
