@@ -296,3 +296,68 @@ proptest! {
         }
     }
 }
+
+mod swaps {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::super::model::SwapMark;
+    use super::super::{now_ms, AliasService};
+    use crate::tasks::TaskService;
+
+    fn mark(id: &str, gateway: &str, until_ms: u64) -> SwapMark {
+        SwapMark {
+            id: id.into(),
+            gateway: gateway.into(),
+            indexes: vec!["a".into()],
+            until_ms,
+        }
+    }
+
+    async fn set(service: &AliasService, marks: Vec<SwapMark>) {
+        service
+            .change(|t, _| {
+                t.swaps = marks.clone();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        service.follow_swaps().await;
+    }
+
+    async fn a_is_held(service: &AliasService) -> bool {
+        let a = ["a".to_string()];
+        service
+            .gate
+            .read(&a, Duration::from_millis(20))
+            .await
+            .is_none()
+    }
+
+    #[tokio::test]
+    async fn another_gateways_swap_holds_readers_until_its_mark_goes_or_expires() {
+        let dir = std::env::temp_dir().join(format!("miroir-swaps-{}", uuid::Uuid::new_v4()));
+        let tasks = Arc::new(TaskService::open(&dir).unwrap());
+        let me = tasks.holder().to_string();
+        let service = AliasService::new(tasks, 10, &crate::metrics::Metrics::new());
+
+        set(&service, vec![mark("s1", "other", now_ms() + 60_000)]).await;
+        assert!(a_is_held(&service).await);
+        let b = ["b".to_string()];
+        assert!(service
+            .gate
+            .read(&b, Duration::from_millis(20))
+            .await
+            .is_some());
+        // The swap is done: its mark goes, the readers with it.
+        set(&service, vec![]).await;
+        assert!(!a_is_held(&service).await);
+        // A mark past its life (its gateway stopped) holds nothing; nor does this gateway's
+        // own mark (its swap holds the readers itself).
+        set(&service, vec![mark("s2", "other", now_ms() - 1)]).await;
+        assert!(!a_is_held(&service).await);
+        set(&service, vec![mark("s3", &me, now_ms() + 60_000)]).await;
+        assert!(!a_is_held(&service).await);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
