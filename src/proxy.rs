@@ -14,19 +14,22 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 
+mod body;
+
 use crate::admin;
-use crate::aliases::resolve::{self, Resolution};
 use crate::auth::AuthError;
 use crate::cache::{self, Probe};
 use crate::error::MeiliError;
 use crate::fleet::Fleet;
 use crate::node_client::{NodeClient, ProxySlot};
+use crate::ops::aliased::{read_indexes, swap_in_progress, Resolved};
 use crate::ops::{self, alias_api, Services};
 use crate::rebalance::Rebalancer;
 use crate::replicas::Replicas;
 use crate::respond::Reply;
 use crate::routes::{self, NoRoute, Op, Route, Serve};
 use crate::topology::{NodeIdx, Topology};
+use body::declared_length;
 
 /// The gateway: the fleet it fronts, its operations' state and its plugins, built once at
 /// start and shared by every request.
@@ -193,15 +196,10 @@ impl ProxyHttp for Gateway {
         }
         match route.endpoint.serve() {
             Serve::Proxy => {
-                let aliases = self.services.aliases.snapshot();
-                let path = req_path(session);
-                match resolve::resolve(&aliases, route.endpoint, route.index.as_deref(), path, b"")
-                {
-                    Resolution::Rewritten(rw) => ctx.upstream_path = rw.path,
-                    Resolution::Refused(e) => {
-                        return self.reply(session, ctx, Reply::error(&e)).await
-                    }
-                    Resolution::Direct | Resolution::Federated { .. } => {}
+                let aliases = &self.services.aliases;
+                match Resolved::proxied_path(aliases, &route, req_path(session)) {
+                    Ok(path) => ctx.upstream_path = path,
+                    Err(refused) => return self.reply(session, ctx, refused).await,
                 }
                 Ok(false)
             }
@@ -457,51 +455,6 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// Reads the whole request body, within the size limit, answering `100 Continue` first
-    /// when the client waits for it.
-    async fn read_body(&self, session: &mut Session) -> std::result::Result<Bytes, Reply> {
-        let expects_continue = session
-            .req_header()
-            .headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        if expects_continue {
-            if let Err(e) = session.as_downstream_mut().write_continue_response().await {
-                return Err(Reply::error(&MeiliError::internal(format!(
-                    "cannot answer 100-continue: {e}"
-                ))));
-            }
-        }
-        let mut body = bytes::BytesMut::new();
-        loop {
-            match session.read_request_body().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > self.max_body_bytes {
-                        return Err(Reply::error(&MeiliError::payload_too_large(
-                            self.max_body_bytes,
-                        )));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => return Ok(body.freeze()),
-                // A slow body gets what a slow head gets; details stay in the log.
-                Err(e) if matches!(e.etype(), ErrorType::ReadTimedout) => {
-                    log::debug!("request body too slow: {e}");
-                    return Err(Reply::empty(408));
-                }
-                Err(e) => {
-                    log::debug!("request body unreadable: {e}");
-                    return Err(Reply::error(&MeiliError::new(
-                        400,
-                        "bad_request",
-                        crate::error::ErrorType::InvalidRequest,
-                        "The provided payload is incomplete and cannot be parsed",
-                    )));
-                }
-            }
-        }
-    }
-
     /// Hands a request the gateway answers itself to [`ops::dispatch`], its aliases
     /// resolved once; the reply and how many node requests it took.
     async fn serve(
@@ -513,48 +466,17 @@ impl Gateway {
         body: Bytes,
     ) -> (Reply, usize) {
         let header = session.req_header();
-        let aliases = self.services.aliases.snapshot();
-        let resolution = resolve::resolve(
-            &aliases,
-            route.endpoint,
-            route.index.as_deref(),
-            header.uri.path(),
-            &body,
-        );
-        let mut body = body;
-        let mut resolved_route = None;
-        let mut resolved_path = None;
-        let mut echo = Vec::new();
-        let mut federated = None;
-        match resolution {
-            Resolution::Direct => {}
-            Resolution::Refused(e) => return (Reply::error(&e), 0),
-            Resolution::Federated { alias, targets } => {
-                self.services.aliases.count_resolution(&alias);
-                federated = Some(targets);
-            }
-            Resolution::Rewritten(rw) => {
-                for alias in &rw.aliases {
-                    self.services.aliases.count_resolution(alias);
-                }
-                resolved_route = rw.index.map(|index| Route {
-                    index: Some(index),
-                    ..route.clone()
-                });
-                resolved_path = rw.path;
-                if let Some(b) = rw.body {
-                    body = Bytes::from(b);
-                }
-                echo = rw.echo;
-            }
-        }
-        let route = resolved_route.as_ref().unwrap_or(route);
+        let resolved = match Resolved::of(&self.services.aliases, route, header.uri.path(), body) {
+            Ok(resolved) => resolved,
+            Err(refused) => return (refused, 0),
+        };
+        let route = resolved.route.as_ref().unwrap_or(route);
         let req = ops::Request {
             method: &header.method,
-            path: resolved_path.as_deref().unwrap_or(header.uri.path()),
+            path: resolved.path.as_deref().unwrap_or(header.uri.path()),
             query: header.uri.query().unwrap_or(""),
             headers: &header.headers,
-            body,
+            body: resolved.body.clone(),
             route,
             upstream_headers: &ctx.exchange.upstream_headers,
             received_at: crate::tasks::aggregate::now_rfc3339(),
@@ -574,7 +496,7 @@ impl Gateway {
             _ => None,
         };
         // A read holds its indexes against a swap from its first node request to its last.
-        let _reading = match read_indexes(op, &req, federated.as_deref()) {
+        let _reading = match read_indexes(op, &req, resolved.federated.as_deref()) {
             Some(indexes) => {
                 let within = self.fleet.reads.deadline;
                 match self.services.aliases.gate.read(&indexes, within).await {
@@ -585,12 +507,12 @@ impl Gateway {
             None => None,
         };
         let cluster = self.fleet.cluster(&topology);
-        if let Some(targets) = &federated {
+        if let Some(targets) = &resolved.federated {
             let reply = ops::alias_search(&cluster, &self.services, &req, targets).await;
             return (reply, cluster.sent.load(Ordering::Relaxed));
         }
         let cache = &self.services.cache;
-        let probe = match echo.is_empty() {
+        let probe = match resolved.echo.is_empty() {
             true => self.probe_cache(op, route, &req),
             false => Probe::Off,
         };
@@ -604,11 +526,7 @@ impl Gateway {
             cache.keep(pending, &reply);
             reply = reply.header(cache::HEADER, MISS.clone());
         }
-        if !echo.is_empty() && reply.status == 200 {
-            if let Some(named) = resolve::echo_aliases(&reply.body, &echo) {
-                reply.body = Bytes::from(named);
-            }
-        }
+        resolved.echo_aliases(&mut reply);
         // Keys decide who sees what: answers cached for a changed key must go.
         if route.endpoint.changes_keys() && reply.status < 300 {
             cache.invalidate(None);
@@ -729,38 +647,9 @@ async fn send(
 }
 
 /// `501` for a route the gateway does not serve.
-/// The indexes a read holds against swaps; `None` for what is not an index read.
-fn read_indexes(
-    op: Op,
-    req: &ops::Request<'_>,
-    federated: Option<&[String]>,
-) -> Option<Vec<String>> {
-    use Op::*;
-    if let Some(targets) = federated {
-        return Some(targets.to_vec());
-    }
-    match op {
-        MultiSearch => Some(resolve::read_indexes(None, Some(&req.body))),
-        Search | FacetSearch | Browse | GetDocument | Stats | Settings | Similar | Fields => {
-            req.route.index.clone().map(|i| vec![i])
-        }
-        _ => None,
-    }
-}
-
 fn is_alias_api(path: &str) -> bool {
     path.strip_prefix(alias_api::PREFIX)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-fn swap_in_progress() -> Reply {
-    let e = MeiliError::new(
-        503,
-        "miroir_swap_in_progress",
-        crate::error::ErrorType::System,
-        "An index this read needs is being swapped or renamed on the nodes, and the swap did not end within the read deadline. Retry in a moment.",
-    );
-    Reply::error(&e).header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
 
 fn not_implemented(session: &Session) -> Reply {
@@ -769,17 +658,6 @@ fn not_implemented(session: &Session) -> Reply {
         req.method.as_str(),
         req.uri.path(),
     ))
-}
-
-/// The request's `Content-Length`, when it declares one.
-fn declared_length(req: &RequestHeader) -> Option<usize> {
-    req.headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// A static label per status, so metrics never allocate per request.

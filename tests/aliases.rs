@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use support::fake_node::FakeNode;
 use support::gateway::{Extra, GatewayProcess, NodeEntry};
 use support::meili_api::Api;
-use support::readers::{docs, Readers};
+use support::readers::{docs, versions, Readers};
 
 const KEY: &str = "aliases-master-key-0123456789";
 
@@ -27,18 +27,6 @@ async fn fleet() -> (Vec<FakeNode>, GatewayProcess) {
     let gw =
         GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
     (nodes, gw)
-}
-
-fn versions(answer: &Value) -> Vec<String> {
-    let mut v: Vec<String> = answer["hits"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no hits: {answer}"))
-        .iter()
-        .map(|h| h["v"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 async fn search(api: &mut Api, index: &str) -> Value {

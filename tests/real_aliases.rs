@@ -8,9 +8,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::gateway::{Extra, GatewayProcess, NodeEntry};
-use support::meili::{self, MeiliNode};
-use support::meili_api::Api;
+use support::gateway::{Extra, GatewayProcess};
+use support::meili;
+use support::meili_api::{sees_peers, Api};
 use support::readers::{docs, Readers};
 use support::redis::RedisServer;
 
@@ -42,15 +42,7 @@ async fn blue_green_reindexing_never_shows_a_mixed_answer() {
         meili::skip_notice("blue_green_reindexing_never_shows_a_mixed_answer");
         return;
     };
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(MeiliNode::start(&bin, KEY).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
-        .collect();
+    let (nodes, entries) = meili::real_nodes(&bin, KEY, 3).await;
     let gw =
         GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
     let mut api = Api::new(gw.addr, Some(KEY));
@@ -167,15 +159,7 @@ async fn a_swap_through_one_gateway_holds_the_readers_of_another() {
     let Some(redis) = RedisServer::start(test) else {
         return;
     };
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(MeiliNode::start(&bin, KEY).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
-        .collect();
+    let (_nodes, entries) = meili::real_nodes(&bin, KEY, 3).await;
     let extra = Extra {
         tail: redis.state_config("swaps1"),
         ..Extra::default()
@@ -187,12 +171,7 @@ async fn a_swap_through_one_gateway_holds_the_readers_of_another() {
     fill(&mut a, "blue", "v1", 0, 300).await;
     fill(&mut a, "green", "v2", 0, 300).await;
     // Each gateway learns of the other from its announcements.
-    let knows = support::gateway::eventually(Duration::from_secs(10), async || {
-        let t: Value = a.get("/_miroir/topology").await.json();
-        t["peers"].as_array().is_some_and(|p| !p.is_empty())
-    })
-    .await;
-    assert!(knows, "gateway A never saw gateway B");
+    assert!(sees_peers(&mut a).await, "gateway A never saw gateway B");
 
     let readers = Readers::start(gb.addr, Some(KEY), "blue", 3);
     let body = json!([{"indexes": ["blue", "green"]}]).to_string();

@@ -15,15 +15,7 @@ async fn health_version_and_one_node_routes_through_real_nodes() {
         meili::skip_notice("health_version_and_one_node_routes_through_real_nodes");
         return;
     };
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(MeiliNode::start(&bin, KEY).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
-        .collect();
+    let (nodes, entries) = meili::real_nodes(&bin, KEY, 3).await;
     let gw =
         GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
     let bearer = format!("Bearer {KEY}");

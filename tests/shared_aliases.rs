@@ -4,34 +4,20 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 use support::fake_node::FakeNode;
-use support::gateway::{eventually, Extra, GatewayProcess, NodeEntry};
-use support::meili_api::Api;
+use support::gateway::{Extra, GatewayProcess, NodeEntry};
+use support::meili_api::{sees_peers, Api};
 use support::readers::docs;
 use support::redis::RedisServer;
 
 const KEY: &str = "shared-aliases-master-key-0123";
 
 async fn versions(api: &mut Api, index: &str) -> Vec<String> {
-    let resp = api
-        .json(
-            "POST",
-            &format!("/indexes/{index}/search"),
-            &json!({"limit": 100}),
-        )
-        .await;
+    let path = format!("/indexes/{index}/search");
+    let resp = api.json("POST", &path, &json!({"limit": 100})).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
-    let mut v: Vec<String> = resp.json()["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["v"].as_str().unwrap().to_string())
-        .collect();
-    v.dedup();
-    v
+    support::readers::versions(&resp.json())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,12 +49,7 @@ async fn a_flip_through_one_gateway_is_used_by_the_other_before_it_is_acknowledg
             .await;
     }
     // Each gateway learns of the other from its announcements.
-    let knows = eventually(Duration::from_secs(10), async || {
-        let t: Value = a.get("/_miroir/topology").await.json();
-        t["peers"].as_array().is_some_and(|p| !p.is_empty())
-    })
-    .await;
-    assert!(knows, "gateway A never saw gateway B");
+    assert!(sees_peers(&mut a).await, "gateway A never saw gateway B");
 
     let created = a
         .json(

@@ -5,6 +5,7 @@
 //! [`crate::merge`]'s.
 
 pub mod alias_api;
+pub mod aliased;
 mod batches;
 mod broadcast;
 mod browse;

@@ -179,3 +179,21 @@ impl ReferenceAndFleet {
         }
     }
 }
+
+/// `n` real nodes with `master_key`, and their `[[nodes]]` entries (one group).
+pub async fn real_nodes(
+    bin: &PathBuf,
+    master_key: &str,
+    n: usize,
+) -> (Vec<MeiliNode>, Vec<super::gateway::NodeEntry>) {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(MeiliNode::start(bin, master_key).await);
+    }
+    let entries = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| super::gateway::NodeEntry::new(&format!("m{i}"), &n.url(), "a"))
+        .collect();
+    (nodes, entries)
+}

@@ -96,6 +96,15 @@ impl Api {
     }
 }
 
+/// Whether the gateway behind `api` has seen another gateway on its shared state, within 10 s.
+pub async fn sees_peers(api: &mut Api) -> bool {
+    super::gateway::eventually(Duration::from_secs(10), async || {
+        let t: Value = api.get("/_miroir/topology").await.json();
+        t["peers"].as_array().is_some_and(|p| !p.is_empty())
+    })
+    .await
+}
+
 /// The `uid` of each result of a listing page (`/tasks`, `/batches`), in order.
 pub fn result_uids(page: &Value) -> Vec<u64> {
     page["results"]

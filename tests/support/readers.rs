@@ -95,3 +95,16 @@ pub fn docs(v: &str, first: usize, n: usize) -> serde_json::Value {
         .map(|i| json!({"id": i, "v": v, "title": format!("shoe {v} {i}")}))
         .collect::<Vec<_>>())
 }
+
+/// The versions (`v`) of a search answer's hits, sorted, each once.
+pub fn versions(answer: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = answer["hits"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no hits: {answer}"))
+        .iter()
+        .map(|h| h["v"].as_str().unwrap_or_default().to_string())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
