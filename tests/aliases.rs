@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use support::fake_node::FakeNode;
 use support::gateway::{Extra, GatewayProcess, NodeEntry};
 use support::meili_api::Api;
-use support::readers::{docs, versions, Readers};
+use support::readers::{docs, swap_times, versions, Readers};
 
 const KEY: &str = "aliases-master-key-0123456789";
 
@@ -275,19 +275,7 @@ async fn readers_never_see_a_mixed_answer_while_aliases_flip_or_indexes_swap() {
 
     // Swapping the indexes themselves, read by their own uid.
     let readers = Readers::start(gw.addr, Some(KEY), "blue", 3);
-    for _ in 0..6 {
-        let body = json!([{"indexes": ["blue", "green"]}]).to_string();
-        let task = api
-            .write(
-                "POST",
-                "/swap-indexes",
-                Some("application/json"),
-                body.as_bytes(),
-            )
-            .await;
-        assert_eq!(task["status"], "succeeded", "{task}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    swap_times(&mut api, ("blue", "green"), 6, Duration::from_millis(30)).await;
     let counts = readers.finish().await;
     assert_eq!((counts.failed, counts.mixed), (0, 0), "{counts:?}");
     assert_eq!(counts.seen.len(), 2, "both versions were read: {counts:?}");

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use support::gateway::{Extra, GatewayProcess};
 use support::meili;
 use support::meili_api::{sees_peers, Api};
-use support::readers::{docs, Readers};
+use support::readers::{docs, swap_times, Readers};
 use support::redis::RedisServer;
 
 const KEY: &str = "real-aliases-master-key-0123456789";
@@ -129,18 +129,7 @@ async fn blue_green_reindexing_never_shows_a_mixed_answer() {
 
     // Then through the gateway: no mixed answer.
     let readers = Readers::start(gw.addr, Some(KEY), "blue", 3);
-    for _ in 0..5 {
-        let task = api
-            .write(
-                "POST",
-                "/swap-indexes",
-                Some("application/json"),
-                body.as_bytes(),
-            )
-            .await;
-        assert_eq!(task["status"], "succeeded", "{task}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    swap_times(&mut api, ("blue", "green"), 5, Duration::from_millis(100)).await;
     let gated = readers.finish().await;
     eprintln!("swap-indexes through Miroir: {gated:?}");
     assert_eq!((gated.failed, gated.mixed), (0, 0), "{gated:?}");
@@ -174,19 +163,7 @@ async fn a_swap_through_one_gateway_holds_the_readers_of_another() {
     assert!(sees_peers(&mut a).await, "gateway A never saw gateway B");
 
     let readers = Readers::start(gb.addr, Some(KEY), "blue", 3);
-    let body = json!([{"indexes": ["blue", "green"]}]).to_string();
-    for _ in 0..6 {
-        let task = a
-            .write(
-                "POST",
-                "/swap-indexes",
-                Some("application/json"),
-                body.as_bytes(),
-            )
-            .await;
-        assert_eq!(task["status"], "succeeded", "{task}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    swap_times(&mut a, ("blue", "green"), 6, Duration::from_millis(100)).await;
     let other = readers.finish().await;
     eprintln!("swap-indexes through gateway A, readers on gateway B: {other:?}");
     assert_eq!(

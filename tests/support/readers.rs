@@ -108,3 +108,25 @@ pub fn versions(answer: &serde_json::Value) -> Vec<String> {
     v.dedup();
     v
 }
+
+/// Swaps `a` and `b` through `api` `times` times, each swap waited for, with `pause` after.
+pub async fn swap_times(
+    api: &mut Api,
+    (a, b): (&str, &str),
+    times: usize,
+    pause: std::time::Duration,
+) {
+    let body = json!([{"indexes": [a, b]}]).to_string();
+    for _ in 0..times {
+        let task = api
+            .write(
+                "POST",
+                "/swap-indexes",
+                Some("application/json"),
+                body.as_bytes(),
+            )
+            .await;
+        assert_eq!(task["status"], "succeeded", "{task}");
+        tokio::time::sleep(pause).await;
+    }
+}
