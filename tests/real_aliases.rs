@@ -134,6 +134,24 @@ async fn blue_green_reindexing_never_shows_a_mixed_answer() {
     eprintln!("swap-indexes through Miroir: {gated:?}");
     assert_eq!((gated.failed, gated.mixed), (0, 0), "{gated:?}");
     assert_eq!(gated.seen.len(), 2, "{gated:?}");
+
+    // A rename takes the same path: done on every node before it is answered.
+    let task = api
+        .write(
+            "PATCH",
+            "/indexes/green",
+            Some("application/json"),
+            br#"{"uid":"teal"}"#,
+        )
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let resp = api
+        .json("POST", "/indexes/teal/search", &json!({"limit": 1000}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["hits"].as_array().unwrap().len(), 300);
+    let gone = api.json("POST", "/indexes/green/search", &json!({})).await;
+    assert_eq!(gone.status, 404, "{}", gone.text());
 }
 
 /// Two gateways on one Redis over the same three nodes: a swap through one holds the readers
