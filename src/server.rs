@@ -48,6 +48,7 @@ fn server_conf(config: &Config, opt: &Opt) -> Result<ServerConf, String> {
     };
     let s = &config.server;
     conf.threads = s.threads;
+    conf.work_stealing = s.work_stealing;
     conf.grace_period_seconds = Some(s.grace_period_seconds);
     conf.graceful_shutdown_timeout_seconds = Some(s.graceful_shutdown_timeout_seconds);
     conf.pid_file = s.pid_file.clone();

@@ -127,6 +127,9 @@ pub struct ServerSettings {
     pub master_key: Option<String>,
     pub max_body_bytes: usize,
     pub threads: usize,
+    /// Whether the proxy's threads take each other's work (one runtime), or each keeps its
+    /// connections and their node requests (one runtime per thread: fewer wake-ups).
+    pub work_stealing: bool,
     pub grace_period_seconds: u64,
     pub graceful_shutdown_timeout_seconds: u64,
     pub pid_file: String,
@@ -371,6 +374,7 @@ fn validate(raw: RawConfig, env: impl Fn(&str) -> Option<String>) -> Result<Conf
         master_key,
         max_body_bytes,
         threads,
+        work_stealing: server_raw.work_stealing.unwrap_or(false),
         grace_period_seconds: server_raw.grace_period_seconds.unwrap_or(5),
         graceful_shutdown_timeout_seconds: server_raw
             .graceful_shutdown_timeout_seconds
