@@ -281,8 +281,10 @@ impl MemoryTrim {
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn trim() {
-    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+    // SAFETY: both only return free memory to the system: mimalloc's (the gateway's
+    // allocator: freed pages of threads now idle are otherwise kept) and glibc's arenas.
     unsafe {
+        libmimalloc_sys::mi_collect(true);
         libc::malloc_trim(0);
     }
 }
