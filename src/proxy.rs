@@ -219,7 +219,7 @@ impl ProxyHttp for Gateway {
                 self.reply(session, ctx, reply).await
             }
             // The key first, as a node checks it before anything else.
-            Serve::NotYet | Serve::NotServed => {
+            Serve::NotServed => {
                 let reply = match self.check_key(session, ctx, &route).await {
                     Err(denied) => denied,
                     Ok(()) => match route.endpoint.node_local() {

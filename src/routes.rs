@@ -115,8 +115,6 @@ pub enum Serve {
     Health,
     /// Served by one of the gateway's operations, body read first.
     Op(Op),
-    /// The gateway's own, not built yet: the key is checked, then `501`.
-    NotYet,
     /// Not served: `501`.
     NotServed,
 }
@@ -148,6 +146,8 @@ pub enum Op {
     Webhooks,
     /// Swaps and renames, atomic for readers.
     Swap,
+    /// `GET /metrics`: every node's, then the gateway's.
+    Metrics,
 }
 
 impl Op {
@@ -237,7 +237,7 @@ impl Endpoint {
             | E::DynamicRulesRead => return Serve::Proxy,
             E::BatchGet => X::BatchGet,
             E::BatchList => X::BatchList,
-            E::Metrics => return Serve::NotYet,
+            E::Metrics => X::Metrics,
             E::IndexFields => X::Fields,
             E::Similar => X::Similar,
             E::TaskDocuments => X::TaskDocuments,

@@ -80,18 +80,50 @@ async fn gateway_answers_are_meilisearch_shaped_and_keep_alive_safe() {
     );
     assert_eq!(health.header("content-type"), Some("application/json"));
 
+    // `/metrics` as on a node: refused until the experimental feature is on (on every
+    // node, by broadcast), then every node's metrics labelled with the node, and the
+    // gateway's own.
     let resp = client.send("GET", "/metrics", &[], b"").await.unwrap();
-    assert_eq!(resp.status, 501);
+    assert_eq!(resp.status, 400, "{}", resp.text());
     let body = resp.json();
-    assert_eq!(body["code"], "miroir_not_implemented");
-    assert_eq!(body["type"], "system");
-    assert_eq!(
-        body["link"],
-        "https://docs.meilisearch.com/errors#miroir_not_implemented"
-    );
+    assert_eq!(body["code"], "feature_not_enabled");
     assert_eq!(
         body.as_object().unwrap().keys().collect::<Vec<_>>(),
         ["message", "code", "type", "link"]
+    );
+    let ct = [("content-type", "application/json")];
+    let on = client
+        .send(
+            "PATCH",
+            "/experimental-features",
+            &ct,
+            br#"{"metrics":true}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (on.status, on.json()["metrics"].clone()),
+        (200, serde_json::json!(true))
+    );
+    let resp = client.send("GET", "/metrics", &[], b"").await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let text = resp.text();
+    assert_eq!(
+        text.matches("# TYPE meilisearch_index_count gauge").count(),
+        1,
+        "{text}"
+    );
+    for node in &_nodes {
+        let sample = format!("meilisearch_index_count{{node=\"{}\"}}", node.name);
+        assert!(text.contains(&sample), "{sample} missing:\n{text}");
+    }
+    assert!(
+        text.contains("# TYPE miroir_requests_total counter"),
+        "{text}"
     );
 
     // A node's own features say why they mean nothing through the gateway.
@@ -291,7 +323,7 @@ async fn every_request_is_counted_in_metrics() {
     let want = [
         r#"miroir_requests_total{class="one_node",method="GET",status="200"} 3"#,
         r#"miroir_requests_total{class="unknown",method="GET",status="404"} 1"#,
-        r#"miroir_requests_total{class="gateway",method="GET",status="501"} 1"#,
+        r#"miroir_requests_total{class="gateway",method="GET",status="400"} 1"#,
         r#"miroir_request_duration_seconds_count{class="one_node"} 3"#,
         "miroir_requests_in_flight 0",
         r#"miroir_node_up{node="n1"} 1"#,

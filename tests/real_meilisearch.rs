@@ -29,20 +29,28 @@ async fn health_version_and_one_node_routes_through_real_nodes() {
         (200, serde_json::json!({"status": "available"}))
     );
 
-    // The nodes' keys are aligned at the gateway's start.
-    let key_count = |addr| async move {
+    // The nodes' keys are aligned at the gateway's start: one set, the same uids everywhere
+    // (each node starts with four default keys of its own).
+    let key_uids = |addr| async move {
         let mut c = Client::new(addr);
         let auth = [("authorization", format!("Bearer {KEY}"))];
         let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = c.send("GET", "/keys", &auth, b"").await.unwrap();
-        r.json()["total"].as_u64()
+        let mut uids: Vec<String> = r.json()["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["uid"].as_str().map(str::to_string))
+            .collect();
+        uids.sort();
+        uids
     };
     let aligned = support::gateway::eventually(std::time::Duration::from_secs(20), async || {
-        let mut counts = Vec::new();
+        let mut sets = Vec::new();
         for n in &nodes {
-            counts.push(key_count(n.addr).await);
+            sets.push(key_uids(n.addr).await);
         }
-        counts.iter().all(|c| *c == Some(4))
+        sets[0].len() == 4 && sets.iter().all(|s| *s == sets[0])
     })
     .await;
     assert!(aligned, "keys not aligned: {}", gw.log());
@@ -85,6 +93,41 @@ async fn health_version_and_one_node_routes_through_real_nodes() {
         .unwrap();
     assert_eq!(denied.status, 403);
     assert_eq!(denied.json()["code"], "invalid_api_key");
+
+    // `/metrics`: refused as a node refuses it until the feature is on, then every node's
+    // metrics, each sample naming its node, each family declared once.
+    let off = through.send("GET", "/metrics", &auth, b"").await.unwrap();
+    let alone = direct.send("GET", "/metrics", &auth, b"").await.unwrap();
+    assert_eq!((off.status, off.json()), (alone.status, alone.json()));
+    let mut headers = auth.to_vec();
+    headers.push(("content-type", "application/json"));
+    let on = through
+        .send(
+            "PATCH",
+            "/experimental-features",
+            &headers,
+            br#"{"metrics":true}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(on.status, 200, "{}", on.text());
+    let metrics = through.send("GET", "/metrics", &auth, b"").await.unwrap();
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let text = metrics.text();
+    assert_eq!(
+        text.matches("# TYPE meilisearch_db_size_bytes gauge")
+            .count(),
+        1
+    );
+    for node in ["m0", "m1", "m2"] {
+        let sample = format!("meilisearch_db_size_bytes{{node=\"{node}\"}} ");
+        assert!(text.contains(&sample), "{sample} missing:\n{text}");
+    }
+    assert!(text.contains("miroir_requests_total"), "{text}");
 }
 
 /// What may differ between two runs of one script: times and batch numbers.

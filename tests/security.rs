@@ -128,7 +128,6 @@ async fn routes_not_served_check_the_key_first() {
     for (method, path) in [
         ("POST", "/export"),
         ("GET", "/network"),
-        ("GET", "/metrics"),
         ("DELETE", "/chats/w"),
     ] {
         let body: &[u8] = if method == "POST" { b"{}" } else { b"" };
@@ -150,6 +149,7 @@ async fn routes_not_served_check_the_key_first() {
         ("GET", "/batches"),
         ("GET", "/webhooks"),
         ("GET", "/tasks/1/documents"),
+        ("GET", "/metrics"),
     ] {
         let body: &[u8] = if method == "POST" { b"{}" } else { b"" };
         let ct = (method == "POST").then_some("application/json");

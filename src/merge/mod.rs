@@ -9,6 +9,7 @@ pub mod federated;
 pub mod fields;
 pub mod multi;
 pub mod plan;
+pub mod prometheus;
 pub mod raw;
 pub mod score;
 pub mod search;

@@ -15,6 +15,7 @@ mod fields;
 mod gather;
 pub mod indexes;
 mod key_writes;
+mod metrics;
 mod reads;
 mod render;
 mod search;
@@ -257,6 +258,7 @@ pub async fn dispatch(
         Op::Settings => reads::settings(cluster, services, req).await,
         Op::Broadcast => broadcast::broadcast(cluster, services, req).await,
         Op::Swap => swap::swap(cluster, services, req).await,
+        Op::Metrics => metrics::metrics(cluster, req).await,
         Op::TaskGet => task_routes::get(cluster, services, req).await,
         Op::TaskList => task_routes::list(cluster, services, req).await,
         Op::BatchGet => batches::get(cluster, services, req).await,

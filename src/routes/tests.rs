@@ -341,7 +341,6 @@ fn how_an_endpoint_is_served_agrees_with_its_class() {
                 RouteClass::Gateway => matches!(
                     serve,
                     Serve::Health
-                        | Serve::NotYet
                         | Serve::Op(
                             Op::TaskGet
                                 | Op::TaskList
@@ -351,6 +350,7 @@ fn how_an_endpoint_is_served_agrees_with_its_class() {
                                 | Op::BatchList
                                 | Op::TaskDocuments
                                 | Op::Webhooks
+                                | Op::Metrics
                         )
                 ),
                 RouteClass::Unsupported => serve == Serve::NotServed,

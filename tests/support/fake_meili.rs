@@ -191,6 +191,9 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
     if let Some(answer) = super::fake_keys::route(state, req, segs) {
         return answer;
     }
+    if let Some(answer) = super::fake_features::route(state, req, segs) {
+        return answer;
+    }
     match (req.method.as_str(), segs) {
         ("POST", ["indexes"]) => {
             let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);

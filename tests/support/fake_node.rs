@@ -49,6 +49,8 @@ pub struct NodeState {
     pub export_job: Option<super::fake_meili::ExportJob>,
     /// Tasks waiting for the export to end, in order.
     pub queue: VecDeque<super::fake_meili::Queued>,
+    /// The experimental features turned on (`PATCH /experimental-features`).
+    pub features: std::collections::BTreeSet<String>,
 }
 
 /// One index of the test node.
