@@ -197,6 +197,7 @@ impl ProxyHttp for Gateway {
         match route.endpoint.serve() {
             Serve::Proxy => {
                 let aliases = &self.services.aliases;
+                aliases.ready().await;
                 match Resolved::proxied_path(aliases, &route, req_path(session)) {
                     Ok(path) => ctx.upstream_path = path,
                     Err(refused) => return self.reply(session, ctx, refused).await,
@@ -465,6 +466,7 @@ impl Gateway {
         route: &Route,
         body: Bytes,
     ) -> (Reply, usize) {
+        self.services.aliases.ready().await;
         let header = session.req_header();
         let resolved = match Resolved::of(&self.services.aliases, route, header.uri.path(), body) {
             Ok(resolved) => resolved,

@@ -69,6 +69,13 @@ async fn a_graceful_upgrade_drops_no_request() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
+    // An alias, to be read by the new process from the store the old one releases.
+    let alias = br#"{"name": "upa", "targets": ["up"]}"#;
+    let ct = [("content-type", "application/json")];
+    let created = request(addr, "POST", "/_miroir/aliases", &ct, alias)
+        .await
+        .unwrap();
+    assert_eq!(created.status, 201, "{}", created.text());
 
     // The new process waits for the sockets; the old one hands them over on SIGQUIT.
     let log = std::fs::OpenOptions::new()
@@ -108,6 +115,10 @@ async fn a_graceful_upgrade_drops_no_request() {
     // The new process serves.
     let after = request(addr, "GET", "/version", &[], b"").await.unwrap();
     assert_eq!(after.status, 200);
+    let through_alias = request(addr, "POST", "/indexes/upa/search", &ct, b"{}")
+        .await
+        .unwrap();
+    assert_eq!(through_alias.status, 200, "{}", through_alias.text());
     let total = sent.load(Ordering::Relaxed);
     let failed = failures.lock().unwrap().clone();
     eprintln!(

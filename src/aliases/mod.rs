@@ -11,6 +11,7 @@ pub mod resolve;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,9 @@ pub const WATCH_PERIOD: Duration = Duration::from_millis(100);
 /// How long a flip waits for the other live gateways to say they use it.
 const CONFIRM_WITHIN: Duration = Duration::from_secs(2);
 
+/// How long a request waits for a store held by a previous process (as task operations do).
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
 /// Tries of a change that lost a race with another gateway's.
 const CHANGE_TRIES: usize = 8;
 
@@ -44,6 +48,8 @@ pub struct AliasService {
     flips: IntCounterVec,
     /// Reads held while an index they read is swapped.
     pub gate: SwapGate,
+    /// Whether the table was read from the store at least once.
+    loaded: AtomicBool,
     /// The other gateways' swaps this one holds readers for, by id.
     held: tokio::sync::Mutex<std::collections::HashMap<String, Swapping>>,
 }
@@ -70,6 +76,7 @@ impl AliasService {
                 "Changes of an alias's targets, by alias",
             ),
             gate: SwapGate::default(),
+            loaded: AtomicBool::new(false),
             held: Default::default(),
         };
         if let Err(e) = service.reload() {
@@ -92,12 +99,33 @@ impl AliasService {
         let store = self.tasks.state()?;
         let version = store.aliases_version()?;
         if version == self.current.load().version {
+            self.loaded.store(true, Ordering::Release);
             return Ok(false);
         }
         let (version, json) = store.aliases()?;
         self.current
             .store(Arc::new(AliasTable::decode(version, &json)));
+        self.loaded.store(true, Ordering::Release);
         Ok(true)
+    }
+
+    /// Waits until the table was read once, so no request resolves against a table not
+    /// read yet: a graceful upgrade's new process waits for the store the old one holds
+    /// (as writes do). A shared store out of reach is not waited for: reads go on, and
+    /// writes are refused without it anyway.
+    pub async fn ready(&self) {
+        if self.loaded.load(Ordering::Acquire) {
+            return;
+        }
+        let deadline = std::time::Instant::now() + READY_WITHIN;
+        loop {
+            match self.reload() {
+                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                _ => return,
+            }
+        }
     }
 
     /// Holds the readers of the other gateways' swaps under way, and lets go of those done
@@ -121,15 +149,17 @@ impl AliasService {
     }
 
     /// Follows the other gateways' changes, on a shared store.
+    /// With an embedded store, reads it once it is free (a graceful upgrade's new process
+    /// waits for the old one to release it), then stops.
     pub async fn watch(&self) {
-        let shared = self.tasks.state().map(|s| s.shared()).unwrap_or(false);
-        if !shared {
-            return;
-        }
         let mut down = false;
         let mut acked = None;
         loop {
             let round = self.reload();
+            let shared = self.tasks.state().map(|s| s.shared()).unwrap_or(false);
+            if round.is_ok() && !shared {
+                return;
+            }
             if round.is_ok() {
                 self.follow_swaps().await;
                 // Said only once the swaps it names hold this gateway's readers.

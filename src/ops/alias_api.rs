@@ -27,6 +27,7 @@ pub async fn handle(
     path: &str,
     body: &[u8],
 ) -> Reply {
+    services.aliases.ready().await;
     let rest = path.trim_end_matches('/')[PREFIX.len()..].trim_start_matches('/');
     let result = match (method, rest) {
         (&Method::GET, "") => Ok(list(services)),
