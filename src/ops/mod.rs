@@ -39,6 +39,7 @@ use crate::transport::{NodeRequest, NodeResponse};
 use crate::tasks::TaskService;
 
 pub use indexes::IndexCache;
+pub use search::alias_search;
 
 /// State the operations share, owned by the gateway.
 pub struct Services {
@@ -217,16 +218,6 @@ pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
 
 /// How long a request waits for a task store still held by a previous process.
 const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A search of an alias with several targets ([`crate::aliases`]).
-pub async fn alias_search(
-    cluster: &Cluster<'_>,
-    services: &Services,
-    req: &Request<'_>,
-    targets: &[String],
-) -> Reply {
-    search::alias_search(cluster, services, req, targets).await
-}
 
 /// Serves `req` with `op`, the operation its route names ([`crate::routes::Endpoint::serve`]).
 pub async fn dispatch(
