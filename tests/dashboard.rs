@@ -35,6 +35,11 @@ fn every_dashboard_query_uses_an_exported_metric() {
     let _cache = miroir::cache::SearchCache::new(Default::default(), &metrics);
     let state = miroir::state::StateMetrics::new(&metrics);
     state.seconds.observe(0.001);
+    let dir = std::env::temp_dir().join(format!("miroir-dashboard-{}", std::process::id()));
+    let tasks = std::sync::Arc::new(miroir::tasks::TaskService::open(&dir).unwrap());
+    let aliases = miroir::aliases::AliasService::new(tasks, 10, &metrics);
+    aliases.count_resolution("a");
+    aliases.count_flip("a");
     let exported = String::from_utf8(metrics.render()).unwrap();
     let mut names = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {
@@ -58,4 +63,5 @@ fn every_dashboard_query_uses_an_exported_metric() {
             "the dashboard queries `{name}`, which is not exported"
         );
     }
+    let _ = std::fs::remove_dir_all(dir);
 }
