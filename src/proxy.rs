@@ -536,18 +536,19 @@ impl Gateway {
         (reply, cluster.sent.load(Ordering::Relaxed))
     }
 
-    /// The aliases' admin API: master key, body, then [`alias_api::handle`].
+    /// The aliases' admin API: body, master key, then [`alias_api::handle`].
     async fn alias_api(&self, session: &mut Session, ctx: &RequestCtx) -> Reply {
+        // The body first, even for a refusal: the connection stays usable for the next one.
+        let body = match self.read_body(session).await {
+            Ok(body) => body,
+            Err(reply) => return reply,
+        };
         let req = session.req_header();
         let authorization = req.headers.get(http::header::AUTHORIZATION);
         if let Err(refused) = admin::check_master(self.fleet.master.as_ref(), authorization) {
             return refused;
         }
         let (method, path) = (req.method.clone(), req.uri.path().to_string());
-        let body = match self.read_body(session).await {
-            Ok(body) => body,
-            Err(reply) => return reply,
-        };
         let cluster = self.fleet.cluster(&ctx.topology);
         alias_api::handle(&cluster, &self.services, &method, &path, &body).await
     }
