@@ -20,6 +20,7 @@ use prometheus::IntCounterVec;
 
 use crate::error::MeiliError;
 use crate::metrics::Metrics;
+use crate::state::Doc;
 use crate::swap_gate::{SwapGate, Swapping};
 use crate::tasks::{StoreError, TaskService};
 use model::{AliasTable, SwapMark};
@@ -97,12 +98,12 @@ impl AliasService {
     /// Reads the table again if the store's version moved; whether it did.
     pub fn reload(&self) -> Result<bool, StoreError> {
         let store = self.tasks.state()?;
-        let version = store.aliases_version()?;
+        let version = store.doc_version(Doc::Aliases)?;
         if version == self.current.load().version {
             self.loaded.store(true, Ordering::Release);
             return Ok(false);
         }
-        let (version, json) = store.aliases()?;
+        let (version, json) = store.doc(Doc::Aliases)?;
         self.current
             .store(Arc::new(AliasTable::decode(version, &json)));
         self.loaded.store(true, Ordering::Release);
@@ -167,7 +168,7 @@ impl AliasService {
                 if acked != Some(version) {
                     let store = self.tasks.state();
                     if store
-                        .and_then(|s| s.ack_aliases(self.tasks.holder(), version))
+                        .and_then(|s| s.ack_doc(Doc::Aliases, self.tasks.holder(), version))
                         .is_ok()
                     {
                         acked = Some(version);
@@ -199,17 +200,17 @@ impl AliasService {
         let _one = self.lock.lock().await;
         let store = self.tasks.state().map_err(|e| unavailable(&e))?;
         for _ in 0..CHANGE_TRIES {
-            let (version, json) = store.aliases().map_err(|e| unavailable(&e))?;
+            let (version, json) = store.doc(Doc::Aliases).map_err(|e| unavailable(&e))?;
             let mut table = AliasTable::decode(version, &json);
             let out = change(&mut table, self.retention)?;
             if store
-                .set_aliases(version, &table.encode())
+                .set_doc(Doc::Aliases, version, &table.encode())
                 .map_err(|e| unavailable(&e))?
             {
                 table.version = version + 1;
                 let committed = table.version;
                 self.current.store(Arc::new(table));
-                if let Err(e) = store.ack_aliases(self.tasks.holder(), committed) {
+                if let Err(e) = store.ack_doc(Doc::Aliases, self.tasks.holder(), committed) {
                     log::warn!("aliases: {e}");
                 }
                 return Ok(out);
@@ -231,26 +232,7 @@ impl AliasService {
     /// (or `CONFIRM_WITHIN` passed); the gateways that did not say so.
     pub async fn confirm(&self) -> Vec<String> {
         let version = self.current.load().version;
-        let peers: Vec<String> = self.tasks.peers().into_iter().map(|p| p.gateway).collect();
-        let Ok(store) = self.tasks.state() else {
-            return peers;
-        };
-        if peers.is_empty() || !store.shared() {
-            return Vec::new();
-        }
-        let started = std::time::Instant::now();
-        loop {
-            let acks = store.alias_acks().unwrap_or_default();
-            let behind: Vec<String> = peers
-                .iter()
-                .filter(|p| acks.get(*p).is_none_or(|&v| v < version))
-                .cloned()
-                .collect();
-            if behind.is_empty() || started.elapsed() >= CONFIRM_WITHIN {
-                return behind;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::state::peers::confirm(&self.tasks, Doc::Aliases, version, CONFIRM_WITHIN).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! only grow (across reopening), tasks that a late refresh cannot bring back, hints kept in
 //! order per node, intents settled in one step, and an index in step with every write.
 
-use super::StateStore;
+use super::{Doc, StateStore};
 use crate::tasks::{GatewayTask, TaskFilter};
 
 pub fn task(uid: u64) -> GatewayTask {
@@ -38,6 +38,26 @@ pub fn check_all(open: &dyn Fn() -> Box<dyn StateStore>) {
     the_index_follows_the_writes(&*open());
     small_tables_round_trip(&*open());
     alias_table_is_compare_and_set(open);
+    a_released_lease_is_free(&*open());
+}
+
+/// A lease is held by one holder until it is released (or expires); releasing a lease held
+/// by another leaves it.
+fn a_released_lease_is_free(store: &dyn StateStore) {
+    let ttl = std::time::Duration::from_secs(30);
+    assert!(store.lease("contract", "a", ttl).unwrap());
+    if !store.shared() {
+        return;
+    }
+    assert!(!store.lease("contract", "b", ttl).unwrap());
+    store.release("contract", "b").unwrap();
+    assert!(
+        !store.lease("contract", "b", ttl).unwrap(),
+        "b released a's lease"
+    );
+    store.release("contract", "a").unwrap();
+    assert!(store.lease("contract", "b", ttl).unwrap());
+    store.release("contract", "b").unwrap();
 }
 
 fn uids_grow_and_survive_reopening(open: &dyn Fn() -> Box<dyn StateStore>) {
@@ -200,18 +220,46 @@ fn small_tables_round_trip(store: &dyn StateStore) {
 /// one wins and the other is told to read again; the winner's table survives reopening.
 fn alias_table_is_compare_and_set(open: &dyn Fn() -> Box<dyn StateStore>) {
     let store = open();
-    let (v0, _) = store.aliases().unwrap();
-    assert!(store.set_aliases(v0, b"{\"a\":1}").unwrap());
+    let (v0, _) = store.doc(Doc::Aliases).unwrap();
+    assert!(store.set_doc(Doc::Aliases, v0, b"{\"a\":1}").unwrap());
     assert!(
-        !store.set_aliases(v0, b"{\"b\":1}").unwrap(),
+        !store.set_doc(Doc::Aliases, v0, b"{\"b\":1}").unwrap(),
         "stale version wins"
     );
-    assert_eq!(store.aliases_version().unwrap(), v0 + 1);
+    assert_eq!(store.doc_version(Doc::Aliases).unwrap(), v0 + 1);
     drop(store);
     let store = open();
-    assert_eq!(store.aliases().unwrap(), (v0 + 1, b"{\"a\":1}".to_vec()));
-    store.ack_aliases("g1", v0 + 1).unwrap();
+    assert_eq!(
+        store.doc(Doc::Aliases).unwrap(),
+        (v0 + 1, b"{\"a\":1}".to_vec())
+    );
+    store.ack_doc(Doc::Aliases, "g1", v0 + 1).unwrap();
     if store.shared() {
-        assert_eq!(store.alias_acks().unwrap().get("g1"), Some(&(v0 + 1)));
+        assert_eq!(
+            store.doc_acks(Doc::Aliases).unwrap().get("g1"),
+            Some(&(v0 + 1))
+        );
+    }
+    // Documents are independent of each other.
+    let (p0, _) = store.doc(Doc::Placement).unwrap();
+    assert!(store.set_doc(Doc::Placement, p0, b"{\"p\":1}").unwrap());
+    assert_eq!(
+        store.doc(Doc::Aliases).unwrap(),
+        (v0 + 1, b"{\"a\":1}".to_vec())
+    );
+    assert_eq!(
+        store.doc(Doc::Placement).unwrap(),
+        (p0 + 1, b"{\"p\":1}".to_vec())
+    );
+    store.ack_doc(Doc::Placement, "g1", p0 + 1).unwrap();
+    if store.shared() {
+        assert_eq!(
+            store.doc_acks(Doc::Placement).unwrap().get("g1"),
+            Some(&(p0 + 1))
+        );
+        assert_eq!(
+            store.doc_acks(Doc::Aliases).unwrap().get("g1"),
+            Some(&(v0 + 1))
+        );
     }
 }

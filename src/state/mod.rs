@@ -165,21 +165,44 @@ pub trait StateStore: Send + Sync {
     /// Stores (or, with `None`, deletes) the webhook `uuid`.
     fn set_webhook(&self, uuid: &str, json: Option<&[u8]>) -> Result<(), StoreError>;
 
-    /// The alias table as JSON and its version (0 and empty before the first change).
-    fn aliases(&self) -> Result<(u64, Vec<u8>), StoreError>;
-    /// Replaces the alias table if its version is still `expected`, as version
-    /// `expected + 1`: one atomic step; whether it did.
-    fn set_aliases(&self, expected: u64, json: &[u8]) -> Result<bool, StoreError>;
-    /// The alias table's version alone (a cheap poll).
-    fn aliases_version(&self) -> Result<u64, StoreError> {
-        self.aliases().map(|(v, _)| v)
+    /// The document `doc` as JSON and its version (0 and empty before the first change).
+    fn doc(&self, doc: Doc) -> Result<(u64, Vec<u8>), StoreError>;
+    /// Replaces `doc` if its version is still `expected`, as version `expected + 1`: one
+    /// atomic step; whether it did.
+    fn set_doc(&self, doc: Doc, expected: u64, json: &[u8]) -> Result<bool, StoreError>;
+    /// The version of `doc` alone (a cheap poll).
+    fn doc_version(&self, doc: Doc) -> Result<u64, StoreError> {
+        self.doc(doc).map(|(v, _)| v)
     }
-    /// Says that gateway `holder` uses the alias table `version` from now on.
-    fn ack_aliases(&self, _holder: &str, _version: u64) -> Result<(), StoreError> {
+    /// Says that gateway `holder` uses `doc`'s `version` from now on.
+    fn ack_doc(&self, _doc: Doc, _holder: &str, _version: u64) -> Result<(), StoreError> {
         Ok(())
     }
-    /// The alias table version each gateway said it uses.
-    fn alias_acks(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+    /// The version of `doc` each gateway said it uses.
+    fn doc_acks(&self, _doc: Doc) -> Result<BTreeMap<String, u64>, StoreError> {
         Ok(BTreeMap::new())
+    }
+    /// Gives up the lease `name` if `holder` has it.
+    fn release(&self, _name: &str, _holder: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A document the gateways of a store share whole, changed by compare-and-set, with the
+/// version each gateway says it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doc {
+    /// The alias table (`crate::aliases`).
+    Aliases,
+    /// The effective placement and the moves of a rebalance (`crate::rebalance::state`).
+    Placement,
+}
+
+impl Doc {
+    pub fn name(self) -> &'static str {
+        match self {
+            Doc::Aliases => "aliases",
+            Doc::Placement => "placement",
+        }
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::config::NodeSpec;
+use crate::state::Doc;
+use crate::tasks::TaskService;
 
 /// How often a gateway says what it desires; a gateway silent for [`LIVE`] is gone.
 pub const EVERY_ROUNDS: u64 = 4;
@@ -30,6 +32,31 @@ pub fn fingerprint(shards: u32, replication_factor: usize, nodes: &[NodeSpec]) -
         "shards={shards} rf={replication_factor} {}",
         parts.join(" ")
     )
+}
+
+/// Waits until every other live gateway of a shared store says it uses `version` of `doc`
+/// or a later one (or `within` passed); the gateways that did not.
+pub async fn confirm(tasks: &TaskService, doc: Doc, version: u64, within: Duration) -> Vec<String> {
+    let peers: Vec<String> = tasks.peers().into_iter().map(|p| p.gateway).collect();
+    let Ok(store) = tasks.state() else {
+        return peers;
+    };
+    if peers.is_empty() || !store.shared() {
+        return Vec::new();
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let acks = store.doc_acks(doc).unwrap_or_default();
+        let behind: Vec<String> = peers
+            .iter()
+            .filter(|p| acks.get(*p).is_none_or(|&v| v < version))
+            .cloned()
+            .collect();
+        if behind.is_empty() || started.elapsed() >= within {
+            return behind;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The peers for the admin API: each with whether it agrees with `mine`.

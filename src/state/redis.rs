@@ -23,12 +23,12 @@ use redis::{AsyncCommands, Script};
 use super::redis_scripts::{
     Keys, Scripts, DELETE_TASKS, HINT_DONE, INTENT_BEGIN, LEASE, PUT_TASKS, RESERVE_UIDS, SETTLE,
 };
-use super::{MoveLogKey, StateStore};
+use super::{Doc, MoveLogKey, StateStore};
 use crate::tasks::index::{Facets, TaskIndex};
 use crate::tasks::{GatewayTask, StoreError};
 
-mod aliases;
 mod changes;
+mod docs;
 
 use changes::Applied;
 
@@ -624,24 +624,28 @@ impl StateStore for RedisStore {
         Ok(all)
     }
 
-    fn aliases(&self) -> Result<(u64, Vec<u8>), StoreError> {
-        self.load_aliases()
+    fn doc(&self, doc: Doc) -> Result<(u64, Vec<u8>), StoreError> {
+        self.load_doc(doc)
     }
 
-    fn set_aliases(&self, expected: u64, json: &[u8]) -> Result<bool, StoreError> {
-        self.store_aliases(expected, json)
+    fn set_doc(&self, doc: Doc, expected: u64, json: &[u8]) -> Result<bool, StoreError> {
+        self.store_doc(doc, expected, json)
     }
 
-    fn aliases_version(&self) -> Result<u64, StoreError> {
-        self.load_aliases_version()
+    fn doc_version(&self, doc: Doc) -> Result<u64, StoreError> {
+        self.load_doc_version(doc)
     }
 
-    fn ack_aliases(&self, holder: &str, version: u64) -> Result<(), StoreError> {
-        self.store_alias_ack(holder, version)
+    fn ack_doc(&self, doc: Doc, holder: &str, version: u64) -> Result<(), StoreError> {
+        self.store_doc_ack(doc, holder, version)
     }
 
-    fn alias_acks(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        self.load_alias_acks()
+    fn doc_acks(&self, doc: Doc) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.load_doc_acks(doc)
+    }
+
+    fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.release_lease(name, holder)
     }
 
     fn set_webhook(&self, uuid: &str, json: Option<&[u8]>) -> Result<(), StoreError> {

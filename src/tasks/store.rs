@@ -10,7 +10,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use super::index::{Facets, TaskIndex};
 use super::model::GatewayTask;
 pub use crate::state::MoveLogKey;
-use crate::state::StateStore;
+use crate::state::{Doc, StateStore};
 
 const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 /// What listings filter each task on ([`Facets`]), read at open to build the [`TaskIndex`].
@@ -31,6 +31,8 @@ const KEY_TOMBSTONES: TableDefinition<&str, u64> = TableDefinition::new("key_tom
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 /// The alias table (`"table"`, JSON) and its version (`"version"`, u64 little-endian).
 const ALIASES: TableDefinition<&str, &[u8]> = TableDefinition::new("aliases");
+/// Other shared documents (`"{name}"` and `"{name}.version"`), see `crate::state::Doc`.
+const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
 /// Writes recorded for a moving shard's next owner, by (move id, intent id, part), replayed
 /// in order once the shard is copied (see `crate::rebalance`).
 const MOVE_LOG: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("move_log");
@@ -211,6 +213,7 @@ impl TaskStore {
         txn.open_table(KEY_TOMBSTONES).map_err(err)?;
         txn.open_table(WEBHOOKS).map_err(err)?;
         txn.open_table(ALIASES).map_err(err)?;
+        txn.open_table(DOCS).map_err(err)?;
         txn.open_table(FACETS).map_err(err)?;
         txn.commit().map_err(err)?;
         fill_facets(&db)?;
@@ -423,23 +426,25 @@ impl StateStore for TaskStore {
         txn.commit().map_err(err)
     }
 
-    fn aliases(&self) -> Result<(u64, Vec<u8>), StoreError> {
+    fn doc(&self, doc: Doc) -> Result<(u64, Vec<u8>), StoreError> {
+        let (def, keys) = doc_place(doc);
         let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(ALIASES).map_err(err)?;
-        read_aliases(&table)
+        let table = txn.open_table(def).map_err(err)?;
+        read_doc(&table, &keys)
     }
 
-    fn set_aliases(&self, expected: u64, json: &[u8]) -> Result<bool, StoreError> {
+    fn set_doc(&self, doc: Doc, expected: u64, json: &[u8]) -> Result<bool, StoreError> {
+        let (def, keys) = doc_place(doc);
         let txn = self.db.begin_write().map_err(err)?;
         {
-            let mut table = txn.open_table(ALIASES).map_err(err)?;
-            let (version, _) = read_aliases(&table)?;
+            let mut table = txn.open_table(def).map_err(err)?;
+            let (version, _) = read_doc(&table, &keys)?;
             if version != expected {
                 return Ok(false);
             }
             let next = (expected + 1).to_le_bytes();
-            table.insert("version", &next[..]).map_err(err)?;
-            table.insert("table", json).map_err(err)?;
+            table.insert(keys.1.as_str(), &next[..]).map_err(err)?;
+            table.insert(keys.0.as_str(), json).map_err(err)?;
         }
         txn.commit().map_err(err)?;
         Ok(true)
@@ -603,11 +608,26 @@ impl StateStore for TaskStore {
     }
 }
 
-/// The alias table and its version, from either kind of table handle.
-fn read_aliases(
+/// Where `doc` is kept: its table, and the keys of its JSON and of its version.
+fn doc_place(
+    doc: Doc,
+) -> (
+    TableDefinition<'static, &'static str, &'static [u8]>,
+    (String, String),
+) {
+    match doc {
+        // Where the alias table was before there were other documents.
+        Doc::Aliases => (ALIASES, ("table".into(), "version".into())),
+        _ => (DOCS, (doc.name().into(), format!("{}.version", doc.name()))),
+    }
+}
+
+/// A document and its version, from either kind of table handle.
+fn read_doc(
     table: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+    (json_key, version_key): &(String, String),
 ) -> Result<(u64, Vec<u8>), StoreError> {
-    let version = match table.get("version").map_err(err)? {
+    let version = match table.get(version_key.as_str()).map_err(err)? {
         Some(v) => {
             let bytes: [u8; 8] = v.value().try_into().unwrap_or_default();
             u64::from_le_bytes(bytes)
@@ -615,7 +635,7 @@ fn read_aliases(
         None => 0,
     };
     let json = table
-        .get("table")
+        .get(json_key.as_str())
         .map_err(err)?
         .map(|v| v.value().to_vec())
         .unwrap_or_default();
