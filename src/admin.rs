@@ -173,6 +173,10 @@ fn rebalance(r: &Rebalancer) -> Value {
         "paused": state.paused,
         "active": state.active().count(),
         "phases": by_phase,
+        "shared": r.is_shared(),
+        // With a shared state, whether this gateway drives the moves (one does).
+        "driving": r.driving(),
+        "barrier": state.barrier,
         "moves": moves,
     })
 }

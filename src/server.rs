@@ -183,10 +183,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
     if !opt_test {
         rebalancer.start()?;
         // Nodes changed while the gateway was stopped: plan their moves now.
-        match rebalancer.reconfigure(&config.nodes, false) {
-            Err(e) if e.starts_with(crate::rebalance::PEERS_REFUSAL) => log::error!("{e}"),
-            other => drop(other?),
-        }
+        rebalancer.reconfigure_at_start(&config.nodes)?;
     }
     let keys = Arc::new(KeySync::new(tasks.clone(), &metrics));
     let aliases = Arc::new(AliasService::new(
@@ -405,17 +402,28 @@ impl BackgroundService for RebalanceService {
         let r = &self.rebalancer;
         let max = r.settings.max_moves;
         let mut running: Vec<(u64, [String; 2], tokio::task::JoinHandle<()>)> = Vec::new();
+        let following = tokio::spawn(rebalance::follow::watch(r.clone()));
         loop {
             running.retain(|(_, _, task)| !task.is_finished());
+            // With a shared state, one gateway drives; a move it stops resumes with the next.
+            if !r.take_lease() {
+                for (_, _, task) in running.drain(..) {
+                    task.abort();
+                }
+            }
             let busy: Vec<(u64, [String; 2])> = running
                 .iter()
                 .map(|(id, nodes, _)| (*id, nodes.clone()))
                 .collect();
-            for m in rebalance::mover::pick(r, &busy, max) {
+            let picked = match r.driving() {
+                true => rebalance::mover::pick(r, &busy, max),
+                false => Vec::new(),
+            };
+            for m in picked {
                 let task = tokio::spawn(rebalance::mover::run(r.clone(), m.id));
                 running.push((m.id, [m.from, m.to], task));
             }
-            if running.is_empty() {
+            if running.is_empty() && r.driving() {
                 if let Err(e) = r.tidy() {
                     log::error!("rebalance: {e}");
                 }
@@ -427,6 +435,7 @@ impl BackgroundService for RebalanceService {
                     for (_, _, task) in running {
                         task.abort();
                     }
+                    following.abort();
                     return;
                 }
             }

@@ -1,8 +1,8 @@
 //! Several gateways, one cluster: two gateways share their state through Redis (test nodes
 //! behind them). A write accepted through one is awaited, listed, filtered and deleted
 //! through the other with the same answers, and a webhook is called once; a gateway whose
-//! configuration desires other nodes is noticed, and shards are not moved while several
-//! gateways run; with Redis down, searches keep working and a
+//! configuration desires other nodes is noticed; a rebalance planned through one is
+//! followed and steered through the other; with Redis down, searches keep working and a
 //! write answers a prompt `503` with `Retry-After`, nothing changed; when Redis returns,
 //! writes go through again.
 
@@ -163,23 +163,43 @@ async fn two_gateways_share_tasks_through_redis() {
     assert_eq!(peers.iter().filter(|p| p["agrees"] == true).count(), 1);
     drop(gc);
 
-    // Shards do not move while other gateways route writes by the placement they hold.
-    let before = a.get("/_miroir/topology").await.json()["placement"].clone();
+    // A reload through A plans moves for the whole cluster; B follows the shared state and
+    // steers the same moves: canceled through B, they end on both.
     ga.write_config(&entries(&nodes[..1]), &shared(&redis));
     ga.sighup();
-    let refused = eventually(Duration::from_secs(5), async || {
-        ga.metrics()
-            .await
-            .contains("miroir_topology_reloads_total{result=\"error\"} 1")
+    let followed = eventually(Duration::from_secs(10), async || {
+        let view = b.get("/_miroir/rebalance").await.json();
+        view["moves"].as_array().is_some_and(|m| !m.is_empty())
     })
     .await;
-    assert!(refused, "the reload was not refused; log:\n{}", ga.log());
-    assert!(ga
-        .log()
-        .contains("shards are not moved while other gateways run"));
-    assert_eq!(a.get("/_miroir/topology").await.json()["placement"], before);
-    let rebalance = a.get("/_miroir/rebalance").await.json();
-    assert_eq!(rebalance["moves"], json!([]), "{rebalance}");
+    assert!(followed, "B did not see A's moves; log:\n{}", gb.log());
+    let resp = b
+        .json("POST", "/_miroir/rebalance/cancel", &json!({}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let settled = eventually(Duration::from_secs(60), async || {
+        let va = a.get("/_miroir/rebalance").await.json();
+        let vb = b.get("/_miroir/rebalance").await.json();
+        let pa = a.get("/_miroir/topology").await.json()["placement"].clone();
+        let pb = b.get("/_miroir/topology").await.json()["placement"].clone();
+        va["active"] == 0 && vb["active"] == 0 && pa == pb && va["moves"] == vb["moves"]
+    })
+    .await;
+    assert!(
+        settled,
+        "A and B disagree after the cancel; logs:\n{}\n{}",
+        ga.log(),
+        gb.log()
+    );
+    let driving = [
+        a.get("/_miroir/rebalance").await.json()["driving"] == true,
+        b.get("/_miroir/rebalance").await.json()["driving"] == true,
+    ];
+    assert_eq!(
+        driving.iter().filter(|d| **d).count(),
+        1,
+        "one of the two gateways drives"
+    );
 
     // Redis down: searches still work, a write is refused at once and nothing changes.
     redis.stop();

@@ -8,8 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{OwnedMutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::tasks::TaskService;
 
 #[derive(Default)]
 pub struct WriteGate {
@@ -41,10 +44,62 @@ impl WriteGate {
     }
 }
 
+/// How long a gateway may keep an index's shared write order without renewing it (a
+/// gateway that dies holding it delays that index's writes this long).
+const ORDER_TTL: Duration = Duration::from_secs(10);
+/// How long a write waits for its turn before it is refused.
+const ORDER_WAIT: Duration = Duration::from_secs(30);
+
+/// An index's write order across the gateways of a shared store, held while shards are
+/// recorded (a lease per index in the store): the recorded order is the order the source
+/// node applied the writes, whichever gateway they went through. Given back when dropped.
+pub struct SharedOrder {
+    tasks: Arc<TaskService>,
+    name: String,
+    token: String,
+}
+
+impl SharedOrder {
+    /// Waits for `index`'s turn; `None` if the store does not answer or the wait is too
+    /// long.
+    pub async fn take(tasks: Arc<TaskService>, index: &str) -> Option<SharedOrder> {
+        let name = format!("order:{index}");
+        let token = format!("{}:{}", tasks.holder(), uuid::Uuid::new_v4());
+        let deadline = tokio::time::Instant::now() + ORDER_WAIT;
+        loop {
+            let held = tasks
+                .state()
+                .and_then(|s| s.lease(&name, &token, ORDER_TTL));
+            match held {
+                Ok(true) => return Some(SharedOrder { tasks, name, token }),
+                Ok(false) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(2)).await
+                }
+                Ok(false) => return None,
+                Err(e) => {
+                    log::warn!("rebalance: the write order of {index}: {e}");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SharedOrder {
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .tasks
+            .state()
+            .and_then(|s| s.release(&self.name, &self.token))
+        {
+            log::warn!("rebalance: {} kept until it expires: {e}", self.name);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn closing_waits_for_writes_in_flight_and_holds_new_ones() {

@@ -10,15 +10,18 @@
 //! write of the state file); then `s` is deleted from `A`.
 
 mod copy;
+pub mod follow;
 pub mod gate;
 pub mod mover;
 pub mod nodes;
 pub mod plan;
 pub mod preview;
+pub mod shared;
 pub mod state;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::{Config, NodeSpec, RebalanceSettings};
@@ -28,7 +31,7 @@ use crate::tasks::aggregate::now_rfc3339;
 use crate::tasks::TaskService;
 use crate::topology::Topology;
 use plan::PlannedMove;
-use state::{Move, Phase, State};
+use state::{DesiredNode, Move, Phase, State};
 
 /// Reads the state in `data_dir`, or starts one from the rendezvous placement of `config`
 /// (how every cluster was placed before placements were kept), and checks it fits `config`.
@@ -69,9 +72,6 @@ pub fn projected(state: &State) -> Placement {
     p
 }
 
-/// The start of the refusal to plan moves while other gateways share the state.
-pub const PEERS_REFUSAL: &str = "shards are not moved while other gateways run";
-
 /// The moves a change to `desired` starts: none if the nodes are the same ones (a running
 /// cluster is never reshuffled by a restart or a reload that changes nothing), else a
 /// balanced plan from where the running moves lead. `force` balances anyway.
@@ -104,6 +104,12 @@ pub struct Rebalancer {
     pub no_export: Mutex<BTreeSet<String>>,
     /// (source, target) pairs whose export was probed and works.
     pub export_ok: Mutex<BTreeSet<(String, String)>>,
+    /// Shared with other gateways through the state store (see [`shared`]).
+    shared: AtomicBool,
+    /// The version of the shared state `state` is.
+    version: AtomicU64,
+    /// Whether this gateway drives the moves (always, unless the state is shared).
+    driving: AtomicBool,
 }
 
 impl Rebalancer {
@@ -123,6 +129,12 @@ impl Rebalancer {
             wake: tokio::sync::Notify::new(),
             no_export: Mutex::new(BTreeSet::new()),
             export_ok: Mutex::new(BTreeSet::new()),
+            shared: AtomicBool::new(matches!(
+                config.state,
+                crate::config::StateBackend::Redis(_)
+            )),
+            version: AtomicU64::new(0),
+            driving: AtomicBool::new(true),
         }
     }
 
@@ -145,36 +157,82 @@ impl Rebalancer {
     /// The topology the configuration desires, as gateways sharing a store compare it.
     pub fn desired_fingerprint(&self) -> String {
         let t = self.fleet.topology.snapshot();
-        crate::state::peers::fingerprint(t.shards, t.replication_factor, &self.desired())
+        crate::state::peers::fingerprint(t.shards, t.replication_factor, &self.configured())
     }
 
-    fn desired(&self) -> Vec<NodeSpec> {
+    /// This gateway's configured nodes.
+    fn configured(&self) -> Vec<NodeSpec> {
         self.desired
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
+    /// The nodes the cluster should have: the shared state's, when there is one.
+    fn desired_of(&self, state: &State) -> Vec<NodeSpec> {
+        if state.desired.is_empty() {
+            return self.configured();
+        }
+        state.desired.iter().filter_map(|n| n.spec()).collect()
+    }
+
     /// Persists `state` (keeping the address of every node still needed) and publishes its
-    /// topology; requests already running keep the snapshot they hold.
+    /// topology; requests already running keep the snapshot they hold. With a shared state,
+    /// fails with [`shared::CONFLICT`] if another gateway changed it since it was read.
     pub fn commit(&self, state: &mut State) -> Result<(), String> {
-        let desired = self.desired();
+        let desired = self.desired_of(state);
         let mut keep = state.busy_nodes();
         keep.extend(self.tasks.nodes_awaited());
         state.placement.refresh_nodes(&desired, &keep);
         state.trim();
-        state.write(&self.data_dir)?;
+        if self.is_shared() {
+            self.store_shared(state)?;
+        } else {
+            state.write(&self.data_dir)?;
+        }
+        self.publish(state);
+        Ok(())
+    }
+
+    /// Publishes the topology of `state`; the one it replaced, if it changed.
+    fn publish(&self, state: &State) -> Option<Arc<Topology>> {
+        let desired = self.desired_of(state);
         let store = &self.fleet.topology;
         let current = store.snapshot();
         let next = Rebalancer::topology(state, &desired, current.generation + 1);
-        let generation = if next.same_as(&current) {
-            current.generation
+        let (generation, before) = if next.same_as(&current) {
+            (current.generation, None)
         } else {
             store.swap(next);
-            current.generation + 1
+            (current.generation + 1, Some(current))
         };
         self.observe(state, generation);
-        Ok(())
+        before
+    }
+
+    /// Applies `change` to the latest state and commits it; again from the latest if another
+    /// gateway changed it meanwhile. `change`'s result.
+    pub fn transact<T>(
+        &self,
+        mut change: impl FnMut(&mut State) -> Result<T, String>,
+    ) -> Result<T, String> {
+        for _ in 0..shared::TRIES {
+            let mut state = self.lock();
+            let mut draft = state.clone();
+            let out = change(&mut draft)?;
+            match self.commit(&mut draft) {
+                Ok(()) => {
+                    *state = draft;
+                    return Ok(out);
+                }
+                Err(e) if e == shared::CONFLICT => {
+                    drop(state);
+                    self.reload()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err("the placement kept changing through other gateways; try again".into())
     }
 
     fn observe(&self, state: &State, generation: u64) {
@@ -192,61 +250,30 @@ impl Rebalancer {
     /// Applies a new configuration's nodes: replaces the moves not yet started by a plan
     /// towards them. The summary of the plan, or why the configuration is refused.
     pub fn reconfigure(&self, nodes: &[NodeSpec], force: bool) -> Result<String, String> {
-        let mut state = self.lock();
-        let mut draft = state.clone();
-        draft.moves.retain(|m| m.phase != Phase::Pending);
-        let planned = replan(&draft, nodes, force)?;
-        if !planned.is_empty() {
-            let t = self.fleet.topology.snapshot();
-            let wanted = crate::state::peers::fingerprint(t.shards, t.replication_factor, nodes);
-            // Unknown (the store is down): assume others run rather than move shards under them.
-            let others = match self.tasks.live_peers(&wanted) {
-                Ok(0) => None,
-                Ok(n) => Some(n.to_string()),
-                Err(_) => Some("maybe some".to_string()),
-            };
-            if let Some(others) = others {
-                return Err(format!(
-                    "{PEERS_REFUSAL}: {others} other gateway(s) share this gateway's state and are running; moving shards while they route writes by the old placement would lose writes. Stop them, rebalance through this gateway, then copy its data_dir/placement.json to them before starting them with the new [[nodes]]"
-                ));
+        let shared = self.is_shared();
+        let (planned, dropped) = self.transact(|draft| {
+            let dropped = draft
+                .moves
+                .iter()
+                .filter(|m| m.phase == Phase::Pending)
+                .count();
+            draft.moves.retain(|m| m.phase != Phase::Pending);
+            let planned = replan(draft, nodes, force)?;
+            for p in &planned {
+                let id = draft.next_move;
+                draft.next_move += 1;
+                draft.moves.push(Move::planned(id, p));
             }
-        }
-        for p in &planned {
-            let id = draft.next_move;
-            draft.next_move += 1;
-            draft.moves.push(Move {
-                id,
-                shard: p.shard,
-                group: p.group.clone(),
-                slot: p.slot,
-                from: p.from.clone(),
-                to: p.to.clone(),
-                phase: Phase::Pending,
-                source: None,
-                via: None,
-                copied_documents: 0,
-                attempts: 0,
-                last_error: None,
-                enqueued_at: now_rfc3339(),
-                started_at: None,
-                finished_at: None,
-                barrier_ms: None,
-                canceling: false,
-            });
-        }
-        let dropped = state
-            .moves
-            .iter()
-            .filter(|m| m.phase == Phase::Pending)
-            .count();
-        *self.desired.lock().unwrap_or_else(|p| p.into_inner()) = nodes.to_vec();
-        self.commit(&mut draft)?;
-        *state = draft;
-        drop(state);
+            if shared {
+                draft.desired = nodes.iter().map(DesiredNode::of).collect();
+            }
+            // The commit keeps the addresses of the nodes desired now.
+            *self.desired.lock().unwrap_or_else(|p| p.into_inner()) = nodes.to_vec();
+            Ok((planned.len(), dropped))
+        })?;
         self.wake.notify_one();
         let summary = format!(
-            "{} moves planned{}",
-            planned.len(),
+            "{planned} moves planned{}",
             if dropped > 0 {
                 format!(", replacing {dropped} not started")
             } else {
@@ -257,28 +284,46 @@ impl Rebalancer {
         Ok(summary)
     }
 
+    /// Applies the configuration's nodes at start, unless other gateways sharing the state
+    /// desire other nodes: then this one follows theirs and says so (a reload applies its own).
+    pub fn reconfigure_at_start(&self, nodes: &[NodeSpec]) -> Result<(), String> {
+        let state = self.snapshot();
+        if !state.desired.is_empty() {
+            let theirs: Vec<DesiredNode> = state.desired.clone();
+            let mine: Vec<DesiredNode> = nodes.iter().map(DesiredNode::of).collect();
+            if !same_nodes(&theirs, &mine) {
+                *self.desired.lock().unwrap_or_else(|p| p.into_inner()) = nodes.to_vec();
+                log::error!(
+                    "rebalance: this gateway's [[nodes]] differ from the ones the gateways sharing its state applied last ({}); it follows theirs. Reload it (SIGHUP) to make its own the cluster's",
+                    theirs.iter().map(|n| n.id.as_str()).collect::<Vec<_>>().join(", ")
+                );
+                return Ok(());
+            }
+        }
+        self.reconfigure(nodes, false).map(drop)
+    }
+
     /// Balances the configured nodes even if none changed (a cluster placed by rendezvous
     /// before placements were kept).
     pub fn balance(&self) -> Result<String, String> {
-        let desired = self.desired();
+        let desired = self.desired_of(&self.snapshot());
         self.reconfigure(&desired, true)
     }
 
-    /// Publishes the loaded state at start.
+    /// Publishes the loaded state at start: the shared one, when the store is shared.
     pub fn start(&self) -> Result<(), String> {
-        let mut state = self.lock().clone();
-        self.commit(&mut state)?;
-        *self.lock() = state;
-        Ok(())
+        if self.join_shared()? {
+            return Ok(());
+        }
+        self.transact(|_| Ok(()))
     }
 
     /// Pauses or resumes the moves (a move under way stops at its next step).
     pub fn set_paused(&self, paused: bool) -> Result<(), String> {
-        let mut state = self.lock();
-        let mut draft = state.clone();
-        draft.paused = paused;
-        self.commit(&mut draft)?;
-        *state = draft;
+        self.transact(|draft| {
+            draft.paused = paused;
+            Ok(())
+        })?;
         self.wake.notify_one();
         Ok(())
     }
@@ -286,24 +331,22 @@ impl Rebalancer {
     /// Cancels the moves that have not changed owner yet; the shards stay where they are.
     /// The ids canceled (their leftovers on the new owners are deleted by the driver).
     pub fn cancel(&self) -> Result<Vec<u64>, String> {
-        let mut state = self.lock();
-        let mut draft = state.clone();
-        let mut canceled = Vec::new();
-        for m in draft.moves.iter_mut() {
-            match m.phase {
-                Phase::Pending => {
-                    m.phase = Phase::Canceled;
-                    m.finished_at = Some(now_rfc3339());
+        let canceled = self.transact(|draft| {
+            let mut canceled = Vec::new();
+            for m in draft.moves.iter_mut() {
+                match m.phase {
+                    Phase::Pending => {
+                        m.phase = Phase::Canceled;
+                        m.finished_at = Some(now_rfc3339());
+                    }
+                    // The driver deletes what reached the new owner, then ends it.
+                    Phase::Copying | Phase::Replaying => m.canceling = true,
+                    _ => continue,
                 }
-                // The driver deletes what reached the new owner, then ends it.
-                Phase::Copying | Phase::Replaying => m.canceling = true,
-                _ => continue,
+                canceled.push(m.id);
             }
-            canceled.push(m.id);
-        }
-        self.commit(&mut draft)?;
-        *state = draft;
-        drop(state);
+            Ok(canceled)
+        })?;
         self.wake.notify_one();
         Ok(canceled)
     }
@@ -311,7 +354,7 @@ impl Rebalancer {
     /// Drops nodes that left the fleet once nothing waits on them any more.
     pub fn tidy(&self) -> Result<(), String> {
         let topology = self.fleet.topology.snapshot();
-        let mut state = self.lock();
+        let state = self.snapshot();
         let mut keep: BTreeSet<String> = state.busy_nodes().into_iter().collect();
         keep.extend(self.tasks.nodes_awaited());
         let idle = |n: &crate::topology::Node| n.draining && !keep.contains(&n.id);
@@ -323,10 +366,7 @@ impl Rebalancer {
         if !droppable {
             return Ok(());
         }
-        let mut draft = state.clone();
-        self.commit(&mut draft)?;
-        *state = draft;
-        Ok(())
+        self.transact(|_| Ok(()))
     }
 
     /// Wakes the driver early.
@@ -345,15 +385,33 @@ impl Rebalancer {
     }
 
     /// Updates one move in the state, persists and publishes.
-    pub fn update(&self, id: u64, change: impl FnOnce(&mut State, usize)) -> Result<(), String> {
-        let mut state = self.lock();
-        let mut draft = state.clone();
-        let Some(i) = draft.moves.iter().position(|m| m.id == id) else {
-            return Err(format!("move {id} is gone"));
-        };
-        change(&mut draft, i);
-        self.commit(&mut draft)?;
-        *state = draft;
-        Ok(())
+    pub fn update(&self, id: u64, change: impl Fn(&mut State, usize)) -> Result<(), String> {
+        self.transact(|draft| {
+            let Some(i) = draft.moves.iter().position(|m| m.id == id) else {
+                return Err(format!("move {id} is gone"));
+            };
+            change(draft, i);
+            Ok(())
+        })
     }
+
+    /// Whether the state is shared with other gateways.
+    pub fn is_shared(&self) -> bool {
+        self.shared.load(Ordering::Acquire)
+    }
+
+    /// Whether this gateway drives the moves now.
+    pub fn driving(&self) -> bool {
+        self.driving.load(Ordering::Acquire)
+    }
+}
+
+/// Whether two configurations name the same nodes at the same addresses.
+fn same_nodes(a: &[DesiredNode], b: &[DesiredNode]) -> bool {
+    let key = |n: &DesiredNode| (n.id.clone(), n.url.clone(), n.group.clone(), n.weight);
+    let mut a: Vec<_> = a.iter().map(key).collect();
+    let mut b: Vec<_> = b.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    a == b
 }

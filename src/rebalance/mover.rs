@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::copy::{clear, copy_through_gateway, export, prepare_index};
 use super::nodes::NodeApi;
+use super::shared::CONFIRM_WITHIN;
 use super::state::{Move, Phase};
 use super::Rebalancer;
 use crate::config::CopyMode;
@@ -55,6 +56,9 @@ fn choose(state: &super::state::State, running: &[(u64, [String; 2])], max: usiz
 /// Drives one move phase by phase until it ends, the rebalance is paused, or it is gone.
 pub async fn run(r: Arc<Rebalancer>, id: u64) {
     loop {
+        if !r.driving() {
+            break;
+        }
         let state = r.snapshot();
         let Some(m) = state.active().find(|m| m.id == id).cloned() else {
             break;
@@ -75,7 +79,7 @@ pub async fn run(r: Arc<Rebalancer>, id: u64) {
             let attempts = m.attempts + 1;
             let _ = r.update(m.id, |s, i| {
                 s.moves[i].attempts = attempts;
-                s.moves[i].last_error = Some(e);
+                s.moves[i].last_error = Some(e.clone());
             });
             tokio::time::sleep(Duration::from_millis(250 * u64::from(attempts.min(20)))).await;
         }
@@ -159,6 +163,8 @@ fn source<'t>(r: &Rebalancer, topology: &'t Topology, m: &Move) -> Result<&'t No
 
 /// Indexes and settings on the target, the target cleared of the shard, then the copy.
 async fn copy(r: &Rebalancer, m: &Move) -> Result<(), String> {
+    // Every gateway records the shard's writes before any is copied.
+    r.confirm(CONFIRM_WITHIN).await?;
     // Nodes copied out: a snapshot held for the whole copy would delay other moves'
     // cleanups, which wait for old snapshots to go.
     let (source, target) = {
@@ -236,7 +242,7 @@ async fn copy(r: &Rebalancer, m: &Move) -> Result<(), String> {
     r.update(m.id, |s, i| {
         let mv = &mut s.moves[i];
         mv.phase = Phase::Replaying;
-        mv.source = Some(source_id);
+        mv.source = Some(source_id.clone());
         mv.via = Some(via.to_string());
         mv.copied_documents = copied;
         mv.last_error = None;
@@ -308,6 +314,15 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
     let closed = tokio::time::timeout(budget, r.fleet.writes.close())
         .await
         .map_err(|_| "writes in flight did not finish within the barrier".to_string())?;
+    // The other gateways hold their writes too, until the mark goes with the owner change.
+    let marked = async {
+        r.mark_barrier(m.id)?;
+        r.confirm(budget.saturating_sub(started.elapsed())).await
+    };
+    if let Err(e) = marked.await {
+        r.clear_barrier(m.id);
+        return Err(format!("barrier: {e}"));
+    }
     let settle = async {
         replay(r, m, &dst, None).await?;
         dst.drain(dst.latest_task().await?, budget).await?;
@@ -337,6 +352,7 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
         )),
     };
     if let Err(Mismatch(e)) = settled {
+        r.clear_barrier(m.id);
         drop(closed);
         if e.starts_with("index ") {
             // Copy again, from a clean target.
@@ -349,17 +365,29 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
     drop(topology);
     let before = r.fleet.topology.snapshot();
     let held = started.elapsed();
-    let group = m.group.clone();
-    r.update(m.id, |s, i| {
-        if let Some(g) = s.placement.group(&group) {
+    let flipped = r.transact(|s| {
+        // Another driver ended this barrier: the other gateways may be writing again.
+        if r.is_shared() && s.barrier.as_ref().map(|b| b.move_id) != Some(m.id) {
+            return Err("the barrier was ended by another gateway".to_string());
+        }
+        let Some(i) = s.moves.iter().position(|x| x.id == m.id) else {
+            return Err(format!("move {} is gone", m.id));
+        };
+        if let Some(g) = s.placement.group(&m.group) {
             s.placement.set_owner(m.shard, g, m.slot, &m.to);
         }
         s.placement.epoch += 1;
+        s.barrier = None;
         let mv = &mut s.moves[i];
         mv.phase = Phase::Cleanup;
         mv.barrier_ms = Some(held.as_millis() as u64);
         mv.last_error = None;
-    })?;
+        Ok(())
+    });
+    if let Err(e) = flipped {
+        r.clear_barrier(m.id);
+        return Err(e);
+    }
     drop(closed);
     r.fleet
         .metrics
@@ -394,7 +422,7 @@ impl From<String> for Mismatch {
 
 /// Waits until no request holds `before` (the placement before a change of owner), at most
 /// `within` (a read's deadline).
-async fn wait_for_readers(before: Arc<Topology>, within: Duration) {
+pub(super) async fn wait_for_readers(before: Arc<Topology>, within: Duration) {
     let deadline = Instant::now() + within;
     while Arc::strong_count(&before) > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -403,6 +431,8 @@ async fn wait_for_readers(before: Arc<Topology>, within: Duration) {
 
 /// Deletes the shard from its old owner (when it still exists), and ends the move.
 async fn cleanup(r: &Rebalancer, m: &Move) -> Result<(), String> {
+    // Every gateway routes by the new owner, and its reads of the old one are done.
+    r.confirm(CONFIRM_WITHIN).await?;
     let topology = r.fleet.topology.snapshot();
     if let Ok(old) = node(&topology, &m.from) {
         let api = NodeApi::of(&r.fleet, old);

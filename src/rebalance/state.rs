@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::NodeSpec;
 use crate::placement::Placement;
 
 /// Where a move is. Writes to the shard are recorded for the new owner in `Copying` and
@@ -91,6 +92,31 @@ pub struct Move {
     pub canceling: bool,
 }
 
+impl Move {
+    /// A move just planned.
+    pub fn planned(id: u64, p: &super::plan::PlannedMove) -> Move {
+        Move {
+            id,
+            shard: p.shard,
+            group: p.group.clone(),
+            slot: p.slot,
+            from: p.from.clone(),
+            to: p.to.clone(),
+            phase: Phase::Pending,
+            source: None,
+            via: None,
+            copied_documents: 0,
+            attempts: 0,
+            last_error: None,
+            enqueued_at: crate::tasks::aggregate::now_rfc3339(),
+            started_at: None,
+            finished_at: None,
+            barrier_ms: None,
+            canceling: false,
+        }
+    }
+}
+
 /// Moves kept after they end, for the admin API.
 const HISTORY: usize = 512;
 
@@ -103,6 +129,55 @@ pub struct State {
     pub paused: bool,
     #[serde(default)]
     pub next_move: u64,
+    /// The nodes the cluster should have, when gateways share the state: the last
+    /// configuration applied by any of them (each gateway's own `[[nodes]]` otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub desired: Vec<DesiredNode>,
+    /// Set while a gateway holds writes to change a shard's owner: every other gateway holds
+    /// its writes too until it is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barrier: Option<BarrierMark>,
+}
+
+/// A node of the desired configuration, as gateways sharing the state agree on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredNode {
+    pub id: String,
+    pub url: String,
+    pub group: String,
+    pub weight: u32,
+}
+
+impl DesiredNode {
+    pub fn of(spec: &NodeSpec) -> DesiredNode {
+        DesiredNode {
+            id: spec.id.clone(),
+            url: spec.url.clone(),
+            group: spec.group.clone(),
+            weight: spec.weight,
+        }
+    }
+
+    /// The node as configured, if its address is usable here.
+    pub fn spec(&self) -> Option<NodeSpec> {
+        let (authority, addr) = crate::config::node_address(&self.url).ok()?;
+        Some(NodeSpec {
+            id: self.id.clone(),
+            url: self.url.clone(),
+            authority,
+            addr,
+            group: self.group.clone(),
+            weight: self.weight,
+        })
+    }
+}
+
+/// Which move's barrier holds the writes, and which gateway drives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BarrierMark {
+    pub move_id: u64,
+    pub gateway: String,
 }
 
 impl State {
@@ -112,6 +187,8 @@ impl State {
             moves: Vec::new(),
             paused: false,
             next_move: 0,
+            desired: Vec::new(),
+            barrier: None,
         }
     }
 

@@ -150,10 +150,15 @@ impl GatewayProcess {
         gw
     }
 
-    /// Stops the process (SIGKILL, as a crash) and starts it again on the same files.
-    pub async fn restart(&mut self) {
+    /// Stops the process with SIGKILL, as a crash.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops the process (SIGKILL, as a crash) and starts it again on the same files.
+    pub async fn restart(&mut self) {
+        self.kill();
         let env: Vec<(&str, &str)> = self
             .env
             .iter()

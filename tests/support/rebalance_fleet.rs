@@ -176,7 +176,15 @@ impl Ledger {
 pub type Effect = Box<dyn Fn(&mut Ledger) + Send>;
 
 /// Upserts, partial updates and deletes on the hot movies, in a loop, waiting for some.
-pub async fn writer(addr: std::net::SocketAddr, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>) {
+/// Writers on lanes `0..lanes` write different movies (those whose id is their lane modulo
+/// `lanes`), so one ledger knows each movie's last version.
+pub async fn writer(
+    addr: std::net::SocketAddr,
+    ledger: Arc<Mutex<Ledger>>,
+    stop: Arc<AtomicBool>,
+    (lane, lanes): (u64, u64),
+) {
+    let in_lane = move |id: u64| (id - id % lanes + lane) % HOT;
     let mut api = Api::new(addr, Some(KEY));
     // A write may wait out a whole barrier (see `extra`) before it is answered.
     api.client.timeout = Duration::from_millis(BARRIER_MS * 2);
@@ -186,7 +194,7 @@ pub async fn writer(addr: std::net::SocketAddr, ledger: Arc<Mutex<Ledger>>, stop
         let base = (round * 37) % HOT;
         let (method, path, body, effect): (&str, String, Value, Effect) = match round % 4 {
             0 | 1 => {
-                let ids: Vec<u64> = (0..10).map(|k| (base + k * 7) % HOT).collect();
+                let ids: Vec<u64> = (0..10).map(|k| in_lane((base + k * 7) % HOT)).collect();
                 let docs: Vec<Value> = ids.iter().map(|&id| movie(id, round)).collect();
                 let docs2 = docs.clone();
                 (
@@ -201,7 +209,7 @@ pub async fn writer(addr: std::net::SocketAddr, ledger: Arc<Mutex<Ledger>>, stop
                 )
             }
             2 => {
-                let ids: Vec<u64> = (0..5).map(|k| (base + k * 11) % HOT).collect();
+                let ids: Vec<u64> = (0..5).map(|k| in_lane((base + k * 11) % HOT)).collect();
                 let docs: Vec<Value> = ids
                     .iter()
                     .map(|&id| json!({"id": id, "rating": round}))
@@ -222,7 +230,7 @@ pub async fn writer(addr: std::net::SocketAddr, ledger: Arc<Mutex<Ledger>>, stop
                 )
             }
             _ => {
-                let ids: Vec<u64> = (0..3).map(|k| (base + k * 13) % HOT).collect();
+                let ids: Vec<u64> = (0..3).map(|k| in_lane((base + k * 13) % HOT)).collect();
                 (
                     "POST",
                     "/indexes/movies/documents/delete-batch".into(),
@@ -494,8 +502,24 @@ impl Load {
         failures: &Arc<Mutex<Vec<String>>>,
         reads: &Arc<AtomicU64>,
     ) -> Load {
+        Load::on_lane(addr, ledger, failures, reads, (0, 1))
+    }
+
+    /// A load whose writer writes the movies of `lane` (see [`writer`]).
+    pub fn on_lane(
+        addr: std::net::SocketAddr,
+        ledger: &Arc<Mutex<Ledger>>,
+        failures: &Arc<Mutex<Vec<String>>>,
+        reads: &Arc<AtomicU64>,
+        lane: (u64, u64),
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut handles = vec![tokio::spawn(writer(addr, ledger.clone(), stop.clone()))];
+        let mut handles = vec![tokio::spawn(writer(
+            addr,
+            ledger.clone(),
+            stop.clone(),
+            lane,
+        ))];
         for _ in 0..2 {
             handles.push(tokio::spawn(reader(
                 addr,

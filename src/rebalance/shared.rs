@@ -1,0 +1,227 @@
+//! The rebalance state shared by the gateways of one store: one document (see
+//! [`crate::state::Doc::Placement`]) changed by compare-and-set, which every gateway follows
+//! ([`super::follow`]) and one of them, the holder of a lease, drives.
+//!
+//! Each gateway says which version it follows only once nothing it does still depends on an
+//! older one: its writes that took an older snapshot have reached their nodes, its reads of
+//! an older placement are done. The driver waits for every live gateway to say so before a
+//! step that depends on it: copying a shard (every write to it is recorded from then on),
+//! changing its owner (every gateway holds its writes), deleting the old copy.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::state::{BarrierMark, State};
+use super::Rebalancer;
+use crate::state::Doc;
+use crate::topology::Topology;
+
+/// What [`Rebalancer::commit`] answers when another gateway changed the state first.
+pub const CONFLICT: &str = "the shared placement changed";
+/// Attempts of a change that keeps losing the race with other gateways.
+pub const TRIES: usize = 8;
+/// The lease of the gateway that drives the moves, and how long it lasts unrenewed.
+pub const LEASE: &str = "rebalance";
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How long the driver waits for the other gateways to follow a step.
+pub const CONFIRM_WITHIN: Duration = Duration::from_secs(5);
+
+impl Rebalancer {
+    /// With a shared store: announces this gateway (so a driver waits for it from now on),
+    /// then takes the shared state, or makes this gateway's the shared one if there is none
+    /// yet (the first gateway of a cluster that had one). Whether the store is shared.
+    pub(super) fn join_shared(&self) -> Result<bool, String> {
+        if !self.is_shared() {
+            return Ok(false);
+        }
+        let store = match self.tasks.state() {
+            Ok(store) => store,
+            Err(e) => {
+                // Followed once the store answers (see `follow`).
+                log::warn!("rebalance: the shared placement is out of reach ({e}); the local copy is used meanwhile");
+                return Ok(true);
+            }
+        };
+        self.tasks.announce(&self.desired_fingerprint());
+        let (version, json) = store.doc(Doc::Placement).map_err(|e| e.to_string())?;
+        if version == 0 {
+            let mut mine = self.snapshot();
+            mine.desired = self
+                .configured()
+                .iter()
+                .map(super::state::DesiredNode::of)
+                .collect();
+            match self.commit(&mut mine) {
+                Ok(()) => {
+                    log::info!("rebalance: this gateway's placement is the shared one now");
+                    *self.lock() = mine;
+                    return Ok(true);
+                }
+                Err(e) if e == CONFLICT => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.adopt(version, &json)?;
+        }
+        self.reload()?;
+        Ok(true)
+    }
+
+    /// Stores `state` as the next version of the shared one, if it is still the version this
+    /// gateway read; keeps a copy in the data directory for the tools and a start without
+    /// the store.
+    pub(super) fn store_shared(&self, state: &State) -> Result<(), String> {
+        let store = self.tasks.state().map_err(|e| e.to_string())?;
+        let version = self.version.load(Ordering::Acquire);
+        let json = serde_json::to_vec(state).map_err(|e| e.to_string())?;
+        if !store
+            .set_doc(Doc::Placement, version, &json)
+            .map_err(|e| e.to_string())?
+        {
+            return Err(CONFLICT.to_string());
+        }
+        self.version.store(version + 1, Ordering::Release);
+        if let Err(e) = store.ack_doc(Doc::Placement, self.tasks.holder(), version + 1) {
+            log::warn!("rebalance: {e}");
+        }
+        self.keep_copy(state);
+        Ok(())
+    }
+
+    /// Reads the shared state again if another gateway changed it; the topology it replaced,
+    /// if the change made a new one.
+    pub fn reload(&self) -> Result<Option<Arc<Topology>>, String> {
+        if !self.is_shared() {
+            return Ok(None);
+        }
+        let store = self.tasks.state().map_err(|e| e.to_string())?;
+        let version = store
+            .doc_version(Doc::Placement)
+            .map_err(|e| e.to_string())?;
+        if version == self.version.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let (version, json) = store.doc(Doc::Placement).map_err(|e| e.to_string())?;
+        self.adopt(version, &json)
+    }
+
+    fn adopt(&self, version: u64, json: &[u8]) -> Result<Option<Arc<Topology>>, String> {
+        let state: State =
+            serde_json::from_slice(json).map_err(|e| format!("the shared placement: {e}"))?;
+        let p = &state.placement;
+        let t = self.fleet.topology.snapshot();
+        if p.shards != t.shards || p.replication_factor != t.replication_factor {
+            return Err(format!(
+                "the shared placement has {} shards and replication factor {}, this gateway's configuration {} and {}; refusing to follow it",
+                p.shards, p.replication_factor, t.shards, t.replication_factor
+            ));
+        }
+        let mut held = self.lock();
+        self.version.store(version, Ordering::Release);
+        *held = state;
+        let before = self.publish(&held);
+        self.keep_copy(&held);
+        drop(held);
+        self.wake();
+        Ok(before)
+    }
+
+    fn keep_copy(&self, state: &State) {
+        if let Err(e) = state.write(&self.data_dir) {
+            log::warn!("rebalance: the local copy of the shared placement: {e}");
+        }
+    }
+
+    /// The version of the shared state this gateway holds.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Takes or renews the driver's lease (always held without a shared store); whether
+    /// this gateway drives the moves now. A gateway that takes it over ends the barrier its
+    /// previous holder may have left: the owner did not change, and the other gateways
+    /// hold their writes until the mark is gone.
+    pub fn take_lease(&self) -> bool {
+        if !self.is_shared() {
+            return true;
+        }
+        let holder = self.tasks.holder();
+        let held = self
+            .tasks
+            .state()
+            .and_then(|s| s.lease(LEASE, holder, LEASE_TTL))
+            .unwrap_or(false);
+        let was = self.driving.swap(held, Ordering::AcqRel);
+        if held && !was {
+            log::info!("rebalance: this gateway drives the moves");
+            let _ = self.reload();
+            let stale = self.snapshot().barrier.is_some_and(|b| b.gateway != holder);
+            if stale {
+                let cleared = self.transact(|draft| {
+                    draft.barrier = None;
+                    Ok(())
+                });
+                if let Err(e) = cleared {
+                    log::warn!("rebalance: the barrier left by the previous driver: {e}");
+                }
+            }
+        }
+        held
+    }
+
+    /// Marks the barrier of move `id` in the shared state (nothing without one).
+    pub fn mark_barrier(&self, id: u64) -> Result<(), String> {
+        if !self.is_shared() {
+            return Ok(());
+        }
+        let gateway = self.tasks.holder().to_string();
+        self.transact(|draft| {
+            draft.barrier = Some(BarrierMark {
+                move_id: id,
+                gateway: gateway.clone(),
+            });
+            Ok(())
+        })
+    }
+
+    /// Removes this gateway's mark of move `id`'s barrier, if it is still there.
+    pub fn clear_barrier(&self, id: u64) {
+        if !self.is_shared() {
+            return;
+        }
+        let holder = self.tasks.holder();
+        let cleared = self.transact(|draft| {
+            if draft
+                .barrier
+                .as_ref()
+                .is_some_and(|b| b.move_id == id && b.gateway == holder)
+            {
+                draft.barrier = None;
+            }
+            Ok(())
+        });
+        if let Err(e) = cleared {
+            log::error!("rebalance: the mark of move {id}'s barrier stays until the next driver ends it: {e}");
+        }
+    }
+
+    /// Waits until every other live gateway follows the current version (at most
+    /// `within`); an error naming those that did not.
+    pub async fn confirm(&self, within: Duration) -> Result<(), String> {
+        if !self.is_shared() {
+            return Ok(());
+        }
+        let version = self.version();
+        let behind =
+            crate::state::peers::confirm(&self.tasks, Doc::Placement, version, within).await;
+        if behind.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "gateway(s) {} did not follow placement version {version} within {} ms",
+            behind.join(", "),
+            within.as_millis()
+        ))
+    }
+}
