@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::gateway::{eventually, Extra, GatewayProcess};
+use support::meili;
 use support::meili_api::Api;
 use support::rebalance_fleet::*;
 use support::redis::RedisServer;
@@ -36,12 +37,25 @@ async fn driver(gws: &[GatewayProcess], skip: Option<usize>) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_gateways_grow_the_fleet_through_a_killed_driver() {
-    let Some(redis) = RedisServer::start("three_gateways_grow_the_fleet_through_a_killed_driver")
-    else {
+async fn three_gateways_grow_the_fleet_through_a_killed_driver_on_test_nodes() {
+    grow_through_a_killed_driver("shared_rebalance_test_nodes", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_gateways_grow_the_fleet_through_a_killed_driver_on_real_meilisearch() {
+    let name = "three_gateways_grow_the_fleet_through_a_killed_driver_on_real_meilisearch";
+    let Some(bin) = meili::binary() else {
+        meili::skip_notice(name);
         return;
     };
-    let nodes = start_nodes(None).await;
+    grow_through_a_killed_driver("shared_rebalance_real", Some(bin)).await;
+}
+
+async fn grow_through_a_killed_driver(name: &str, bin: Option<std::path::PathBuf>) {
+    let Some(redis) = RedisServer::start(name) else {
+        return;
+    };
+    let nodes = start_nodes(bin.as_ref()).await;
     let extra = Extra {
         tail: format!("{}{}", extra().tail, redis.state_config("grow")),
         ..Extra::default()

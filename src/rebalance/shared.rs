@@ -102,6 +102,18 @@ impl Rebalancer {
         if version == self.version.load(Ordering::Acquire) {
             return Ok(None);
         }
+        if version == 0 {
+            // Gone from the store (a Redis that lost its data): this gateway's copy is the
+            // latest it knows; the first gateway to store it again wins, the others follow.
+            log::error!("rebalance: the shared placement is gone from the store; storing this gateway's copy again");
+            self.version.store(0, Ordering::Release);
+            let mut mine = self.snapshot();
+            return match self.commit(&mut mine) {
+                Ok(()) => Ok(None),
+                Err(e) if e == CONFLICT => self.reload(),
+                Err(e) => Err(e),
+            };
+        }
         let (version, json) = store.doc(Doc::Placement).map_err(|e| e.to_string())?;
         self.adopt(version, &json)
     }
