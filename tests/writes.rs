@@ -551,3 +551,78 @@ async fn a_settings_write_into_a_new_index_is_one_task_per_node() {
         );
     }
 }
+
+/// Resetting every setting is one task per node, as on a node: every setting reset but the
+/// tag and the nodes' deeper facet values; the task and the settings read back show a plain
+/// reset. On a missing index it fails as a node's does, and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_of_every_setting_is_one_task_per_node() {
+    let (nodes, _gw, mut api) = start().await;
+    let body = json!({
+        "filterableAttributes": ["genre"],
+        "sortableAttributes": ["year"],
+        "faceting": {"maxValuesPerFacet": 7, "sortFacetValuesBy": {"genre": "count"}},
+        "synonyms": {"film": ["movie"]},
+    });
+    let resp = api.json("PATCH", "/indexes/reset/settings", &body).await;
+    let task = api.wait(resp.json()["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let before: Vec<usize> = nodes
+        .iter()
+        .map(|n| n.received("/indexes/reset/settings").len())
+        .collect();
+
+    let resp = api
+        .call("DELETE", "/indexes/reset/settings", None, b"")
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let task = api.wait(resp.json()["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["type"], "settingsUpdate");
+    let details = task["details"].as_object().unwrap();
+    assert_eq!(details["filterableAttributes"], Value::Null, "{task}");
+    assert_eq!(details["faceting"], Value::Null, "{task}");
+    assert_eq!(details["displayedAttributes"], json!(["*"]), "{task}");
+    assert_eq!(
+        details.len(),
+        22,
+        "every setting, as a node's reset shows: {task}"
+    );
+
+    let settings = api.get("/indexes/reset/settings").await.json();
+    assert_eq!(settings["filterableAttributes"], json!([]));
+    assert_eq!(settings["sortableAttributes"], json!([]));
+    assert_eq!(settings["synonyms"], json!({}));
+    assert_eq!(settings["faceting"]["maxValuesPerFacet"], 100);
+    assert_eq!(
+        settings["faceting"]["sortFacetValuesBy"],
+        json!({"*": "alpha"})
+    );
+    for (node, before) in nodes.iter().zip(before) {
+        let writes: Vec<String> = node.received("/indexes/reset/settings")[before..]
+            .iter()
+            .filter(|m| m.method != "GET")
+            .map(|m| m.method.clone())
+            .collect();
+        assert_eq!(writes, ["PATCH"], "{}: one task", node.name);
+        for follow_up in ["filterable-attributes", "faceting"] {
+            let path = format!("/indexes/reset/settings/{follow_up}");
+            assert!(node.received(&path).is_empty(), "{}: {path}", node.name);
+        }
+        let direct = Api::new(node.addr, None)
+            .get("/indexes/reset/settings")
+            .await
+            .json();
+        assert_eq!(direct["filterableAttributes"], json!(["_miroir_shard"]));
+        assert_eq!(direct["faceting"]["maxValuesPerFacet"], 400);
+        assert_eq!(direct["synonyms"], json!({}));
+    }
+
+    let resp = api
+        .call("DELETE", "/indexes/nowhere/settings", None, b"")
+        .await;
+    let task = api.wait(resp.json()["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["error"]["code"], "index_not_found", "{task}");
+    assert_eq!(api.get("/indexes/nowhere").await.status, 404);
+}

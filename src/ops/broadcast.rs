@@ -187,6 +187,28 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             }
         }
     }
+    // A reset of every setting goes as one task per node that also keeps the tag and the
+    // nodes' deeper facet values, as a node does it in one; the details show the reset. A
+    // missing index gets the reset as is: it fails there (`index_not_found`) as on a node,
+    // where the `PATCH` would create it.
+    let mut reset_in_one = false;
+    if endpoint == Endpoint::SettingsReset {
+        if let Some(index) = &req.route.index {
+            match services.indexes.lookup(cluster, index).await {
+                Ok(Some(_)) => {
+                    let deep = services.facet_depth.node_value(facet_depth::DEFAULT);
+                    let json = http::HeaderValue::from_static("application/json");
+                    let body = Bytes::from(settings::reset_all(deep));
+                    request = req.to_node(http::Method::PATCH, req.target(), Some(&json), body);
+                    details = Some(json!({"filterableAttributes": null, "faceting": null}));
+                    (tag_after, reset_in_one) = (false, true);
+                }
+                // No follow-up either: it would create the index.
+                Ok(None) => (tag_after, reset_in_one) = (false, true),
+                Err(_) => {}
+            }
+        }
+    }
     // The nodes keep more facet values than the client asked for; the client's value is
     // the gateway's to remember and show.
     let depth = services.facet_depth;
@@ -293,7 +315,7 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
     let new_index = tag_after
         && (endpoint == Endpoint::IndexCreate
             || matches!(endpoint, Endpoint::SettingsUpdate | Endpoint::SettingUpdate));
-    let depth_after = matches!(facet_change, Some(Change::Reset)) || new_index;
+    let depth_after = (matches!(facet_change, Some(Change::Reset)) || new_index) && !reset_in_one;
     if let Some(index) = &index {
         let recorded = services.tasks.client_facet_values(index);
         let client = match facet_change {

@@ -74,6 +74,49 @@ pub fn keep_filterable(index: &str) -> NodeRequest {
     }
 }
 
+/// Every setting of a Meilisearch v1.50 index, as `DELETE /indexes/{uid}/settings` resets
+/// them (`Settings::cleared`, the keys of that task's details).
+pub const ALL_SETTINGS: [&str; 22] = [
+    "displayedAttributes",
+    "searchableAttributes",
+    "filterableAttributes",
+    "sortableAttributes",
+    "foreignKeys",
+    "rankingRules",
+    "stopWords",
+    "nonSeparatorTokens",
+    "separatorTokens",
+    "dictionary",
+    "synonyms",
+    "distinctAttribute",
+    "proximityPrecision",
+    "typoTolerance",
+    "faceting",
+    "pagination",
+    "embedders",
+    "searchCutoffMs",
+    "localizedAttributes",
+    "facetSearch",
+    "prefixSearch",
+    "chat",
+];
+
+/// The `PATCH` body of `DELETE /indexes/{uid}/settings` as one task per node: every setting
+/// reset, but the tag kept filterable and facet values kept `max_values_per_facet` deep (what
+/// a reset and its two follow-ups would leave).
+pub fn reset_all(max_values_per_facet: u64) -> Vec<u8> {
+    let mut body: serde_json::Map<String, Value> = ALL_SETTINGS
+        .iter()
+        .map(|k| (k.to_string(), Value::Null))
+        .collect();
+    body.insert("filterableAttributes".into(), json!([shard_tag::FIELD]));
+    body.insert(
+        "faceting".into(),
+        json!({"maxValuesPerFacet": max_values_per_facet, "sortFacetValuesBy": null}),
+    );
+    Value::Object(body).to_string().into_bytes()
+}
+
 /// What a new index gets on every node after its first documents: the tag filterable and
 /// facet values kept deeper than the client's `value` (see `crate::facet_depth`), in one task.
 pub fn new_index(index: &str, max_values_per_facet: u64) -> NodeRequest {

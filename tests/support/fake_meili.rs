@@ -466,7 +466,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 .iter()
                 .map(|s| (s.name.to_string(), Value::Null))
                 .collect();
-            update_settings(state, uid, patch, ".")
+            reset_settings(state, uid, patch)
         }
         (method, ["indexes", uid, "settings", route]) => {
             let Some(setting) = SETTINGS.iter().find(|s| s.route == *route && s.shown) else {
@@ -484,7 +484,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                 },
                 "DELETE" => {
                     let patch = Map::from_iter([(setting.name.to_string(), Value::Null)]);
-                    update_settings(state, uid, patch, "")
+                    reset_settings(state, uid, patch)
                 }
                 m if m == write => {
                     let body = match read_json(req) {
@@ -1081,6 +1081,29 @@ fn merge_struct(current: &mut Map<String, Value>, patch: &Map<String, Value>, de
             }
         }
     }
+}
+
+/// A reset (`DELETE` of the settings or of one): unlike a change, it does not create a
+/// missing index but fails with `index_not_found`, as Meilisearch's does.
+fn reset_settings(state: &mut NodeState, uid: &str, patch: Map<String, Value>) -> Answer {
+    if !state.indexes.contains_key(uid) {
+        let details: Map<String, Value> = SETTINGS
+            .iter()
+            .filter_map(|s| Some((s.name.to_string(), patch.get(s.name)?.clone())))
+            .map(|(k, v)| match (k.as_str(), v) {
+                ("displayedAttributes" | "searchableAttributes", Value::Null) => (k, json!(["*"])),
+                (_, v) => (k, v),
+            })
+            .collect();
+        let message = format!("Index `{uid}` not found.");
+        return task(state, Some(uid), "settingsUpdate", move |_| {
+            (
+                Value::Object(details),
+                task_error("index_not_found", &message),
+            )
+        });
+    }
+    update_settings(state, uid, patch, "")
 }
 
 /// A `settingsUpdate` for the settings of `patch` (by name; `null` resets), creating the index
