@@ -126,7 +126,7 @@ async fn grow_through_a_killed_driver(name: &str, bin: Option<std::path::PathBuf
     let held = gws
         .iter()
         .enumerate()
-        .filter(|(i, gw)| *i != next && gw.log().contains("writes held"))
+        .filter(|(i, gw)| *i != next && gw.log().contains("held here too"))
         .count();
     assert!(held > 0, "no other gateway held its writes for a barrier");
     let placement = view(&gws[next], "/_miroir/topology").await;

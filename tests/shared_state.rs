@@ -177,6 +177,11 @@ async fn two_gateways_share_tasks_through_redis() {
         .json("POST", "/_miroir/rebalance/cancel", &json!({}))
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
+    let canceled = resp.json()["canceled"].clone();
+    assert!(
+        canceled.as_array().is_some_and(|ids| !ids.is_empty()),
+        "nothing was canceled: {canceled}"
+    );
     let settled = eventually(Duration::from_secs(60), async || {
         let va = a.get("/_miroir/rebalance").await.json();
         let vb = b.get("/_miroir/rebalance").await.json();
@@ -190,6 +195,17 @@ async fn two_gateways_share_tasks_through_redis() {
         "A and B disagree after the cancel; logs:\n{}\n{}",
         ga.log(),
         gb.log()
+    );
+    let view = a.get("/_miroir/rebalance").await.json();
+    let phases: Vec<&str> = view["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["phase"].as_str().unwrap())
+        .collect();
+    assert!(
+        phases.iter().all(|p| *p == "canceled" || *p == "done") && phases.contains(&"canceled"),
+        "{view}"
     );
     let driving = [
         a.get("/_miroir/rebalance").await.json()["driving"] == true,
@@ -223,8 +239,9 @@ async fn two_gateways_share_tasks_through_redis() {
     );
     assert!(
         started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
+        "{:?}; log:\n{}",
+        started.elapsed(),
+        ga.log()
     );
     let docs = a.get("/indexes/movies/documents/9").await;
     assert_eq!(docs.status, 404, "nothing was written: {}", docs.text());

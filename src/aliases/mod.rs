@@ -232,7 +232,9 @@ impl AliasService {
     /// (or `CONFIRM_WITHIN` passed); the gateways that did not say so.
     pub async fn confirm(&self) -> Vec<String> {
         let version = self.current.load().version;
-        crate::state::peers::confirm(&self.tasks, Doc::Aliases, version, CONFIRM_WITHIN).await
+        let peers = self.tasks.peers().into_iter().map(|p| p.gateway).collect();
+        crate::state::peers::confirm(&self.tasks, Doc::Aliases, version, CONFIRM_WITHIN, peers)
+            .await
     }
 }
 

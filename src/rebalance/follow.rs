@@ -42,7 +42,7 @@ pub async fn watch(r: Arc<Rebalancer>) {
                     (old, Some(m)) => {
                         drop(old);
                         log::info!(
-                            "rebalance: gateway {} changes the owner of move {}'s shard: writes held",
+                            "rebalance: gateway {} holds the writes for move {}: held here too",
                             m.gateway,
                             m.move_id
                         );

@@ -66,6 +66,7 @@ impl SharedOrder {
         let name = format!("order:{index}");
         let token = format!("{}:{}", tasks.holder(), uuid::Uuid::new_v4());
         let deadline = tokio::time::Instant::now() + ORDER_WAIT;
+        let mut pause = Duration::from_millis(1);
         loop {
             let held = tasks
                 .state()
@@ -73,7 +74,8 @@ impl SharedOrder {
             match held {
                 Ok(true) => return Some(SharedOrder { tasks, name, token }),
                 Ok(false) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(2)).await
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(16));
                 }
                 Ok(false) => return None,
                 Err(e) => {

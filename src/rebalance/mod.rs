@@ -12,6 +12,7 @@
 mod copy;
 pub mod follow;
 pub mod gate;
+pub mod hold;
 pub mod mover;
 pub mod nodes;
 pub mod plan;
@@ -110,6 +111,14 @@ pub struct Rebalancer {
     version: AtomicU64,
     /// Whether this gateway drives the moves (always, unless the state is shared).
     driving: AtomicBool,
+    /// When this gateway last renewed the driver's lease.
+    renewed: Mutex<Option<std::time::Instant>>,
+    /// Barriers this gateway holds now (see [`hold`]).
+    holding: std::sync::atomic::AtomicUsize,
+    /// One reload of the shared state at a time.
+    reloading: Mutex<()>,
+    /// The topology a reload replaced, until `follow` waits for its readers.
+    replaced: Mutex<Option<Arc<Topology>>>,
 }
 
 impl Rebalancer {
@@ -119,6 +128,7 @@ impl Rebalancer {
         fleet: Arc<Fleet>,
         tasks: Arc<TaskService>,
     ) -> Rebalancer {
+        let shared = matches!(config.state, crate::config::StateBackend::Redis(_));
         Rebalancer {
             data_dir: config.server.data_dir.clone(),
             state: Mutex::new(state),
@@ -129,12 +139,14 @@ impl Rebalancer {
             wake: tokio::sync::Notify::new(),
             no_export: Mutex::new(BTreeSet::new()),
             export_ok: Mutex::new(BTreeSet::new()),
-            shared: AtomicBool::new(matches!(
-                config.state,
-                crate::config::StateBackend::Redis(_)
-            )),
+            shared: AtomicBool::new(shared),
             version: AtomicU64::new(0),
-            driving: AtomicBool::new(true),
+            // A gateway on a shared state drives once it has the lease.
+            driving: AtomicBool::new(!shared),
+            renewed: Mutex::new(None),
+            holding: Default::default(),
+            reloading: Mutex::new(()),
+            replaced: Mutex::new(None),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::copy::{clear, copy_through_gateway, export, prepare_index};
 use super::nodes::NodeApi;
 use super::shared::CONFIRM_WITHIN;
-use super::state::{Move, Phase};
+use super::state::{Move, Phase, State};
 use super::Rebalancer;
 use crate::config::CopyMode;
 use crate::tasks::aggregate::now_rfc3339;
@@ -101,14 +101,15 @@ async fn advance(r: &Rebalancer, m: &Move) -> Result<(), String> {
                 m.from,
                 m.to
             );
-            r.update(m.id, |s, i| {
-                s.moves[i].phase = Phase::Copying;
-                s.moves[i].started_at = Some(now_rfc3339());
-            })?;
-            // Every write from now on is recorded for the new owner; the writes that took
-            // their snapshot before have all reached their nodes once the gate closes.
-            drop(r.fleet.writes.close().await);
-            Ok(())
+            // Writes held everywhere while recording starts: none runs unrecorded once
+            // the first one is recorded.
+            let held = r.hold_everywhere(m.id, r.settings.barrier_timeout).await?;
+            held.commit(|s| {
+                let mv = in_phase(s, m.id, Phase::Pending)?;
+                mv.phase = Phase::Copying;
+                mv.started_at = Some(now_rfc3339());
+                Ok(())
+            })
         }
         Phase::Copying => copy(r, m).await,
         Phase::Replaying => {
@@ -239,13 +240,14 @@ async fn copy(r: &Rebalancer, m: &Move) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     let source_id = source.id.clone();
-    r.update(m.id, |s, i| {
-        let mv = &mut s.moves[i];
+    r.transact(|s| {
+        let mv = in_phase(s, m.id, Phase::Copying)?;
         mv.phase = Phase::Replaying;
         mv.source = Some(source_id.clone());
         mv.via = Some(via.to_string());
         mv.copied_documents = copied;
         mv.last_error = None;
+        Ok(())
     })
 }
 
@@ -310,19 +312,8 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
     let source_id = m.source.clone().unwrap_or_else(|| m.from.clone());
     let src = NodeApi::of(&r.fleet, node(&topology, &source_id)?);
     let dst = NodeApi::of(&r.fleet, node(&topology, &m.to)?);
-    let started = Instant::now();
-    let closed = tokio::time::timeout(budget, r.fleet.writes.close())
-        .await
-        .map_err(|_| "writes in flight did not finish within the barrier".to_string())?;
-    // The other gateways hold their writes too, until the mark goes with the owner change.
-    let marked = async {
-        r.mark_barrier(m.id)?;
-        r.confirm(budget.saturating_sub(started.elapsed())).await
-    };
-    if let Err(e) = marked.await {
-        r.clear_barrier(m.id);
-        return Err(format!("barrier: {e}"));
-    }
+    let held = r.hold_everywhere(m.id, budget).await?;
+    let started = held.started;
     let settle = async {
         replay(r, m, &dst, None).await?;
         dst.drain(dst.latest_task().await?, budget).await?;
@@ -352,11 +343,13 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
         )),
     };
     if let Err(Mismatch(e)) = settled {
-        r.clear_barrier(m.id);
-        drop(closed);
+        drop(held);
         if e.starts_with("index ") {
             // Copy again, from a clean target.
-            let _ = r.update(m.id, |s, i| s.moves[i].phase = Phase::Copying);
+            let _ = r.transact(|s| {
+                in_phase(s, m.id, Phase::Replaying)?.phase = Phase::Copying;
+                Ok(())
+            });
         }
         return Err(e);
     }
@@ -364,45 +357,46 @@ async fn barrier(r: &Rebalancer, m: &Move) -> Result<(), String> {
     let _ = (src, dst);
     drop(topology);
     let before = r.fleet.topology.snapshot();
-    let held = started.elapsed();
-    let flipped = r.transact(|s| {
-        // Another driver ended this barrier: the other gateways may be writing again.
-        if r.is_shared() && s.barrier.as_ref().map(|b| b.move_id) != Some(m.id) {
-            return Err("the barrier was ended by another gateway".to_string());
-        }
-        let Some(i) = s.moves.iter().position(|x| x.id == m.id) else {
-            return Err(format!("move {} is gone", m.id));
-        };
+    let took = started.elapsed();
+    held.commit(|s| {
+        let mv = in_phase(s, m.id, Phase::Replaying)?;
+        mv.phase = Phase::Cleanup;
+        mv.barrier_ms = Some(took.as_millis() as u64);
+        mv.last_error = None;
         if let Some(g) = s.placement.group(&m.group) {
             s.placement.set_owner(m.shard, g, m.slot, &m.to);
         }
         s.placement.epoch += 1;
-        s.barrier = None;
-        let mv = &mut s.moves[i];
-        mv.phase = Phase::Cleanup;
-        mv.barrier_ms = Some(held.as_millis() as u64);
-        mv.last_error = None;
         Ok(())
-    });
-    if let Err(e) = flipped {
-        r.clear_barrier(m.id);
-        return Err(e);
-    }
-    drop(closed);
+    })?;
     r.fleet
         .metrics
         .rebalance_barrier_seconds
-        .observe(held.as_secs_f64());
+        .observe(took.as_secs_f64());
     log::info!(
         "rebalance: move {}: shard {} of group {} now on {} (writes held {} ms)",
         m.id,
         m.shard,
         m.group,
         m.to,
-        held.as_millis()
+        took.as_millis()
     );
     wait_for_readers(before, r.fleet.reads.deadline).await;
     Ok(())
+}
+
+/// Move `id` of `state`, if it is still in `phase` and not being canceled: a step decided on
+/// an earlier state (another gateway may have canceled it) changes nothing otherwise.
+fn in_phase(state: &mut State, id: u64, phase: Phase) -> Result<&mut Move, String> {
+    match state.moves.iter_mut().find(|m| m.id == id) {
+        Some(m) if m.phase == phase && !m.canceling => Ok(m),
+        Some(m) => Err(format!(
+            "move {id} is {}{} now",
+            m.phase.name(),
+            if m.canceling { ", being canceled" } else { "" }
+        )),
+        None => Err(format!("move {id} is gone")),
+    }
 }
 
 /// Why a barrier ended without a change of owner.
@@ -452,9 +446,11 @@ async fn cleanup(r: &Rebalancer, m: &Move) -> Result<(), String> {
             );
         }
     }
-    r.update(m.id, |s, i| {
-        s.moves[i].phase = Phase::Done;
-        s.moves[i].finished_at = Some(now_rfc3339());
+    r.transact(|s| {
+        let mv = in_phase(s, m.id, Phase::Cleanup)?;
+        mv.phase = Phase::Done;
+        mv.finished_at = Some(now_rfc3339());
+        Ok(())
     })?;
     if let Some(secs) = m.started_at.as_deref().and_then(seconds_since) {
         r.fleet.metrics.rebalance_move_seconds.observe(secs);

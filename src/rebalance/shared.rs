@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::state::{BarrierMark, State};
+use super::state::State;
 use super::Rebalancer;
 use crate::state::Doc;
 use crate::topology::Topology;
@@ -81,10 +81,8 @@ impl Rebalancer {
         {
             return Err(CONFLICT.to_string());
         }
+        // Said by `follow` once nothing here depends on the version before.
         self.version.store(version + 1, Ordering::Release);
-        if let Err(e) = store.ack_doc(Doc::Placement, self.tasks.holder(), version + 1) {
-            log::warn!("rebalance: {e}");
-        }
         self.keep_copy(state);
         Ok(())
     }
@@ -95,30 +93,45 @@ impl Rebalancer {
         if !self.is_shared() {
             return Ok(None);
         }
+        // One at a time: two reads adopted out of order would go back a version.
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let store = self.tasks.state().map_err(|e| e.to_string())?;
         let version = store
             .doc_version(Doc::Placement)
             .map_err(|e| e.to_string())?;
         if version == self.version.load(Ordering::Acquire) {
-            return Ok(None);
+            return Ok(self.take_replaced());
         }
         if version == 0 {
-            // Gone from the store (a Redis that lost its data): this gateway's copy is the
-            // latest it knows; the first gateway to store it again wins, the others follow.
+            // Gone from the store (a Redis that lost its data). The driver's copy is the
+            // latest (every change goes through it or is followed by it): it stores it
+            // again, the others wait for it.
+            if !self.driving() {
+                return Ok(None);
+            }
             log::error!("rebalance: the shared placement is gone from the store; storing this gateway's copy again");
             self.version.store(0, Ordering::Release);
             let mut mine = self.snapshot();
             return match self.commit(&mut mine) {
                 Ok(()) => Ok(None),
-                Err(e) if e == CONFLICT => self.reload(),
                 Err(e) => Err(e),
             };
         }
         let (version, json) = store.doc(Doc::Placement).map_err(|e| e.to_string())?;
-        self.adopt(version, &json)
+        self.adopt(version, &json)?;
+        Ok(self.take_replaced())
     }
 
-    fn adopt(&self, version: u64, json: &[u8]) -> Result<Option<Arc<Topology>>, String> {
+    /// The topology the last adopted change replaced, if `follow` has not waited for its
+    /// readers yet.
+    fn take_replaced(&self) -> Option<Arc<Topology>> {
+        self.replaced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn adopt(&self, version: u64, json: &[u8]) -> Result<(), String> {
         let state: State =
             serde_json::from_slice(json).map_err(|e| format!("the shared placement: {e}"))?;
         let p = &state.placement;
@@ -132,11 +145,17 @@ impl Rebalancer {
         let mut held = self.lock();
         self.version.store(version, Ordering::Release);
         *held = state;
-        let before = self.publish(&held);
+        if let Some(before) = self.publish(&held) {
+            // The oldest one: its readers are the ones to wait for.
+            self.replaced
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(before);
+        }
         self.keep_copy(&held);
         drop(held);
         self.wake();
-        Ok(before)
+        Ok(())
     }
 
     fn keep_copy(&self, state: &State) {
@@ -159,63 +178,40 @@ impl Rebalancer {
             return true;
         }
         let holder = self.tasks.holder();
-        let held = self
+        let now = std::time::Instant::now();
+        let mut renewed = self.renewed.lock().unwrap_or_else(|p| p.into_inner());
+        let held = match self
             .tasks
             .state()
             .and_then(|s| s.lease(LEASE, holder, LEASE_TTL))
-            .unwrap_or(false);
+        {
+            Ok(held) => {
+                *renewed = held.then_some(now);
+                held
+            }
+            // The store did not answer: nobody else can take the lease before it expires.
+            Err(_) => renewed.is_some_and(|at| now.duration_since(at) < LEASE_TTL / 2),
+        };
+        drop(renewed);
         let was = self.driving.swap(held, Ordering::AcqRel);
         if held && !was {
             log::info!("rebalance: this gateway drives the moves");
             let _ = self.reload();
-            let stale = self.snapshot().barrier.is_some_and(|b| b.gateway != holder);
-            if stale {
-                let cleared = self.transact(|draft| {
-                    draft.barrier = None;
-                    Ok(())
-                });
-                if let Err(e) = cleared {
-                    log::warn!("rebalance: the barrier left by the previous driver: {e}");
-                }
+        }
+        // A mark no barrier of this gateway holds was left by a driver that stopped (this
+        // one before it lost the lease, or another): the owner did not change, and the other
+        // gateways hold their writes until it is gone.
+        if held && self.holding.load(Ordering::Acquire) == 0 && self.snapshot().barrier.is_some() {
+            let cleared = self.transact(|draft| {
+                draft.barrier = None;
+                Ok(())
+            });
+            match cleared {
+                Ok(()) => log::info!("rebalance: the barrier left by a stopped driver is ended"),
+                Err(e) => log::warn!("rebalance: the barrier left by a stopped driver: {e}"),
             }
         }
         held
-    }
-
-    /// Marks the barrier of move `id` in the shared state (nothing without one).
-    pub fn mark_barrier(&self, id: u64) -> Result<(), String> {
-        if !self.is_shared() {
-            return Ok(());
-        }
-        let gateway = self.tasks.holder().to_string();
-        self.transact(|draft| {
-            draft.barrier = Some(BarrierMark {
-                move_id: id,
-                gateway: gateway.clone(),
-            });
-            Ok(())
-        })
-    }
-
-    /// Removes this gateway's mark of move `id`'s barrier, if it is still there.
-    pub fn clear_barrier(&self, id: u64) {
-        if !self.is_shared() {
-            return;
-        }
-        let holder = self.tasks.holder();
-        let cleared = self.transact(|draft| {
-            if draft
-                .barrier
-                .as_ref()
-                .is_some_and(|b| b.move_id == id && b.gateway == holder)
-            {
-                draft.barrier = None;
-            }
-            Ok(())
-        });
-        if let Err(e) = cleared {
-            log::error!("rebalance: the mark of move {id}'s barrier stays until the next driver ends it: {e}");
-        }
     }
 
     /// Waits until every other live gateway follows the current version (at most
@@ -225,8 +221,13 @@ impl Rebalancer {
             return Ok(());
         }
         let version = self.version();
+        // Asked now: a gateway started a moment ago follows this version too.
+        let peers = self
+            .tasks
+            .live_peers(&self.desired_fingerprint())
+            .map_err(|e| format!("the other gateways: {e}"))?;
         let behind =
-            crate::state::peers::confirm(&self.tasks, Doc::Placement, version, within).await;
+            crate::state::peers::confirm(&self.tasks, Doc::Placement, version, within, peers).await;
         if behind.is_empty() {
             return Ok(());
         }

@@ -34,10 +34,15 @@ pub fn fingerprint(shards: u32, replication_factor: usize, nodes: &[NodeSpec]) -
     )
 }
 
-/// Waits until every other live gateway of a shared store says it uses `version` of `doc`
+/// Waits until every gateway of `peers` (the others of a shared store) says it uses `version` of `doc`
 /// or a later one (or `within` passed); the gateways that did not.
-pub async fn confirm(tasks: &TaskService, doc: Doc, version: u64, within: Duration) -> Vec<String> {
-    let peers: Vec<String> = tasks.peers().into_iter().map(|p| p.gateway).collect();
+pub async fn confirm(
+    tasks: &TaskService,
+    doc: Doc,
+    version: u64,
+    within: Duration,
+    peers: Vec<String>,
+) -> Vec<String> {
     let Ok(store) = tasks.state() else {
         return peers;
     };

@@ -271,21 +271,15 @@ impl TaskService {
         count
     }
 
-    /// How many other gateways of a shared store are running now (asked of the store, and
-    /// saying that this one desires `topology`); 0 with an embedded store.
-    pub fn live_peers(&self, topology: &str) -> Result<usize, StoreError> {
-        let store = match self.store() {
-            Ok(store) => store,
-            // A shared store out of reach: others may run.
-            Err(e) if e.is_unavailable() => return Err(e),
-            // An embedded one still held by the previous process: this gateway is alone.
-            Err(_) => return Ok(0),
-        };
+    /// The other gateways of a shared store running now (asked of the store, and saying that
+    /// this one desires `topology`); none with an embedded store.
+    pub fn live_peers(&self, topology: &str) -> Result<Vec<String>, StoreError> {
+        let store = self.store()?;
         if !store.shared() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let peers = store.announce(&self.holder, topology, crate::state::peers::LIVE)?;
-        Ok(peers.len())
+        Ok(peers.into_iter().map(|p| p.gateway).collect())
     }
 
     /// The other gateways of a shared store, as last announced.

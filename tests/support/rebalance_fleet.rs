@@ -184,7 +184,10 @@ pub async fn writer(
     stop: Arc<AtomicBool>,
     (lane, lanes): (u64, u64),
 ) {
-    let in_lane = move |id: u64| (id - id % lanes + lane) % HOT;
+    let in_lane = move |id: u64| match id - id % lanes + lane {
+        past if past >= HOT => past - lanes,
+        id => id,
+    };
     let mut api = Api::new(addr, Some(KEY));
     // A write may wait out a whole barrier (see `extra`) before it is answered.
     api.client.timeout = Duration::from_millis(BARRIER_MS * 2);
