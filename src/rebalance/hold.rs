@@ -29,7 +29,8 @@ impl Rebalancer {
     /// gateway slow to follow delays only the writes already held for the barrier.
     pub async fn hold_everywhere(&self, id: u64, budget: Duration) -> Result<Held<'_>, String> {
         let started = Instant::now();
-        self.holding.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.holding
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let mut held = Held {
             r: self,
             id,

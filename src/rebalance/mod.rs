@@ -18,6 +18,8 @@ pub mod nodes;
 pub mod plan;
 pub mod preview;
 pub mod shared;
+#[cfg(test)]
+mod shared_tests;
 pub mod state;
 
 use std::collections::BTreeSet;

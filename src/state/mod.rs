@@ -10,7 +10,7 @@ pub mod peers;
 pub mod redis;
 mod redis_scripts;
 #[cfg(test)]
-mod redis_tests;
+pub(crate) mod redis_tests;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::RwLockReadGuard;

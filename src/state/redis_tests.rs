@@ -13,13 +13,13 @@ use super::StateStore;
 use crate::tasks::TaskFilter;
 
 /// A `redis-server` of its own, stopped on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Server {
-    fn start() -> Option<Server> {
+    pub fn start() -> Option<Server> {
         let port = TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
@@ -47,7 +47,7 @@ impl Server {
         Some(Server { child, port })
     }
 
-    fn settings(&self, prefix: &str) -> RedisSettings {
+    pub fn settings(&self, prefix: &str) -> RedisSettings {
         RedisSettings {
             url: format!("redis://127.0.0.1:{}", self.port),
             password: None,
