@@ -26,7 +26,7 @@ pub struct NodeHealth {
     /// Wakes the checker early, e.g. right after a topology reload.
     wake: Notify,
     /// Recent response times of each node, by address.
-    latency: std::sync::Mutex<HashMap<std::net::SocketAddr, Latency>>,
+    latency: std::sync::Mutex<ahash::AHashMap<std::net::SocketAddr, Latency>>,
     /// Nodes with missed writes still to replay (their copies are behind), by id.
     lagging: std::sync::Mutex<BTreeSet<String>>,
     /// Addresses found down by the last pass: what every request reads, one atomic load

@@ -1,7 +1,7 @@
 //! Calls from the gateway to one node over pooled Pingora connections: one request, the whole
 //! response body read, the connection returned to the pool.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -171,6 +171,9 @@ echo
 
 echo "A 2-document write until its task succeeded (polled every 10 ms)"
 printf '  direct, one node  '; python3 "$HERE/write_latency.py" http://127.0.0.1:17801 "$KEY"
+printf '  Miroir, one node  '; python3 "$HERE/write_latency.py" http://127.0.0.1:17811 "$KEY"
+printf '  direct, 2 of the 3 nodes at once (a gateway'"'"'s ceiling) '
+python3 "$HERE/write_latency.py" http://127.0.0.1:17802,http://127.0.0.1:17803 "$KEY"
 printf '  Miroir, 3 nodes   '; python3 "$HERE/write_latency.py" http://127.0.0.1:17812 "$KEY"
 echo
 
