@@ -55,15 +55,8 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 MIROIR=$TARGET/$PROFILE/miroir
 CANNED=$TARGET/$PROFILE/examples/canned_node
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=benches/load/common.sh
+. "$HERE/common.sh"
 
 # Canned nodes: one process, eight listeners.
 NODE_PORTS=()
@@ -74,15 +67,6 @@ for p in "${NODE_PORTS[@]}"; do listen_args+=(--listen "127.0.0.1:$p"); done
 PIDS+=($!)
 CANNED_PID=$!
 
-wait_ok() { # url: until it answers 200
-    for _ in $(seq 300); do
-        curl -sf -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "no answer from $1" >&2
-    cat "$WORK"/*.log >&2
-    exit 1
-}
 for p in "${NODE_PORTS[@]}"; do wait_ok "http://127.0.0.1:$p/health"; done
 
 # Gateways: one per node count and log level, all started at once (an idle one costs next to

@@ -25,24 +25,8 @@ done
 (cd "$ROOT" && cargo build --quiet --locked --release --bin miroir --example canned_node)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-wait_ok() { # url
-    for _ in $(seq 300); do
-        curl -sf -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "no answer from $1" >&2
-    cat "$WORK"/*.log >&2
-    exit 1
-}
+# shellcheck source=benches/load/common.sh
+. "$HERE/common.sh"
 
 REDIS_PORT=$((PORT_BASE + 99))
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes \

@@ -126,6 +126,7 @@ pub(super) fn split(
     let header = without_terminator(&input[..header_end]);
     let mut bodies: Vec<Vec<u8>> = vec![Vec::new(); place.nodes];
     let mut counts = vec![0usize; place.nodes];
+    let mut touched = vec![false; place.shards as usize];
     // Valid UTF-8 throughout lets records skip per-field validation; otherwise the csv crate's
     // own UTF-8 error (the one Meilisearch reports) comes from reading `StringRecord`s.
     let utf8 = simdutf8::basic::from_utf8(input).is_ok();
@@ -185,6 +186,9 @@ pub(super) fn split(
         let (tag, len) = shard_tag::encode(shard);
         tag_buf.extend_from_slice(&tag[..len]);
         tag_buf.extend_from_slice(b"\"\n");
+        if let Some(t) = touched.get_mut(shard as usize) {
+            *t = true;
+        }
         for &n in place.owners(shard).iter().filter(|&&n| n != super::NOBODY) {
             let body = &mut bodies[n];
             if counts[n] == 0 {
@@ -206,6 +210,7 @@ pub(super) fn split(
         documents,
         bodies,
         counts,
+        shards: super::touched_shards(&touched),
     })
 }
 

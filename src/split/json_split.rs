@@ -87,12 +87,13 @@ impl<'p> Walk<'p> {
         if let Some(e) = self.error {
             return Err(SplitError::Document(e));
         }
-        let (bodies, counts) = self.asm.finish_json();
+        let (bodies, counts, shards) = self.asm.finish_json();
         Ok(Batch {
             primary_key: self.key.unwrap_or_default(),
             documents: self.documents,
             bodies,
             counts,
+            shards,
         })
     }
 }

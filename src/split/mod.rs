@@ -170,6 +170,15 @@ pub struct Batch {
     pub bodies: Vec<Vec<u8>>,
     /// Documents in each node's body.
     pub counts: Vec<usize>,
+    /// The shards that got at least one document, in order.
+    pub shards: Vec<u32>,
+}
+
+/// The shards marked in `touched`, in order.
+fn touched_shards(touched: &[bool]) -> Vec<u32> {
+    (0..touched.len() as u32)
+        .filter(|&s| touched[s as usize])
+        .collect()
 }
 
 /// Splits `input` by shard. Syntax is checked over the whole payload first, as Meilisearch
@@ -303,6 +312,7 @@ struct Assembler<'p> {
     place: Placement<'p>,
     bodies: Vec<Vec<u8>>,
     counts: Vec<usize>,
+    touched: Vec<bool>,
     ndjson: bool,
 }
 
@@ -316,6 +326,7 @@ impl<'p> Assembler<'p> {
                 .map(|_| Vec::with_capacity(guess))
                 .collect(),
             counts: vec![0; place.nodes],
+            touched: vec![false; place.shards as usize],
             ndjson,
         }
     }
@@ -324,6 +335,9 @@ impl<'p> Assembler<'p> {
     fn push_object(&mut self, shard: u32, object: &[u8], empty: bool) {
         let mut member = [0u8; 32];
         let len = write_member(&mut member, shard, empty);
+        if let Some(t) = self.touched.get_mut(shard as usize) {
+            *t = true;
+        }
         for &n in self.place.owners(shard).iter().filter(|&&n| n != NOBODY) {
             let body = &mut self.bodies[n];
             if !self.ndjson {
@@ -339,7 +353,7 @@ impl<'p> Assembler<'p> {
         }
     }
 
-    fn finish_json(mut self) -> (Vec<Vec<u8>>, Vec<usize>) {
+    fn finish_json(mut self) -> (Vec<Vec<u8>>, Vec<usize>, Vec<u32>) {
         if !self.ndjson {
             for (body, &count) in self.bodies.iter_mut().zip(&self.counts) {
                 if count > 0 {
@@ -347,7 +361,7 @@ impl<'p> Assembler<'p> {
                 }
             }
         }
-        (self.bodies, self.counts)
+        (self.bodies, self.counts, touched_shards(&self.touched))
     }
 }
 
