@@ -145,8 +145,8 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     // documents get a request; otherwise every node does, an empty batch if it owns none of
     // them, so the index exists everywhere with the same primary key. (An empty batch costs
     // a node as much indexing time as a small one: half a second here.)
-    let settled = info.as_ref().and_then(|i| i.primary_key.as_deref())
-        == Some(batch.primary_key.as_str());
+    let settled =
+        info.as_ref().and_then(|i| i.primary_key.as_deref()) == Some(batch.primary_key.as_str());
     let mut query: Vec<String> = vec![format!(
         "primaryKey={}",
         crate::query_string::percent_encode(&batch.primary_key)
