@@ -24,7 +24,7 @@ use crate::fleet::Fleet;
 use crate::node_client::{NodeClient, ProxySlot};
 use crate::ops::aliased::{read_indexes, swap_in_progress, Resolved};
 use crate::ops::{self, alias_api, Services};
-use crate::rebalance::gate::SharedOrder;
+use crate::rebalance::gate::InOrder;
 use crate::rebalance::Rebalancer;
 use crate::replicas::Replicas;
 use crate::respond::Reply;
@@ -494,19 +494,12 @@ impl Gateway {
         };
         let _in_order = match (&route.index, topology.recorders.is_empty()) {
             (Some(index), false) if op.is_write() => {
-                let local = self.fleet.writes.one_at_a_time(index).await;
-                let shared = match self.rebalancer.is_shared() {
-                    true => match SharedOrder::take(self.rebalancer.tasks.clone(), index).await {
-                        Some(order) => Some(order),
-                        None => {
-                            let busy = Reply::error(&MeiliError::state_unavailable())
-                                .header(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                            return (busy, 0);
-                        }
-                    },
-                    false => None,
-                };
-                Some((local, shared))
+                let r = &self.rebalancer;
+                let shared = r.is_shared().then_some(&r.tasks);
+                match InOrder::take(&self.fleet.writes, shared, index).await {
+                    Some(turn) => Some(turn),
+                    None => return (ops::state_unavailable(), 0),
+                }
             }
             _ => None,
         };

@@ -23,14 +23,8 @@ command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; e
 (cd "$ROOT" && cargo build --release --quiet)
 MIROIR="$ROOT/target/release/miroir"
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=benches/load/common.sh
+. "$HERE/common.sh"
 
 start_meili() { # name port
     "$MEILI" --db-path "$WORK/$1/data.ms" --dump-dir "$WORK/$1/dumps" \

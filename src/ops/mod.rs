@@ -198,6 +198,14 @@ pub fn unreachable(detail: &str) -> Reply {
     Reply::error(&MeiliError::no_node_available(detail))
 }
 
+/// `503 miroir_state_unavailable` with `Retry-After`: the shared state store did not answer.
+pub fn state_unavailable() -> Reply {
+    Reply::error(&MeiliError::state_unavailable()).header(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    )
+}
+
 pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
     if e.is_busy() {
         return Reply::error(&MeiliError::task_store_busy());
@@ -205,10 +213,7 @@ pub fn store_failure(e: &crate::tasks::StoreError) -> Reply {
     if e.is_unavailable() {
         // The background round says it once; a line per refused request would flood.
         log::debug!("{e}");
-        return Reply::error(&MeiliError::state_unavailable()).header(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("1"),
-        );
+        return state_unavailable();
     }
     log::error!("{e}");
     Reply::error(&MeiliError::internal(format!(

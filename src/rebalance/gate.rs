@@ -44,6 +44,32 @@ impl WriteGate {
     }
 }
 
+/// A write's turn at its index while shards are recorded: on this gateway, and across the
+/// gateways of a shared store.
+pub struct InOrder {
+    _local: OwnedMutexGuard<()>,
+    _shared: Option<SharedOrder>,
+}
+
+impl InOrder {
+    /// Waits for `index`'s turn; `None` if a shared store does not give it.
+    pub async fn take(
+        gate: &WriteGate,
+        shared: Option<&Arc<TaskService>>,
+        index: &str,
+    ) -> Option<InOrder> {
+        let local = gate.one_at_a_time(index).await;
+        let shared = match shared {
+            Some(tasks) => Some(SharedOrder::take(tasks.clone(), index).await?),
+            None => None,
+        };
+        Some(InOrder {
+            _local: local,
+            _shared: shared,
+        })
+    }
+}
+
 /// How long a gateway may keep an index's shared write order without renewing it (a
 /// gateway that dies holding it delays that index's writes this long).
 const ORDER_TTL: Duration = Duration::from_secs(10);
