@@ -199,6 +199,7 @@ pub fn run(config_path: PathBuf, config: Config, opt: Opt) -> Result<(), String>
         indexes: IndexCache::default(),
         auth: AuthChecker::new(crate::auth::DEFAULT_TTL),
         facet_depth: Default::default(),
+        order: Default::default(),
         cache,
     });
     let refresher = background_service(

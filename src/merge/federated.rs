@@ -404,6 +404,7 @@ pub fn merge_federated(
             let mut dist =
                 merge_distribution(&dists.iter().collect::<Vec<_>>(), settings, hit_number);
             dist.shift_remove(crate::shard_tag::FIELD);
+            dist.shift_remove(crate::shard_tag::order::FIELD);
             by_index.insert(
                 index.clone(),
                 serde_json::json!({"distribution": dist, "stats": merge_stats(&stats.iter().collect::<Vec<_>>())}),
@@ -424,6 +425,7 @@ pub fn merge_federated(
             .collect();
         let mut dist = merge_distribution(&dists.iter().collect::<Vec<_>>(), settings, hit_number);
         dist.shift_remove(crate::shard_tag::FIELD);
+        dist.shift_remove(crate::shard_tag::order::FIELD);
         by_index.insert(
         index.clone(),
         serde_json::json!({"distribution": dist, "stats": merge_stats(&stats.iter().collect::<Vec<_>>())}),

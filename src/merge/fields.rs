@@ -14,7 +14,7 @@ pub fn merge_fields(lists: &[&[Value]], offset: usize, limit: usize) -> Value {
     for list in lists {
         for field in *list {
             if let Some(name) = field["name"].as_str() {
-                if name != shard_tag::FIELD {
+                if !shard_tag::is_reserved(name.as_bytes()) {
                     fields.entry(name).or_insert(field);
                 }
             }

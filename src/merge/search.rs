@@ -54,7 +54,7 @@ pub struct HitPlan {
 
 impl HitPlan {
     fn drops(&self, key: &[u8]) -> bool {
-        shard_tag::is_tag(key)
+        shard_tag::is_reserved(key)
             || (!self.show_ranking_score && key == b"_rankingScore")
             || (!self.show_ranking_score_details && key == b"_rankingScoreDetails")
             || self.strip.iter().any(|s| s.as_bytes() == key)
@@ -423,6 +423,7 @@ pub fn merge_search(
                 let candidates = sum("estimatedTotalHits").max(sum("totalHits"));
                 let mut merged = merge_distribution(&refs, &plan.facets, candidates);
                 merged.shift_remove(shard_tag::FIELD);
+                merged.shift_remove(shard_tag::order::FIELD);
                 serde_json::to_vec(&merged).unwrap_or_default()
             }
             b"facetStats" => {

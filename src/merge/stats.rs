@@ -52,7 +52,7 @@ pub fn merge_index_stats(parts: &[&Value], copies: u64) -> Value {
                 let mut fields: Map<String, Value> = Map::new();
                 for p in parts {
                     for (f, n) in p[key].as_object().into_iter().flatten() {
-                        if f == shard_tag::FIELD {
+                        if shard_tag::is_reserved(f.as_bytes()) {
                             continue;
                         }
                         let prev = fields.get(f).and_then(Value::as_u64).unwrap_or(0);

@@ -1,6 +1,6 @@
 //! Document browsing, `GET /indexes/{uid}/documents` and `POST .../documents/fetch`: every
-//! shard asked for `offset + limit` documents (with the fields its `sort` needs), merged by
-//! [`crate::merge::documents`].
+//! shard asked for `offset + limit` documents (with the fields its `sort` needs, or the
+//! insertion order without one), merged by [`crate::merge::documents`].
 
 use serde_json::{Map, Value};
 
@@ -9,7 +9,7 @@ use crate::cluster::Cluster;
 use crate::merge::{merge_documents, BrowsePlan};
 use crate::query_string::pairs;
 use crate::respond::Reply;
-use crate::shard_tag::{and_filter, guard};
+use crate::shard_tag::{self, and_filter, guard};
 
 /// `GET` browse parameters as a fetch body; `None` for anything else (a node judges).
 fn get_params_to_body(query: &str) -> Option<Map<String, Value>> {
@@ -66,11 +66,14 @@ pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
     let mut shard_body = body.clone();
     shard_body.insert("offset".into(), Value::from(0));
     shard_body.insert("limit".into(), Value::from(offset + limit));
-    // Sort fields must come back to order the merge; they are removed after.
+    // Sort fields (or, without `sort`, the insertion order) must come back to order the
+    // merge; they are removed after.
     let mut strip = Vec::new();
+    let order = [(shard_tag::order::FIELD.to_string(), true)];
+    let needed = if sort.is_empty() { &order[..] } else { &sort };
     if let Some(Value::Array(fields)) = shard_body.get_mut("fields") {
         if !fields.iter().any(|f| f == "*") {
-            for (f, _) in &sort {
+            for (f, _) in needed {
                 if !fields.iter().any(|x| x == f.as_str()) {
                     fields.push(Value::from(f.clone()));
                     strip.push(f.clone());

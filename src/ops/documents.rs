@@ -101,7 +101,7 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     let split = super::cpu_bound(body.len(), || {
         split::split(&body, format, key, topology.write_placement())
     });
-    let batch = match split {
+    let mut batch = match split {
         Ok(b) => b,
         Err(SplitError::Payload(PayloadError::Missing(f))) => {
             return Reply::error(&MeiliError::new(
@@ -147,6 +147,7 @@ pub async fn add(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) 
     // a node as much indexing time as a small one: half a second here.)
     let settled =
         info.as_ref().and_then(|i| i.primary_key.as_deref()) == Some(batch.primary_key.as_str());
+    super::order::stamp(cluster, &services.order, &index, settled, &mut batch).await;
     let mut query: Vec<String> = vec![format!(
         "primaryKey={}",
         crate::query_string::percent_encode(&batch.primary_key)

@@ -16,6 +16,7 @@ mod gather;
 pub mod indexes;
 mod key_writes;
 mod metrics;
+mod order;
 mod reads;
 mod render;
 mod search;
@@ -56,6 +57,8 @@ pub struct Services {
     pub webhooks: std::sync::Arc<crate::webhooks::Webhooks>,
     /// Index aliases.
     pub aliases: std::sync::Arc<crate::aliases::AliasService>,
+    /// Insertion-order numbers for new documents.
+    pub order: crate::shard_tag::order::OrderClock,
 }
 
 /// A client request the gateway answers itself, body read.

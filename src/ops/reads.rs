@@ -45,7 +45,7 @@ pub async fn settings(cluster: &Cluster<'_>, services: &Services, req: &Request<
     Reply::json(200, body.to_string())
 }
 
-/// `GET /indexes/{uid}/documents/{id}` from an owner, without the tag.
+/// `GET /indexes/{uid}/documents/{id}` from an owner, without the gateway's fields.
 pub async fn document(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
     let id = percent_decode(req.route.param.as_deref().unwrap_or_default());
     match from_owner(cluster, &id, &req.forward()).await {
@@ -55,6 +55,7 @@ pub async fn document(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
             };
             if let Some(o) = doc.as_object_mut() {
                 o.shift_remove(shard_tag::FIELD);
+                o.shift_remove(shard_tag::order::FIELD);
             }
             Reply::json(200, doc.to_string())
         }

@@ -81,7 +81,7 @@ pub async fn documents(cluster: &Cluster<'_>, services: &Services, req: &Request
                     if task.copies > 1 && !seen.insert(bytes.to_vec()) {
                         continue;
                     }
-                    let drop = |k: &[u8]| shard_tag::is_tag(k);
+                    let drop = |k: &[u8]| shard_tag::is_reserved(k);
                     crate::merge::raw::write_object_without(
                         bytes,
                         (0, bytes.len()),

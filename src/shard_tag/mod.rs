@@ -12,14 +12,21 @@
 
 pub mod guard;
 pub mod messages;
+pub mod order;
 pub mod settings;
 
 /// The reserved field name.
 pub const FIELD: &str = "_miroir_shard";
 
-/// Whether a JSON key is the tag (the merges drop it from everything they copy).
+/// Whether a JSON key is the tag.
 pub fn is_tag(key: &[u8]) -> bool {
     key == FIELD.as_bytes()
+}
+
+/// Whether a JSON key is one of the gateway's own fields (the merges drop them from
+/// everything they copy).
+pub fn is_reserved(key: &[u8]) -> bool {
+    key == FIELD.as_bytes() || key == order::FIELD.as_bytes()
 }
 
 /// Sixteen separator characters, one per hexadecimal digit of the shard number. None is a

@@ -117,7 +117,9 @@ pub(super) fn split(
             }
         }
     };
-    let reserved = names.iter().any(|n| n == shard_tag::FIELD);
+    let reserved = names
+        .iter()
+        .any(|n| n == shard_tag::FIELD || n == shard_tag::order::FIELD);
     if reserved && error.is_none() {
         error = Some(DocumentError::ReservedField);
     }
@@ -127,6 +129,7 @@ pub(super) fn split(
     let mut bodies: Vec<Vec<u8>> = vec![Vec::new(); place.nodes];
     let mut counts = vec![0usize; place.nodes];
     let mut touched = vec![false; place.shards as usize];
+    let (mut ids, mut slots) = (Vec::new(), Vec::new());
     // Valid UTF-8 throughout lets records skip per-field validation; otherwise the csv crate's
     // own UTF-8 error (the one Meilisearch reports) comes from reading `StringRecord`s.
     let utf8 = simdutf8::basic::from_utf8(input).is_ok();
@@ -161,7 +164,7 @@ pub(super) fn split(
         if error.is_some() {
             continue;
         }
-        let shard = match key_column {
+        let (shard, id) = match key_column {
             None => {
                 error = Some(DocumentError::MissingId {
                     key: primary_key.clone(),
@@ -172,7 +175,7 @@ pub(super) fn split(
             Some(i) => {
                 let value = typed(cell(&record, i), columns[i].1, line).unwrap_or(Value::Null);
                 match canonical_id(&value) {
-                    Ok(id) => shard_of(id.as_bytes(), place.shards),
+                    Ok(id) => (shard_of(id.as_bytes(), place.shards), id),
                     Err(e) => {
                         error = Some(e);
                         continue;
@@ -185,19 +188,33 @@ pub(super) fn split(
         tag_buf.push(b'"');
         let (tag, len) = shard_tag::encode(shard);
         tag_buf.extend_from_slice(&tag[..len]);
+        tag_buf.push(b'"');
+        tag_buf.push(delim);
+        tag_buf.push(b'"');
+        let placeholder = tag_buf.len();
+        tag_buf.extend_from_slice(&shard_tag::order::PLACEHOLDER);
         tag_buf.extend_from_slice(b"\"\n");
         if let Some(t) = touched.get_mut(shard as usize) {
             *t = true;
         }
+        let doc = ids.len();
+        ids.push(id);
         for &n in place.owners(shard).iter().filter(|&&n| n != super::NOBODY) {
             let body = &mut bodies[n];
             if counts[n] == 0 {
                 body.extend_from_slice(header);
                 body.push(delim);
                 body.extend_from_slice(shard_tag::FIELD.as_bytes());
+                body.push(delim);
+                body.extend_from_slice(shard_tag::order::FIELD.as_bytes());
                 body.push(b'\n');
             }
             body.extend_from_slice(raw);
+            slots.push(super::Slot {
+                node: n,
+                at: body.len() + placeholder,
+                doc,
+            });
             body.extend_from_slice(&tag_buf);
             counts[n] += 1;
         }
@@ -211,6 +228,8 @@ pub(super) fn split(
         bodies,
         counts,
         shards: super::touched_shards(&touched),
+        ids,
+        slots,
     })
 }
 

@@ -13,6 +13,9 @@ use super::{
 use crate::routing::shard_of;
 use crate::shard_tag;
 
+/// The gateway's own fields, which a client's document must not carry.
+const RESERVED: &[&str] = &[shard_tag::FIELD, shard_tag::order::FIELD];
+
 pub(super) fn split(
     input: &[u8],
     ndjson: bool,
@@ -68,13 +71,16 @@ impl<'p> Walk<'p> {
         }
     }
 
-    fn accept(&mut self, shard_or_error: Result<u32, DocumentError>, object: &[u8], empty: bool) {
+    fn accept(&mut self, id_or_error: Result<String, DocumentError>, object: &[u8], empty: bool) {
         self.documents += 1;
         if self.error.is_some() {
             return;
         }
-        match shard_or_error {
-            Ok(shard) => self.asm.push_object(shard, object, empty),
+        match id_or_error {
+            Ok(id) => {
+                let shard = shard_of(id.as_bytes(), self.asm.place.shards);
+                self.asm.push_object(shard, id, object, empty)
+            }
             Err(e) => self.error = Some(e),
         }
     }
@@ -87,41 +93,32 @@ impl<'p> Walk<'p> {
         if let Some(e) = self.error {
             return Err(SplitError::Document(e));
         }
-        let (bodies, counts, shards) = self.asm.finish_json();
-        Ok(Batch {
-            primary_key: self.key.unwrap_or_default(),
-            documents: self.documents,
-            bodies,
-            counts,
-            shards,
-        })
+        let key = self.key.unwrap_or_default();
+        Ok(self.asm.finish_json(key, self.documents))
     }
 }
 
-/// The shard of a document whose id is the raw JSON value `raw`, or the node's error.
-fn shard_of_raw(raw: &[u8], shards: u32) -> Result<u32, DocumentError> {
+/// The canonical id of a document whose id is the raw JSON value `raw`, or the node's error.
+fn id_of_raw(raw: &[u8]) -> Result<String, DocumentError> {
     match raw.first() {
         Some(b'"') if !raw.contains(&b'\\') => {
-            let id = &raw[1..raw.len() - 1];
             // Valid ids are ASCII, so the bytes are the canonical string.
-            if std::str::from_utf8(id).is_ok_and(valid_string_id) {
-                Ok(shard_of(id, shards))
-            } else {
-                Err(invalid_id(raw))
+            match std::str::from_utf8(&raw[1..raw.len() - 1]) {
+                Ok(id) if valid_string_id(id) => Ok(id.to_string()),
+                _ => Err(invalid_id(raw)),
             }
         }
         Some(b'-' | b'0'..=b'9') if Scanner::is_integer_literal(raw) => {
             let text = std::str::from_utf8(raw).map_err(|_| invalid_id(raw))?;
-            let canonical = match (text.parse::<i64>(), text.parse::<u64>()) {
-                (Ok(i), _) => i.to_string(),
-                (_, Ok(u)) => u.to_string(),
-                _ => return Err(invalid_id(raw)),
-            };
-            Ok(shard_of(canonical.as_bytes(), shards))
+            match (text.parse::<i64>(), text.parse::<u64>()) {
+                (Ok(i), _) => Ok(i.to_string()),
+                (_, Ok(u)) => Ok(u.to_string()),
+                _ => Err(invalid_id(raw)),
+            }
         }
         _ => {
             let value: Value = serde_json::from_slice(raw).map_err(|_| invalid_id(raw))?;
-            canonical_id(&value).map(|id| shard_of(id.as_bytes(), shards))
+            canonical_id(&value)
         }
     }
 }
@@ -161,14 +158,14 @@ fn fast(
             let keys = peek.object_keys()?;
             walk.infer_from(Some(&keys));
         }
-        let span = sc.object(walk.key.as_deref(), shard_tag::FIELD)?;
+        let span = sc.object(walk.key.as_deref(), RESERVED)?;
         let object = &input[span.start..span.end];
         let outcome = if span.has_reserved {
             Err(DocumentError::ReservedField)
         } else {
             match (span.value, walk.key.as_deref()) {
-                (_, None) => Ok(0),
-                (Some((vs, ve)), Some(_)) => shard_of_raw(&input[vs..ve], place.shards),
+                (_, None) => Ok(String::new()),
+                (Some((vs, ve)), Some(_)) => id_of_raw(&input[vs..ve]),
                 (None, Some(k)) => Err(missing_id(k, object)),
             }
         };
@@ -323,21 +320,21 @@ fn slow(
             walk.infer_from(Some(&keys));
         }
         let object = raw.get().as_bytes();
-        let outcome = if map.contains_key(shard_tag::FIELD) {
+        let outcome = if RESERVED.iter().any(|r| map.contains_key(*r)) {
             Err(DocumentError::ReservedField)
         } else if let Some(k) = walk.key.clone() {
             let mut found = Vec::new();
             matching_values(map, &k, "", &mut found);
             match found.as_slice() {
                 [] => Err(missing_id(&k, object)),
-                [one] => canonical_id(one).map(|id| shard_of(id.as_bytes(), place.shards)),
+                [one] => canonical_id(one),
                 _ => Err(DocumentError::TooManyIds {
                     key: k.clone(),
                     document: Value::Object(map.clone()).to_string(),
                 }),
             }
         } else {
-            Ok(0)
+            Ok(String::new())
         };
         walk.accept(outcome, object, map.is_empty());
     }

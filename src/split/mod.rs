@@ -64,7 +64,7 @@ pub enum DocumentError {
     InvalidId(String),
     /// `invalid_document_id`: a nested key matched several values.
     TooManyIds { key: String, document: String },
-    /// The document carries the reserved shard tag field.
+    /// The document carries one of the gateway's reserved fields.
     ReservedField,
     /// A field's value a node cannot parse when it indexes the document (nested too deep, a
     /// lone surrogate ...): the task fails with `internal` and `serde_json`'s message.
@@ -114,8 +114,9 @@ impl DocumentError {
                 format!("Document have too many matching `{key}` attribute: `{document}`.")
             }
             DocumentError::ReservedField => format!(
-                "Documents cannot contain the `{}` attribute: Miroir reserves it to route documents to their shard.",
-                shard_tag::FIELD
+                "Documents cannot contain the `{}` or `{}` attribute: Miroir reserves them to route documents to their shard and keep their insertion order.",
+                shard_tag::FIELD,
+                shard_tag::order::FIELD
             ),
             DocumentError::Unparsable(e) => format!("internal: {e}."),
         }
@@ -172,6 +173,29 @@ pub struct Batch {
     pub counts: Vec<usize>,
     /// The shards that got at least one document, in order.
     pub shards: Vec<u32>,
+    /// Each document's canonical id, in the client's order.
+    pub ids: Vec<String>,
+    /// Where each copy of a document holds its order placeholder.
+    pub slots: Vec<Slot>,
+}
+
+/// A document copy's order placeholder: `bodies[node][at..at + order::WIDTH]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub node: usize,
+    pub at: usize,
+    /// The document, an index into [`Batch::ids`].
+    pub doc: usize,
+}
+
+impl Batch {
+    /// Writes each document's order number (`orders[doc]`) over its placeholders.
+    pub fn stamp(&mut self, orders: &[u64]) {
+        for slot in &self.slots {
+            let value = shard_tag::order::encode(orders[slot.doc]);
+            self.bodies[slot.node][slot.at..slot.at + value.len()].copy_from_slice(&value);
+        }
+    }
 }
 
 /// The shards marked in `touched`, in order.
@@ -313,6 +337,8 @@ struct Assembler<'p> {
     bodies: Vec<Vec<u8>>,
     counts: Vec<usize>,
     touched: Vec<bool>,
+    ids: Vec<String>,
+    slots: Vec<Slot>,
     ndjson: bool,
 }
 
@@ -327,23 +353,32 @@ impl<'p> Assembler<'p> {
                 .collect(),
             counts: vec![0; place.nodes],
             touched: vec![false; place.shards as usize],
+            ids: Vec::new(),
+            slots: Vec::new(),
             ndjson,
         }
     }
 
     /// Appends a JSON object (`{...}`), tagged, to the bodies of its shard's owners.
-    fn push_object(&mut self, shard: u32, object: &[u8], empty: bool) {
-        let mut member = [0u8; 32];
-        let len = write_member(&mut member, shard, empty);
+    fn push_object(&mut self, shard: u32, id: String, object: &[u8], empty: bool) {
+        let mut member = [0u8; 64];
+        let (len, placeholder) = write_members(&mut member, shard, empty);
         if let Some(t) = self.touched.get_mut(shard as usize) {
             *t = true;
         }
+        let doc = self.ids.len();
+        self.ids.push(id);
         for &n in self.place.owners(shard).iter().filter(|&&n| n != NOBODY) {
             let body = &mut self.bodies[n];
             if !self.ndjson {
                 body.push(if self.counts[n] == 0 { b'[' } else { b',' });
             }
             body.push(b'{');
+            self.slots.push(Slot {
+                node: n,
+                at: body.len() + placeholder,
+                doc,
+            });
             body.extend_from_slice(&member[..len]);
             body.extend_from_slice(&object[1..]);
             if self.ndjson {
@@ -353,7 +388,7 @@ impl<'p> Assembler<'p> {
         }
     }
 
-    fn finish_json(mut self) -> (Vec<Vec<u8>>, Vec<usize>, Vec<u32>) {
+    fn finish_json(mut self, primary_key: String, documents: usize) -> Batch {
         if !self.ndjson {
             for (body, &count) in self.bodies.iter_mut().zip(&self.counts) {
                 if count > 0 {
@@ -361,27 +396,41 @@ impl<'p> Assembler<'p> {
                 }
             }
         }
-        (self.bodies, self.counts, touched_shards(&self.touched))
+        Batch {
+            primary_key,
+            documents,
+            bodies: self.bodies,
+            counts: self.counts,
+            shards: touched_shards(&self.touched),
+            ids: self.ids,
+            slots: self.slots,
+        }
     }
 }
 
-/// Writes `"_miroir_shard":"<tag>"` (plus a comma unless the object is empty) into `out`.
-fn write_member(out: &mut [u8; 32], shard: u32, empty: bool) -> usize {
+/// Writes `"_miroir_shard":"<tag>","_miroir_order":"<placeholder>"` (plus a comma unless the
+/// object is empty) into `out`; returns its length and where the placeholder starts.
+fn write_members(out: &mut [u8; 64], shard: u32, empty: bool) -> (usize, usize) {
     let mut n = 0;
     let mut put = |bytes: &[u8]| {
         out[n..n + bytes.len()].copy_from_slice(bytes);
         n += bytes.len();
+        n
     };
     put(b"\"");
     put(shard_tag::FIELD.as_bytes());
     put(b"\":\"");
     let (tag, tag_len) = shard_tag::encode(shard);
     put(&tag[..tag_len]);
-    put(b"\"");
+    put(b"\",\"");
+    put(shard_tag::order::FIELD.as_bytes());
+    let placeholder = put(b"\":\"");
+    put(&shard_tag::order::PLACEHOLDER);
+    let mut len = put(b"\"");
     if !empty {
-        put(b",");
+        len = put(b",");
     }
-    n
+    (len, placeholder)
 }
 
 #[cfg(test)]

@@ -255,8 +255,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// Scans a top-level object at `pos`, noting the value of `key` and whether the member
-    /// `reserved` is present. Keys with escapes are compared after unescaping.
-    pub fn object(&mut self, key: Option<&str>, reserved: &str) -> Result<ObjectSpan, Invalid> {
+    /// named in `reserved` is present. Keys with escapes are compared after unescaping.
+    pub fn object(&mut self, key: Option<&str>, reserved: &[&str]) -> Result<ObjectSpan, Invalid> {
         let start = self.pos;
         self.expect(b'{')?;
         let mut span = ObjectSpan {
@@ -281,11 +281,14 @@ impl<'a> Scanner<'a> {
             let (is_key, is_reserved) = if escaped {
                 let unescaped: String =
                     serde_json::from_slice(&self.buf[ks - 1..ke + 1]).map_err(|_| Invalid)?;
-                (key.is_some_and(|k| k == unescaped), unescaped == reserved)
+                (
+                    key.is_some_and(|k| k == unescaped),
+                    reserved.contains(&unescaped.as_str()),
+                )
             } else {
                 (
                     key.is_some_and(|k| k.as_bytes() == name),
-                    name == reserved.as_bytes(),
+                    reserved.iter().any(|r| r.as_bytes() == name),
                 )
             };
             span.has_reserved |= is_reserved;
@@ -407,7 +410,7 @@ mod tests {
     fn finds_a_key_and_the_reserved_member() {
         let doc = r#"{"title":"x","i\u0064":"42","_miroir_shard":"!!!!"}"#;
         let mut sc = Scanner::new(doc.as_bytes());
-        let span = sc.object(Some("id"), "_miroir_shard").unwrap();
+        let span = sc.object(Some("id"), &["_miroir_shard"]).unwrap();
         let (vs, ve) = span.value.unwrap();
         assert_eq!(&doc[vs..ve], "\"42\"");
         assert!(span.has_reserved);

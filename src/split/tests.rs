@@ -59,11 +59,15 @@ fn id_shard(v: &Value) -> u32 {
     shard_of(id.as_bytes(), 16)
 }
 
-/// Every document lands, tagged with its shard, exactly once on each owner and nowhere else.
+/// Every document lands, tagged with its shard and stamped with its order, exactly once on
+/// each owner and nowhere else.
 fn check_split(input: &[u8], format: Format, originals: &[Value], copies: usize) -> Batch {
     let t = table(copies);
-    let batch = split(input, format, KeyChoice::Known("id"), place(&t, copies)).unwrap();
+    let mut batch = split(input, format, KeyChoice::Known("id"), place(&t, copies)).unwrap();
     assert_eq!(batch.documents, originals.len());
+    assert_eq!(batch.ids.len(), originals.len());
+    let orders: Vec<u64> = (0..originals.len() as u64).map(|i| 1000 + i * 7).collect();
+    batch.stamp(&orders);
     let mut seen = vec![0usize; originals.len()];
     for node in 0..3 {
         let docs = docs_of(&batch.bodies[node], format);
@@ -74,6 +78,11 @@ fn check_split(input: &[u8], format: Format, originals: &[Value], copies: usize)
                 .unwrap()
                 .shift_remove(crate::shard_tag::FIELD)
                 .unwrap();
+            let order = d
+                .as_object_mut()
+                .unwrap()
+                .shift_remove(crate::shard_tag::order::FIELD)
+                .unwrap();
             let shard = id_shard(&d);
             assert_eq!(tag, crate::shard_tag::value(shard));
             assert!(place(&t, copies).owners(shard).contains(&node));
@@ -81,6 +90,9 @@ fn check_split(input: &[u8], format: Format, originals: &[Value], copies: usize)
                 .iter()
                 .position(|o| *o == d)
                 .expect("an input document");
+            let order = crate::shard_tag::order::decode(order.as_str().unwrap().as_bytes());
+            assert_eq!(order, Some(orders[i]));
+            assert_eq!(shard_of(batch.ids[i].as_bytes(), 16), shard);
             seen[i] += 1;
         }
     }
@@ -467,8 +479,9 @@ fn csv_quoted_fields_keep_their_newlines() {
     assert_eq!(rows[0][1], "first line\nsecond line");
     assert_eq!(rows[2][1], "a \"quoted\" word");
     assert!(
-        rows.iter()
-            .all(|r| r.len() == 3 && shard_tag::parse(&r[2]).is_some()),
+        rows.iter().all(|r| r.len() == 4
+            && shard_tag::parse(&r[2]).is_some()
+            && shard_tag::order::decode(r[3].as_bytes()).is_some()),
         "{rows:?}"
     );
 }

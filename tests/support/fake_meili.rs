@@ -356,10 +356,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
                     }
                     index.primary_key = Some(pk);
                     for (id, d) in ids.into_iter().zip(docs) {
-                        let entry = index
-                            .documents
-                            .entry(id)
-                            .or_insert_with(|| Value::Object(Map::new()));
+                        let entry = index.documents.get_or_insert(id);
                         if replace {
                             *entry = Value::Object(d);
                         } else if let Value::Object(o) = entry {
@@ -374,7 +371,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
             )
         }
         ("GET", ["indexes", uid, "documents", id]) => {
-            match state.indexes.get(*uid).and_then(|i| i.documents.get(*id)) {
+            match state.indexes.get(*uid).and_then(|i| i.documents.get(id)) {
                 Some(d) => json_answer(200, d.clone()),
                 None if state.indexes.contains_key(*uid) => error(
                     404,

@@ -53,12 +53,73 @@ pub struct NodeState {
     pub features: std::collections::BTreeSet<String>,
 }
 
+/// An index's documents by canonical id, listed as a node lists them: by internal id, handed
+/// out at first insertion, the smallest free one first (an id freed by a deletion is reused).
+#[derive(Clone, Default)]
+pub struct Documents {
+    internal: BTreeMap<String, u32>,
+    by_internal: BTreeMap<u32, (String, Value)>,
+    free: std::collections::BTreeSet<u32>,
+    next: u32,
+}
+
+impl Documents {
+    pub fn len(&self) -> usize {
+        self.internal.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.internal.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Value> {
+        let at = self.internal.get(id)?;
+        self.by_internal.get(at).map(|(_, d)| d)
+    }
+
+    /// The document `id`, inserted empty if new.
+    pub fn get_or_insert(&mut self, id: String) -> &mut Value {
+        let at = match self.internal.get(&id) {
+            Some(at) => *at,
+            None => {
+                let at = self.free.pop_first().unwrap_or_else(|| {
+                    self.next += 1;
+                    self.next - 1
+                });
+                self.internal.insert(id.clone(), at);
+                self.by_internal
+                    .insert(at, (id, Value::Object(Default::default())));
+                at
+            }
+        };
+        &mut self.by_internal.get_mut(&at).expect("indexed document").1
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<Value> {
+        let at = self.internal.remove(id)?;
+        self.free.insert(at);
+        self.by_internal.remove(&at).map(|(_, d)| d)
+    }
+
+    /// `(id, document)` in the node's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.by_internal.values().map(|(id, d)| (id, d))
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.by_internal.values().map(|(_, d)| d)
+    }
+
+    pub fn to_map(&self) -> BTreeMap<String, Value> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
 /// One index of the test node.
 #[derive(Clone)]
 pub struct Index {
     pub primary_key: Option<String>,
-    /// Documents by canonical id.
-    pub documents: BTreeMap<String, Value>,
+    pub documents: Documents,
     /// The `filterableAttributes` setting (`[]` by default).
     pub filterable: Value,
     /// The other settings set and not reset since, by name (defaults are not stored); see
@@ -70,7 +131,7 @@ impl Default for Index {
     fn default() -> Self {
         Index {
             primary_key: None,
-            documents: BTreeMap::new(),
+            documents: Documents::default(),
             filterable: json!([]),
             settings: Default::default(),
         }
@@ -266,7 +327,7 @@ impl FakeNode {
             .unwrap()
             .indexes
             .get(index)
-            .map(|i| i.documents.clone())
+            .map(|i| i.documents.to_map())
             .unwrap_or_default()
     }
 }
