@@ -21,8 +21,9 @@ fn batch(ids: std::ops::Range<u32>, version: &str) -> Vec<u8> {
 }
 
 /// Checks that the nodes of each group split `expected` between them, each document on
-/// exactly one, with the expected content.
+/// exactly one, with the expected content and the same insertion order in every group.
 fn assert_converged(groups: &[Vec<BTreeMap<String, Value>>], expected: &BTreeMap<String, Value>) {
+    let mut orders: BTreeMap<String, Value> = BTreeMap::new();
     for (g, nodes) in groups.iter().enumerate() {
         let mut union = BTreeMap::new();
         for docs in nodes {
@@ -52,6 +53,11 @@ fn assert_converged(groups: &[Vec<BTreeMap<String, Value>>], expected: &BTreeMap
         for (id, doc) in &union {
             let mut doc = doc.clone();
             doc.as_object_mut().map(|d| d.remove("_miroir_shard"));
+            let order = doc.as_object_mut().and_then(|d| d.remove("_miroir_order"));
+            let first = orders
+                .entry(id.clone())
+                .or_insert(order.clone().unwrap_or_default());
+            assert_eq!(Some(&*first), order.as_ref(), "order of {id} in group {g}");
             assert_eq!(doc, expected[id], "document {id} in group {g}");
         }
     }

@@ -1,6 +1,6 @@
 """A user's script on the official Meilisearch Python SDK, unchanged whatever the server:
 writes with wait_for_task, settings, search, multi-search (plain and federated), facet
-search, document reads and stats; the default keys and a tenant token signed with one;
+search, document reads (insertion order without sort) and stats; the default keys and a tenant token signed with one;
 webhooks; batches; fields; similar documents; template rendering; task deletion. Prints one JSON line per step, without per-run fields,
 so two servers' outputs can be compared line by line.
 
@@ -64,6 +64,17 @@ show("document", index.get_document(1))
 docs = index.get_documents({"limit": 1000, "fields": ["id", "age"]})
 show("documents", sorted((d.id, d.age) for d in docs.results))
 show("documents.total", docs.total)
+
+# Browsing without sort, as an SDK's tests do: documents in insertion order, a replaced one in
+# its place, pages cut from the same list.
+ordered = client.index("sdk_order")
+wait(ordered.add_documents([{"id": i, "v": 1} for i in (17, 3, 42, 8, 25, 1, 33, 12, 5, 40, 28)]))
+wait(ordered.add_documents([{"id": 8, "v": 2}, {"id": 2, "v": 2}, {"id": 50, "v": 2}]))
+wait(ordered.update_documents_ndjson("".join(json.dumps({"id": i, "w": 3}) + "\n" for i in (9, 42, 7))))
+show("documents.insertion_order", [d.id for d in ordered.get_documents({"limit": 100, "fields": ["id"]}).results])
+show("documents.first", [vars(d) for d in ordered.get_documents({"limit": 3}).results])
+show("documents.page", [d.id for d in ordered.get_documents({"offset": 5, "limit": 4, "fields": ["id"]}).results])
+wait(ordered.delete())
 
 # The default keys, as a front end reads them: one of each, valid on the whole fleet.
 keys = client.get_keys({"limit": 100}).results
