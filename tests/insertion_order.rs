@@ -1,16 +1,20 @@
 //! Browsing without `sort` lists documents in insertion order through the gateway, as one
 //! node does: batches in every format, replacements and partial updates keep a document's
-//! place, every page agrees with the whole list, and the gateway's fields never show. Against
-//! test nodes, and against real Meilisearch (one node for reference, the gateway over three)
-//! when a binary is present.
+//! place, every page agrees with the whole list, the order survives a rebalance, and the
+//! gateway's fields never show (documents, settings, task details, errors). Against test
+//! nodes, and against real Meilisearch (one node for reference, the gateway over three) when a
+//! binary is present.
 
 mod support;
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::fake_node::FakeNode;
 use support::gateway::{Extra, GatewayProcess, NodeEntry};
 use support::meili::{self, ReferenceAndFleet};
 use support::meili_api::Api;
+use support::rebalance_fleet::{self as fleet, start_nodes};
 
 const KEY: &str = "miroir-order-master-key-0123456789";
 
@@ -130,6 +134,62 @@ async fn browse(api: &mut Api, index: &str) -> Vec<String> {
     all
 }
 
+/// What a client sees of `sortableAttributes` through a round of writes, resets and a refused
+/// sort: each step's answer, without per-run fields.
+async fn sortable_round_trip(api: &mut Api, index: &str) -> Vec<Value> {
+    let route = format!("/indexes/{index}/settings/sortable-attributes");
+    let mut seen = Vec::new();
+    let mut step = |v: Value| {
+        let mut v = v;
+        if let Some(o) = v.as_object_mut() {
+            for k in [
+                "uid",
+                "batchUid",
+                "enqueuedAt",
+                "startedAt",
+                "finishedAt",
+                "duration",
+            ] {
+                o.remove(k);
+            }
+        }
+        seen.push(v);
+    };
+    step(api.get(&route).await.json());
+    let put = api.json("PUT", &route, &json!(["v"])).await;
+    step(api.wait(put.json()["taskUid"].as_u64().unwrap()).await["details"].clone());
+    step(api.get(&route).await.json());
+    step(api.get(&format!("/indexes/{index}/settings")).await.json()["sortableAttributes"].clone());
+    let refused = api
+        .json(
+            "POST",
+            &format!("/indexes/{index}/documents/fetch"),
+            &json!({"sort": ["w:asc"]}),
+        )
+        .await;
+    step(json!({"status": refused.status, "body": refused.json()}));
+    let sorted = api
+        .json(
+            "POST",
+            &format!("/indexes/{index}/documents/fetch"),
+            &json!({"sort": ["v:desc"], "fields": ["id", "v"], "limit": 5}),
+        )
+        .await;
+    step(json!({"status": sorted.status, "total": sorted.json()["total"]}));
+    let reset = api.call("DELETE", &route, None, b"").await;
+    step(api.wait(reset.json()["taskUid"].as_u64().unwrap()).await["details"].clone());
+    step(api.get(&route).await.json());
+    let refused = api
+        .json(
+            "POST",
+            &format!("/indexes/{index}/search"),
+            &json!({"sort": ["v:asc"]}),
+        )
+        .await;
+    step(json!({"status": refused.status, "body": refused.json()}));
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_browse_in_insertion_order_over_test_nodes() {
     let reference = FakeNode::start("ref", None).await;
@@ -151,6 +211,24 @@ async fn documents_browse_in_insertion_order_over_test_nodes() {
     assert_eq!(browse(&mut api, "ord").await, expected, "the gateway");
     // Every node holds a part: the order is not one node's.
     assert!(nodes.iter().all(|n| !n.documents("ord").is_empty()));
+    assert_eq!(
+        sortable_round_trip(&mut api, "ord").await,
+        sortable_round_trip(&mut one, "ord").await
+    );
+    // An index whose nodes do not keep the order sortable (set up around the gateway) is
+    // still browsed, each node in its own order.
+    for node in &nodes {
+        let mut direct = Api::new(node.addr, None);
+        let route = "/indexes/ord/settings/sortable-attributes";
+        direct
+            .write("PUT", route, Some("application/json"), b"[]")
+            .await;
+    }
+    let mut listed = browse(&mut api, "ord").await;
+    listed.sort();
+    let mut all = expected.clone();
+    all.sort();
+    assert_eq!(listed, all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,4 +248,39 @@ async fn documents_browse_in_insertion_order_over_real_meilisearch() {
     assert_eq!(browse(&mut one, "ord").await, expected, "one node");
     assert_eq!(write_batches(&mut api, "ord").await, expected);
     assert_eq!(browse(&mut api, "ord").await, expected, "the gateway");
+    assert_eq!(
+        sortable_round_trip(&mut api, "ord").await,
+        sortable_round_trip(&mut one, "ord").await
+    );
+}
+
+/// Documents moved to a new node by a rebalance keep their place in the list.
+async fn order_survives_a_rebalance(bin: Option<std::path::PathBuf>) {
+    let nodes = start_nodes(bin.as_ref()).await;
+    let env = [("MIROIR_MASTER_KEY", fleet::KEY)];
+    let gw = GatewayProcess::start(&fleet::entries(&nodes, &[1, 2]), &fleet::extra(), &env).await;
+    let mut api = Api::new(gw.addr, Some(fleet::KEY));
+    let expected = write_batches(&mut api, "ord").await;
+    assert_eq!(browse(&mut api, "ord").await, expected, "before");
+    fleet::reload_to(&gw, &nodes, &[1, 2, 3]).await;
+    let view = fleet::settle(&mut api, &gw, Duration::from_secs(120)).await;
+    assert!(
+        !view["moves"].as_array().unwrap().is_empty(),
+        "no shard moved: {view}"
+    );
+    assert_eq!(browse(&mut api, "ord").await, expected, "after the move");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insertion_order_survives_a_rebalance_on_test_nodes() {
+    order_survives_a_rebalance(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insertion_order_survives_a_rebalance_on_real_meilisearch() {
+    let Some(bin) = meili::binary() else {
+        meili::skip_notice("insertion_order_survives_a_rebalance_on_real_meilisearch");
+        return;
+    };
+    order_survives_a_rebalance(Some(bin)).await;
 }

@@ -1,5 +1,6 @@
 //! Writes every node must apply: index lifecycle, settings, deletions by filter or in bulk,
-//! keys, and the rest of the broadcast class. Settings keep the shard tag filterable.
+//! keys, and the rest of the broadcast class. Settings keep the gateway's fields (the shard tag
+//! filterable, the insertion order sortable).
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -13,41 +14,50 @@ use crate::respond::Reply;
 use crate::routes::Endpoint;
 use crate::shard_tag::{self, and_filter, guard, settings};
 
-/// The request each node gets, whether the tag must be made filterable afterwards, and the
-/// details the client's own request would show where the request sent differs.
+/// The request each node gets, whether the gateway's fields must be put back afterwards, and
+/// the details the client's own request would show where the request sent differs.
 ///
-/// A reset of `filterableAttributes` is sent as the tag alone: one task per node, as on a
-/// node, rather than a reset and then the tag.
+/// A reset of `filterableAttributes` (`sortableAttributes`) is sent as the gateway's field
+/// alone: one task per node, as on a node, rather than a reset and then the field.
 fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool, Option<Value>) {
     use Endpoint as E;
-    let setting = req.route.param.as_deref();
-    let filterable_reset = || Some(json!({"filterableAttributes": null}));
-    match (req.route.endpoint, setting) {
+    let kept = req
+        .route
+        .param
+        .as_deref()
+        .and_then(settings::kept_setting_of_route);
+    let reset_details = |settings: Vec<&str>| {
+        let d: serde_json::Map<String, Value> = settings
+            .iter()
+            .map(|s| (s.to_string(), Value::Null))
+            .collect();
+        (!d.is_empty()).then_some(Value::Object(d))
+    };
+    match (req.route.endpoint, kept) {
         (E::SettingsUpdate, _) => {
-            let details = body_has_filterable_reset(&req.body)
-                .then(filterable_reset)
-                .flatten();
+            let details = reset_details(kept_resets(&req.body));
             match settings::patch_body_with_tag(&req.body) {
                 Some(body) => (with_body(req, body), false, details),
                 None => (req.forward(), false, None),
             }
         }
-        // Resetting all settings resets the tag too: put it back.
+        // Resetting all settings resets the gateway's fields too: put them back.
         (E::SettingsReset, _) => (req.forward(), true, None),
-        (E::SettingUpdate, Some("filterable-attributes")) => {
-            match serde_json::from_slice::<Value>(&req.body) {
-                Ok(v @ (Value::Array(_) | Value::Null)) => {
-                    let body = serde_json::to_vec(&settings::with_tag(&v)).unwrap_or_default();
-                    let details = v.is_null().then(filterable_reset).flatten();
-                    (with_body(req, body), false, details)
-                }
-                _ => (req.forward(), false, None),
+        (E::SettingUpdate, Some(setting)) => match serde_json::from_slice::<Value>(&req.body) {
+            Ok(v @ (Value::Array(_) | Value::Null)) => {
+                let body =
+                    serde_json::to_vec(&settings::with_kept(setting, &v)).unwrap_or_default();
+                let details = reset_details(if v.is_null() { vec![setting] } else { vec![] });
+                (with_body(req, body), false, details)
             }
-        }
-        (E::SettingReset, Some("filterable-attributes")) => {
+            _ => (req.forward(), false, None),
+        },
+        (E::SettingReset, Some(setting)) => {
             let mut put = with_body(
                 req,
-                settings::with_tag(&Value::Null).to_string().into_bytes(),
+                settings::with_kept(setting, &Value::Null)
+                    .to_string()
+                    .into_bytes(),
             );
             put.method = http::Method::PUT;
             put.headers
@@ -56,7 +66,7 @@ fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool, Option<
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("application/json"),
             ));
-            (put, false, filterable_reset())
+            (put, false, reset_details(vec![setting]))
         }
         (E::IndexCreate, _) => (req.forward(), true, None),
         (E::DocumentsDeleteByFilter, _) => match serde_json::from_slice::<Value>(&req.body) {
@@ -71,14 +81,36 @@ fn rewritten(req: &Request<'_>) -> (crate::transport::NodeRequest, bool, Option<
     }
 }
 
-fn body_sets_filterable(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body)
-        .is_ok_and(|v| v.get("filterableAttributes").is_some_and(Value::is_array))
+/// The kept settings a `PATCH /settings` body resets (`null`).
+fn kept_resets(body: &[u8]) -> Vec<&'static str> {
+    let v = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+    settings::KEPT
+        .iter()
+        .map(|k| k.0)
+        .filter(|s| v.get(*s) == Some(&Value::Null))
+        .collect()
 }
 
-fn body_has_filterable_reset(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body)
-        .is_ok_and(|v| v.get("filterableAttributes") == Some(&Value::Null))
+/// The kept settings a write sets or resets itself, the gateway's field included.
+fn kept_carried(req: &Request<'_>) -> Vec<&'static str> {
+    let body = serde_json::from_slice::<Value>(&req.body).unwrap_or(Value::Bool(false));
+    let sets = |v: &Value| v.is_array() || v.is_null();
+    match req.route.endpoint {
+        Endpoint::SettingsUpdate => settings::KEPT
+            .iter()
+            .map(|k| k.0)
+            .filter(|s| body.get(*s).is_some_and(sets))
+            .collect(),
+        Endpoint::SettingUpdate => req
+            .route
+            .param
+            .as_deref()
+            .and_then(settings::kept_setting_of_route)
+            .filter(|_| sets(&body))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn with_body(req: &Request<'_>, body: Vec<u8>) -> crate::transport::NodeRequest {
@@ -176,11 +208,14 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             }
         }
     }
-    // A reset of a missing index's setting fails (`index_not_found`) where the tag alone
-    // would create the index: the reset goes as is.
-    if (endpoint, req.route.param.as_deref())
-        == (Endpoint::SettingReset, Some("filterable-attributes"))
-    {
+    // A reset of a missing index's setting fails (`index_not_found`) where the gateway's
+    // field alone would create the index: the reset goes as is.
+    let kept_route = req
+        .route
+        .param
+        .as_deref()
+        .and_then(settings::kept_setting_of_route);
+    if endpoint == Endpoint::SettingReset && kept_route.is_some() {
         if let Some(index) = &req.route.index {
             if matches!(services.indexes.lookup(cluster, index).await, Ok(None)) {
                 (request, details) = (req.forward(), None);
@@ -200,7 +235,11 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
                     let json = http::HeaderValue::from_static("application/json");
                     let body = Bytes::from(settings::reset_all(deep));
                     request = req.to_node(http::Method::PATCH, req.target(), Some(&json), body);
-                    details = Some(json!({"filterableAttributes": null, "faceting": null}));
+                    details = Some(json!({
+                        "filterableAttributes": null,
+                        "sortableAttributes": null,
+                        "faceting": null
+                    }));
                     (tag_after, reset_in_one) = (false, true);
                 }
                 // No follow-up either: it would create the index.
@@ -250,12 +289,11 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
                 if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.body)
                 {
                     let mut hidden = Vec::new();
-                    if !body.contains_key("filterableAttributes") {
-                        body.insert(
-                            "filterableAttributes".into(),
-                            settings::with_tag(&Value::Null),
-                        );
-                        hidden.push("filterableAttributes");
+                    for (setting, _, _) in settings::KEPT {
+                        if !body.contains_key(setting) {
+                            body.insert(setting.into(), settings::with_kept(setting, &Value::Null));
+                            hidden.push(setting);
+                        }
                     }
                     if facet_change.is_none() {
                         let deep = depth.node_value(facet_depth::DEFAULT);
@@ -272,21 +310,21 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
             }
         }
     }
-    // A settings write creates a missing index: the new index needs the tag too.
-    let carries_tag = creates_index
-        || match (endpoint, req.route.param.as_deref()) {
-            (Endpoint::SettingsUpdate, _) => {
-                body_sets_filterable(&req.body) || body_has_filterable_reset(&req.body)
-            }
-            (Endpoint::SettingUpdate, Some("filterable-attributes")) => {
-                serde_json::from_slice::<Value>(&req.body)
-                    .is_ok_and(|v| v.is_array() || v.is_null())
-            }
-            _ => false,
-        };
+    // A settings write creates a missing index: the new index needs the gateway's fields in
+    // the settings the write does not carry itself.
+    let carried = if creates_index {
+        settings::KEPT.iter().map(|k| k.0).collect()
+    } else {
+        kept_carried(req)
+    };
+    let keep_after: Vec<&str> = settings::KEPT
+        .iter()
+        .map(|k| k.0)
+        .filter(|s| !carried.contains(s))
+        .collect();
     if matches!(endpoint, Endpoint::SettingsUpdate | Endpoint::SettingUpdate)
         && !tag_after
-        && !carries_tag
+        && !keep_after.is_empty()
     {
         if let Some(index) = &req.route.index {
             tag_after = matches!(services.indexes.lookup(cluster, index).await, Ok(None));
@@ -329,19 +367,15 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
                 return super::store_failure(&e);
             }
         }
-        for node in topology.write_nodes() {
-            if tag_after {
+        // The gateway's fields and the nodes' facet depth, in one follow-up task.
+        let keep = if tag_after { &keep_after[..] } else { &[] };
+        let depth_value =
+            depth_after.then(|| depth.node_value(client.unwrap_or(facet_depth::DEFAULT)));
+        if !keep.is_empty() || depth_value.is_some() {
+            for node in topology.write_nodes() {
                 sends.push(Send {
                     node,
-                    request: cluster.own_request(settings::keep_filterable(index)),
-                    internal: true,
-                });
-            }
-            if depth_after {
-                let value = depth.node_value(client.unwrap_or(facet_depth::DEFAULT));
-                sends.push(Send {
-                    node,
-                    request: cluster.own_request(facet_depth_request(index, value)),
+                    request: cluster.own_request(settings::keep(index, keep, depth_value)),
                     internal: true,
                 });
             }
@@ -363,7 +397,6 @@ pub async fn broadcast(cluster: &Cluster<'_>, services: &Services, req: &Request
     execute(cluster, services, req, plan).await
 }
 
-/// The internal request giving the nodes their (deeper) `maxValuesPerFacet`.
 /// Whether a `PATCH /indexes/{uid}` body renames the index.
 fn renames(body: &[u8]) -> bool {
     serde_json::from_slice::<Value>(body).is_ok_and(|v| !v["uid"].is_null())
@@ -404,16 +437,4 @@ fn recorded_deletions(cluster: &Cluster<'_>, req: &Request<'_>) -> Vec<Send> {
             }
         })
         .collect()
-}
-
-pub(super) fn facet_depth_request(index: &str, value: u64) -> crate::transport::NodeRequest {
-    crate::transport::NodeRequest {
-        method: http::Method::PATCH,
-        path: format!("/indexes/{index}/settings/faceting"),
-        headers: vec![(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        )],
-        body: Bytes::from(json!({"maxValuesPerFacet": value}).to_string()),
-    }
 }

@@ -2,7 +2,7 @@
 //! shard asked for `offset + limit` documents (with the fields its `sort` needs, or the
 //! insertion order without one), merged by [`crate::merge::documents`].
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::{relay, unreachable, Request};
 use crate::cluster::Cluster;
@@ -26,6 +26,32 @@ fn get_params_to_body(query: &str) -> Option<Map<String, Value>> {
         body.insert(k, value);
     }
     Some(body)
+}
+
+/// Every shard's answer to `shard_body`, the client's filter ANDed with the shard's.
+async fn gather(
+    cluster: &Cluster<'_>,
+    req: &Request<'_>,
+    path: &str,
+    client: &Map<String, Value>,
+    shard_body: &Map<String, Value>,
+) -> Result<Vec<crate::transport::NodeResponse>, Reply> {
+    let body_for = |t: &crate::attempts::Target| {
+        let mut b = shard_body.clone();
+        if let Some(f) = &t.filter {
+            let combined = and_filter(client.get("filter"), f);
+            b.insert("filter".into(), combined);
+        }
+        serde_json::to_vec(&b).unwrap_or_default()
+    };
+    super::search::gather(cluster, req, path, &body_for).await
+}
+
+/// Whether a node refused to sort by the insertion order (the only sort asked).
+fn refuses_order(reply: &Reply) -> bool {
+    reply.status == 400
+        && serde_json::from_slice::<Value>(&reply.body)
+            .is_ok_and(|v| v["code"] == "invalid_document_sort")
 }
 
 pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
@@ -81,16 +107,22 @@ pub async fn browse(cluster: &Cluster<'_>, req: &Request<'_>) -> Reply {
             }
         }
     }
+    // Without `sort`, each node lists its documents by insertion order (an index created
+    // before the gateway kept that order sortable refuses: it lists them in its own order).
+    let by_order = sort.is_empty();
+    if by_order {
+        shard_body.insert(
+            "sort".into(),
+            json!([format!("{}:asc", shard_tag::order::FIELD)]),
+        );
+    }
     let path = format!("/indexes/{index}/documents/fetch");
-    let body_for = |t: &crate::attempts::Target| {
-        let mut b = shard_body.clone();
-        if let Some(f) = &t.filter {
-            let combined = and_filter(body.get("filter"), f);
-            b.insert("filter".into(), combined);
-        }
-        serde_json::to_vec(&b).unwrap_or_default()
-    };
-    let answers = match super::search::gather(cluster, req, &path, &body_for).await {
+    let mut answers = gather(cluster, req, &path, &body, &shard_body).await;
+    if by_order && answers.as_ref().is_err_and(refuses_order) {
+        shard_body.remove("sort");
+        answers = gather(cluster, req, &path, &body, &shard_body).await;
+    }
+    let answers = match answers {
         Ok(a) => a,
         Err(reply) => return reply,
     };

@@ -31,6 +31,15 @@ pub async fn settings(cluster: &Cluster<'_>, services: &Services, req: &Request<
         .index
         .as_deref()
         .and_then(|i| services.tasks.client_facet_values(i));
+    if let Some(setting) = req
+        .route
+        .param
+        .as_deref()
+        .and_then(settings::kept_setting_of_route)
+    {
+        settings::hide_kept(setting, &mut body);
+        return Reply::json(200, body.to_string());
+    }
     match (req.route.param.as_deref(), client_facets) {
         (None, _) => {
             settings::hide_in_settings(&mut body);
@@ -38,7 +47,6 @@ pub async fn settings(cluster: &Cluster<'_>, services: &Services, req: &Request<
                 facet_depth::show(f, v);
             }
         }
-        (Some("filterable-attributes"), _) => settings::hide_in_filterable(&mut body),
         (Some("faceting"), Some(v)) => facet_depth::show(&mut body, v),
         (Some(_), _) => return relay(&resp),
     }

@@ -1,20 +1,38 @@
-//! The shard tag hidden from node error messages, so they read as a single node's (e.g.
-//! "Available filterable attribute patterns are: ...").
+//! The gateway's fields hidden from node error messages, so they read as a single node's
+//! (e.g. "Available filterable attribute patterns are: ...", "Available sortable attributes
+//! are: ...").
 
 use bytes::Bytes;
 
-/// Removes the shard tag from the attribute lists of an error message, so it reads as a
-/// single node's (e.g. "Available filterable attribute patterns are: ...").
+/// Removes the gateway's fields from the attribute lists of an error message, so it reads as
+/// a single node's.
 pub fn hide_tag_in_message(message: &str) -> String {
-    let field = super::FIELD;
+    let sortable = hide_field(
+        message,
+        super::order::FIELD,
+        &["Available sortable attributes are: "],
+        "This index does not have configured sortable attributes.",
+    );
+    hide_field(
+        &sortable,
+        super::FIELD,
+        &[
+            "Available filterable attribute patterns are: ",
+            "Available filterable attributes patterns are: ",
+        ],
+        "This index does not have configured filterable attributes.",
+    )
+}
+
+/// Removes `field` from a message's lists; a list of `field` alone (after one of `lists`)
+/// becomes `none`, a node's phrasing when nothing is configured.
+fn hide_field(message: &str, field: &str, lists: &[&str], none: &str) -> String {
     let tag = format!("`{field}`");
-    let none = "This index does not have configured filterable attributes.";
-    // The tag alone: for the client, nothing is filterable (both of a node's phrasings).
-    let only = format!("Available filterable attribute patterns are: {tag}.");
-    let only_plural = format!("Available filterable attributes patterns are: {tag}.");
+    let mut message = message.to_string();
+    for list in lists {
+        message = message.replace(&format!("{list}{tag}."), none);
+    }
     message
-        .replace(&only, none)
-        .replace(&only_plural, none)
         .replace(&format!("{tag}, "), "")
         .replace(&format!(", {tag}"), "")
         // Lists written inside one pair of backticks: `a, _miroir_shard, b`.
@@ -26,7 +44,10 @@ pub fn hide_tag_in_message(message: &str) -> String {
 /// A node's error body with the tag hidden from its message.
 pub fn sanitized(body: &Bytes) -> Bytes {
     let mentions = |name: &str| body.windows(name.len()).any(|w| w == name.as_bytes());
-    if !mentions(super::FIELD) && !mentions(super::guard::STAND_IN) {
+    if !mentions(super::FIELD)
+        && !mentions(super::order::FIELD)
+        && !mentions(super::guard::STAND_IN)
+    {
         return body.clone();
     }
     let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
@@ -68,6 +89,18 @@ mod tests {
         assert_eq!(
             crate::shard_tag::messages::hide_tag_in_message("Index `vec`: Attribute `id` is not filterable and thus, cannot be used as distinct attribute. Available filterable attributes patterns are: `_miroir_shard`."),
             "Index `vec`: Attribute `id` is not filterable and thus, cannot be used as distinct attribute. This index does not have configured filterable attributes."
+        );
+        assert_eq!(
+            crate::shard_tag::messages::hide_tag_in_message(
+                "Attribute `title` is not sortable. Available sortable attributes are: `_miroir_order`."
+            ),
+            "Attribute `title` is not sortable. This index does not have configured sortable attributes."
+        );
+        assert_eq!(
+            crate::shard_tag::messages::hide_tag_in_message(
+                "Attribute `title` is not sortable. Available sortable attributes are: `_miroir_order, price`."
+            ),
+            "Attribute `title` is not sortable. Available sortable attributes are: `price`."
         );
     }
 }

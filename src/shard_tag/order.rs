@@ -8,8 +8,10 @@
 //! merge interleaves the nodes' lists by it.
 //!
 //! Like the shard tag, the value is written only with separator characters, so it yields no
-//! word for a query to match and leaves ranking scores unchanged; it is never filterable nor
-//! sortable, so it costs a node no index. The gateway reads it back itself.
+//! word for a query to match and leaves ranking scores unchanged. It is sortable on every
+//! node (a fixed-width string whose digits are in byte order), so each node lists its part by
+//! insertion order whatever its own internal ids say (documents moved by a rebalance get new
+//! ones there), and the merge interleaves those lists.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,8 +22,9 @@ pub const FIELD: &str = "_miroir_order";
 /// Characters of a value: fixed width, so a placeholder can be overwritten in place.
 pub const WIDTH: usize = 16;
 
-/// Base-15 digits, all ASCII separators (the shard tag's, less `§`).
-const DIGITS: [u8; 15] = *b"!%*,./:;?()[]{}";
+/// Base-15 digits, all ASCII separators (the shard tag's, less `§`), in byte order: values
+/// sort as strings the way their numbers do.
+const DIGITS: [u8; 15] = *b"!%()*,./:;?[]{}";
 
 /// What the split writes before the order is known (the value 0).
 pub const PLACEHOLDER: [u8; WIDTH] = [DIGITS[0]; WIDTH];
@@ -100,6 +103,16 @@ mod tests {
         assert_eq!(decode(&encode(u64::MAX)), Some(15u64.pow(16) - 1));
         assert_eq!(decode(b"!!!!"), None);
         assert_eq!(decode(b"!!!!!!!!!!!!!!!a"), None);
+    }
+
+    #[test]
+    fn values_sort_as_their_numbers() {
+        let mut numbers = vec![0, 1, 14, 15, 16, 224, 225, 1 << 40, (1 << 40) + 1, u64::MAX];
+        let mut values: Vec<[u8; WIDTH]> = numbers.iter().map(|n| encode(*n)).collect();
+        values.sort();
+        numbers.sort();
+        let decoded: Vec<u64> = values.iter().map(|v| decode(v).unwrap()).collect();
+        assert_eq!(decoded[..9], numbers[..9]);
     }
 
     #[test]

@@ -63,10 +63,12 @@ pub fn iso_duration(d: time::Duration) -> Option<String> {
     Some(out)
 }
 
-/// Removes the shard tag from settings shown in task details.
+/// Removes the gateway's fields from settings shown in task details.
 pub fn hide_tag_in_details(details: &mut Map<String, Value>) {
-    if let Some(Value::Array(rules)) = details.get_mut("filterableAttributes") {
-        rules.retain(|r| !settings::is_tag_rule(r));
+    for (setting, _, _) in settings::KEPT {
+        if let Some(v) = details.get_mut(setting) {
+            settings::hide_kept(setting, v);
+        }
     }
 }
 

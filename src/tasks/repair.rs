@@ -95,8 +95,10 @@ impl TaskService {
             let Ok(mut index_settings) = serde_json::from_slice::<Value>(&resp.body) else {
                 continue;
             };
-            if let Some(f) = index_settings.get_mut("filterableAttributes") {
-                *f = settings::with_tag(f);
+            for (setting, _, _) in settings::KEPT {
+                if let Some(v) = index_settings.get_mut(setting) {
+                    *v = settings::with_kept(setting, v);
+                }
             }
             for node in missing {
                 let create = json_request(

@@ -616,6 +616,18 @@ fn search(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
             return error(400, "invalid_search_filter", "invalid_request", &message);
         }
     }
+    let sort_fields: Vec<&str> = body["sort"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|r| r.rsplit_once(':').map(|(f, _)| f))
+        .filter(|f| !f.starts_with("_geoPoint("))
+        .collect();
+    if let Some(message) = unsortable(index, &sort_fields) {
+        let message = format!("Index `{uid}`: {message}");
+        return error(400, "invalid_search_sort", "invalid_request", &message);
+    }
     let query = body["q"].as_str().unwrap_or("");
     let q = query.to_lowercase();
     let mut hits: Vec<(&String, &Value)> = index
@@ -1708,6 +1720,35 @@ fn fetch_documents(state: &NodeState, uid: &str, body: &Value) -> Answer {
         let ids: Vec<String> = ids.iter().filter_map(canonical).collect();
         docs.retain(|(id, _)| ids.contains(id));
     }
+    if let Some(rules) = body["sort"].as_array() {
+        let rules: Vec<(&str, bool)> = rules
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|r| r.rsplit_once(':').map(|(f, d)| (f, d == "asc")))
+            .collect();
+        let fields: Vec<&str> = rules.iter().map(|r| r.0).collect();
+        if let Some(message) = unsortable(index, &fields) {
+            return error(400, "invalid_document_sort", "invalid_request", &message);
+        }
+        // As a node: numbers, then strings, each in the rule's direction; missing values last.
+        docs.sort_by(|(_, a), (_, b)| {
+            for (field, asc) in &rules {
+                let key = |d: &Value| match d.get(*field) {
+                    Some(Value::Number(n)) => (0, n.as_f64().unwrap_or(0.0), String::new()),
+                    Some(Value::String(s)) => (1, 0.0, s.to_lowercase()),
+                    _ => (2, 0.0, String::new()),
+                };
+                let (ka, kb) = (key(a), key(b));
+                let within = ka.1.total_cmp(&kb.1).then_with(|| ka.2.cmp(&kb.2));
+                let within = if *asc { within } else { within.reverse() };
+                let o = ka.0.cmp(&kb.0).then(within);
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+    }
     let offset = body["offset"].as_u64().unwrap_or(0) as usize;
     let limit = body["limit"].as_u64().unwrap_or(20) as usize;
     let fields: Option<Vec<&str>> = body["fields"]
@@ -1733,6 +1774,27 @@ fn fetch_documents(state: &NodeState, uid: &str, body: &Value) -> Answer {
         200,
         json!({"results": results, "offset": offset, "limit": limit, "total": total}),
     )
+}
+
+/// A node's message for the first of `fields` that `index` cannot sort by.
+fn unsortable(index: &Index, fields: &[&str]) -> Option<String> {
+    let mut sortable: Vec<&str> = index
+        .settings
+        .get("sortableAttributes")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let field = fields.iter().find(|f| !sortable.contains(f))?;
+    sortable.sort_unstable();
+    let available = if sortable.is_empty() {
+        "This index does not have configured sortable attributes.".to_string()
+    } else {
+        format!(
+            "Available sortable attributes are: `{}`.",
+            sortable.join(", ")
+        )
+    };
+    Some(format!("Attribute `{field}` is not sortable. {available}"))
 }
 
 /// The documents of `index` matching `filter` (all for `null`), by id; or the message of an
