@@ -168,6 +168,17 @@ async fn sortable_round_trip(api: &mut Api, index: &str) -> Vec<Value> {
         )
         .await;
     step(json!({"status": refused.status, "body": refused.json()}));
+    // The gateway's field does not exist for a client.
+    for (path, body) in [
+        ("documents/fetch", json!({"sort": ["_miroir_order:asc"]})),
+        ("search", json!({"sort": ["_miroir_order:asc", "v:asc"]})),
+        ("search", json!({"filter": "_miroir_order EXISTS"})),
+    ] {
+        let answer = api
+            .json("POST", &format!("/indexes/{index}/{path}"), &body)
+            .await;
+        step(json!({"status": answer.status, "body": answer.json()}));
+    }
     let sorted = api
         .json(
             "POST",

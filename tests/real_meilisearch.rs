@@ -160,6 +160,7 @@ async fn all_documents(
         assert_eq!(resp.status, 200, "{}", resp.text());
         for mut d in resp.json()["results"].as_array().unwrap().clone() {
             d.as_object_mut().unwrap().shift_remove("_miroir_shard");
+            d.as_object_mut().unwrap().shift_remove("_miroir_order");
             let id = match &d["id"] {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -390,6 +391,7 @@ async fn the_shard_tag_changes_no_search_result() {
             .map(|d| {
                 let mut d = d.clone();
                 d.as_object_mut().unwrap().shift_remove("_miroir_shard");
+                d.as_object_mut().unwrap().shift_remove("_miroir_order");
                 d
             })
             .collect();

@@ -45,12 +45,14 @@ pub fn assign(ids: &[String], known: &AHashMap<String, u64>, base: u64) -> Vec<u
         .collect()
 }
 
-/// The numbers the documents of `batch` already have on the nodes about to get them. A node
+/// The numbers the documents of `batch` already have on the nodes about to get them (the
+/// record of a moving shard is not a node: its documents are asked of their owner). A node
 /// that does not answer is left out: its documents count as new (a later browse may place
 /// them late, nothing else changes).
 async fn stored_orders(cluster: &Cluster<'_>, index: &str, batch: &Batch) -> AHashMap<String, u64> {
+    let nodes = cluster.topology.nodes.len();
     let mut per_node: AHashMap<usize, Vec<&str>> = AHashMap::new();
-    for slot in &batch.slots {
+    for slot in batch.slots.iter().filter(|s| s.node < nodes) {
         per_node
             .entry(slot.node)
             .or_default()

@@ -1,9 +1,10 @@
-//! For a client the tag does not exist: a request that names it as an attribute (in a filter,
-//! `sort`, `facets`, `distinct`, a facet search's `facetName`) gets it renamed to
-//! [`STAND_IN`], an attribute no index has, before any node sees the request. The node then
-//! answers as it would for any attribute that is not filterable / sortable (error codes,
-//! timing, task failures alike), and [`restore`] puts the client's name back into its
-//! message. Values equal to the tag's name (`title = _miroir_shard`) are left alone.
+//! For a client the gateway's fields (the tag, the insertion order) do not exist: a request
+//! that names one as an attribute (in a filter, `sort`, `facets`, `distinct`, a facet search's
+//! `facetName`) gets it renamed to its stand-in ([`STAND_IN`], [`ORDER_STAND_IN`]), an
+//! attribute no index has, before any node sees the request. The node then answers as it
+//! would for any attribute that is not filterable / sortable (error codes, timing, task
+//! failures alike), and [`restore`] puts the client's name back into its message. Values equal
+//! to a field's name (`title = _miroir_shard`) are left alone.
 
 use serde_json::{Map, Value};
 
@@ -13,6 +14,17 @@ use super::FIELD;
 /// (so hiding the tag from attribute lists leaves it whole), and it is as long as the tag's
 /// name (so the positions a node's filter errors quote stay right).
 pub const STAND_IN: &str = "_miroir_x_tag";
+
+/// The insertion order's stand-in, on the same terms.
+pub const ORDER_STAND_IN: &str = "_miroir_x_ord";
+
+/// Each gateway field and its stand-in.
+const RENAMES: [(&str, &str); 2] = [(FIELD, STAND_IN), (super::order::FIELD, ORDER_STAND_IN)];
+
+/// The stand-in of `name`, if it is a gateway field.
+fn stand_in(name: &str) -> Option<&'static str> {
+    RENAMES.iter().find(|(f, _)| *f == name).map(|r| r.1)
+}
 
 /// A filter token: its byte range in the expression and whether it is an attribute name.
 #[derive(Debug, PartialEq)]
@@ -80,15 +92,15 @@ fn tokens(expr: &str) -> Vec<Token> {
     out
 }
 
-/// Byte ranges of the tokens that name the tag as an attribute: a condition starts the
-/// expression or follows `(`, `AND`, `OR` or `NOT`.
-fn tag_attributes(expr: &str) -> Vec<(usize, usize)> {
+/// Byte ranges of the tokens that name a gateway field as an attribute, with its stand-in: a
+/// condition starts the expression or follows `(`, `AND`, `OR` or `NOT`.
+fn tag_attributes(expr: &str) -> Vec<((usize, usize), &'static str)> {
     let toks = tokens(expr);
     let mut out = Vec::new();
     for (k, t) in toks.iter().enumerate() {
-        if &expr[t.text.0..t.text.1] != FIELD {
+        let Some(stand_in) = stand_in(&expr[t.text.0..t.text.1]) else {
             continue;
-        }
+        };
         let starts_condition = match k.checked_sub(1).map(|p| &toks[p]) {
             None => true,
             Some(p) => {
@@ -100,7 +112,7 @@ fn tag_attributes(expr: &str) -> Vec<(usize, usize)> {
             }
         };
         if starts_condition {
-            out.push(t.text);
+            out.push((t.text, stand_in));
         }
     }
     out
@@ -113,9 +125,9 @@ fn rename_in_expr(expr: &str) -> Option<String> {
     }
     let mut out = String::with_capacity(expr.len() + 16);
     let mut at = 0;
-    for (s, e) in found {
+    for ((s, e), stand_in) in found {
         out.push_str(&expr[at..s]);
-        out.push_str(STAND_IN);
+        out.push_str(stand_in);
         at = e;
     }
     out.push_str(&expr[at..]);
@@ -135,7 +147,7 @@ pub fn rename_in_filter(filter: &Value) -> Option<Value> {
 /// A `sort` rule (`attribute:asc`) with the tag renamed.
 fn rename_in_sort_rule(rule: &Value) -> Option<Value> {
     let (attr, dir) = rule.as_str()?.rsplit_once(':')?;
-    (attr == FIELD).then(|| Value::from(format!("{STAND_IN}:{dir}")))
+    stand_in(attr).map(|s| Value::from(format!("{s}:{dir}")))
 }
 
 fn rename_in_list(list: &Value, rename: impl Fn(&Value) -> Option<Value>) -> Option<Value> {
@@ -154,7 +166,7 @@ fn rename_in_list(list: &Value, rename: impl Fn(&Value) -> Option<Value>) -> Opt
 }
 
 fn is_tag_name(v: &Value) -> Option<Value> {
-    (v.as_str() == Some(FIELD)).then(|| Value::from(STAND_IN))
+    v.as_str().and_then(stand_in).map(Value::from)
 }
 
 /// Renames the tag wherever a search, facet search or document fetch body uses it as an
@@ -180,9 +192,13 @@ pub fn uses_tag(query: &Map<String, Value>) -> bool {
     rename_in_query(&mut query.clone())
 }
 
-/// A node's message about the stand-in, with the client's name for it back.
+/// A node's message about a stand-in, with the client's name for it back.
 pub fn restore(message: &str) -> String {
-    message.replace(STAND_IN, FIELD)
+    RENAMES
+        .iter()
+        .fold(message.to_string(), |m, (field, stand_in)| {
+            m.replace(stand_in, field)
+        })
 }
 
 #[cfg(test)]
@@ -245,6 +261,15 @@ mod tests {
     fn the_stand_in_keeps_error_positions() {
         assert_eq!(STAND_IN.len(), FIELD.len());
         assert!(!STAND_IN.contains(FIELD));
+        assert_eq!(ORDER_STAND_IN.len(), super::super::order::FIELD.len());
+        assert_eq!(
+            rename_in_expr("_miroir_order > 1 AND _miroir_shard = x"),
+            Some(format!("{ORDER_STAND_IN} > 1 AND {STAND_IN} = x"))
+        );
+        assert_eq!(
+            restore("`_miroir_x_ord` and `_miroir_x_tag`"),
+            "`_miroir_order` and `_miroir_shard`"
+        );
     }
 
     #[test]

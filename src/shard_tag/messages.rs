@@ -47,6 +47,7 @@ pub fn sanitized(body: &Bytes) -> Bytes {
     if !mentions(super::FIELD)
         && !mentions(super::order::FIELD)
         && !mentions(super::guard::STAND_IN)
+        && !mentions(super::guard::ORDER_STAND_IN)
     {
         return body.clone();
     }
