@@ -1,5 +1,7 @@
-//! Batch rewrite throughput: `miroir::split::split` (tag spliced into each document's bytes)
-//! beside a baseline that parses to `serde_json::Value`, inserts the tag and re-serializes.
+//! Batch rewrite throughput: `miroir::split::split` (the tag and an order placeholder spliced
+//! into each document's bytes) then `Batch::stamp` (the order numbers written over the
+//! placeholders), beside a baseline that parses to `serde_json::Value`, inserts both fields and
+//! re-serializes.
 //!
 //! The corpus is ~100 MB of generated documents (`common/corpus.rs`), split over 3 nodes and
 //! 64 shards with replication factor 1.
@@ -29,6 +31,11 @@ fn baseline(input: &[u8], place: Placement<'_>) -> Vec<Vec<u8>> {
         d.insert(
             "_miroir_shard".into(),
             Value::from(miroir::shard_tag::value(shard)),
+        );
+        let order = miroir::shard_tag::order::encode(1 << 60);
+        d.insert(
+            miroir::shard_tag::order::FIELD.into(),
+            Value::from(String::from_utf8_lossy(&order).into_owned()),
         );
         tagged.push((shard, d));
     }
@@ -74,7 +81,14 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(input.len() as u64));
         g.bench_function(
             format!("split {name} ({} MB)", input.len() / 1_000_000),
-            |b| b.iter(|| split(input, format, KeyChoice::Known("id"), place).unwrap()),
+            |b| {
+                b.iter(|| {
+                    let mut batch = split(input, format, KeyChoice::Known("id"), place).unwrap();
+                    let orders: Vec<u64> = (0..batch.ids.len() as u64).map(|i| i << 10).collect();
+                    batch.stamp(&orders);
+                    batch
+                })
+            },
         );
     }
     g.throughput(Throughput::Bytes(json.len() as u64));

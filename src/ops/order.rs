@@ -28,19 +28,23 @@ pub async fn stamp(
     } else {
         AHashMap::new()
     };
-    let orders = assign(&batch.ids, &known, clock.take(batch.ids.len() as u64));
+    let base = clock.take(batch.ids.len() as u64);
+    let orders = assign(batch.ids.iter(), &known, base);
     batch.stamp(&orders);
 }
 
 /// Each document's number: the stored one, else its first occurrence's in this batch (a node
 /// keeps a document where it first put it), else `base` plus its position.
-pub fn assign(ids: &[String], known: &AHashMap<String, u64>, base: u64) -> Vec<u64> {
+pub fn assign<'a>(
+    ids: impl ExactSizeIterator<Item = &'a str>,
+    known: &AHashMap<String, u64>,
+    base: u64,
+) -> Vec<u64> {
     let mut first: AHashMap<&str, u64> = AHashMap::with_capacity(ids.len());
-    ids.iter()
-        .enumerate()
+    ids.enumerate()
         .map(|(i, id)| match known.get(id) {
             Some(n) => *n,
-            None => *first.entry(id.as_str()).or_insert(base + i as u64),
+            None => *first.entry(id).or_insert(base + i as u64),
         })
         .collect()
 }
@@ -56,7 +60,7 @@ async fn stored_orders(cluster: &Cluster<'_>, index: &str, batch: &Batch) -> AHa
         per_node
             .entry(slot.node)
             .or_default()
-            .push(batch.ids[slot.doc].as_str());
+            .push(batch.ids.get(slot.doc));
     }
     let path = format!("/indexes/{index}/documents/fetch");
     let mut requests = Vec::new();
@@ -142,7 +146,8 @@ mod tests {
     #[test]
     fn stored_documents_keep_their_number_and_repeats_take_the_first() {
         let known = AHashMap::from_iter([("b".to_string(), 7)]);
-        let got = assign(&ids(&["a", "b", "c", "a"]), &known, 100);
+        let list = ids(&["a", "b", "c", "a"]);
+        let got = assign(list.iter().map(String::as_str), &known, 100);
         assert_eq!(got, vec![100, 7, 102, 100]);
     }
 

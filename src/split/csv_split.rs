@@ -129,7 +129,7 @@ pub(super) fn split(
     let mut bodies: Vec<Vec<u8>> = vec![Vec::new(); place.nodes];
     let mut counts = vec![0usize; place.nodes];
     let mut touched = vec![false; place.shards as usize];
-    let (mut ids, mut slots) = (Vec::new(), Vec::new());
+    let (mut ids, mut slots) = (super::Ids::default(), Vec::new());
     // Valid UTF-8 throughout lets records skip per-field validation; otherwise the csv crate's
     // own UTF-8 error (the one Meilisearch reports) comes from reading `StringRecord`s.
     let utf8 = simdutf8::basic::from_utf8(input).is_ok();
@@ -198,7 +198,7 @@ pub(super) fn split(
             *t = true;
         }
         let doc = ids.len();
-        ids.push(id);
+        ids.push(&id);
         for &n in place.owners(shard).iter().filter(|&&n| n != super::NOBODY) {
             let body = &mut bodies[n];
             if counts[n] == 0 {

@@ -1,6 +1,8 @@
 //! Splitting JSON arrays and NDJSON streams: a validating scanner on the fast path,
 //! `serde_json` (Meilisearch's own parser) for errors and unusual input.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -71,7 +73,12 @@ impl<'p> Walk<'p> {
         }
     }
 
-    fn accept(&mut self, id_or_error: Result<String, DocumentError>, object: &[u8], empty: bool) {
+    fn accept(
+        &mut self,
+        id_or_error: Result<Cow<'_, str>, DocumentError>,
+        object: &[u8],
+        empty: bool,
+    ) {
         self.documents += 1;
         if self.error.is_some() {
             return;
@@ -79,7 +86,7 @@ impl<'p> Walk<'p> {
         match id_or_error {
             Ok(id) => {
                 let shard = shard_of(id.as_bytes(), self.asm.place.shards);
-                self.asm.push_object(shard, id, object, empty)
+                self.asm.push_object(shard, &id, object, empty)
             }
             Err(e) => self.error = Some(e),
         }
@@ -99,26 +106,28 @@ impl<'p> Walk<'p> {
 }
 
 /// The canonical id of a document whose id is the raw JSON value `raw`, or the node's error.
-fn id_of_raw(raw: &[u8]) -> Result<String, DocumentError> {
+/// Borrowed from `raw` in the usual cases (no allocation per document).
+fn id_of_raw(raw: &[u8]) -> Result<Cow<'_, str>, DocumentError> {
     match raw.first() {
         Some(b'"') if !raw.contains(&b'\\') => {
             // Valid ids are ASCII, so the bytes are the canonical string.
             match std::str::from_utf8(&raw[1..raw.len() - 1]) {
-                Ok(id) if valid_string_id(id) => Ok(id.to_string()),
+                Ok(id) if valid_string_id(id) => Ok(Cow::Borrowed(id)),
                 _ => Err(invalid_id(raw)),
             }
         }
         Some(b'-' | b'0'..=b'9') if Scanner::is_integer_literal(raw) => {
             let text = std::str::from_utf8(raw).map_err(|_| invalid_id(raw))?;
+            // A JSON integer is already written canonically, but for `-0`.
             match (text.parse::<i64>(), text.parse::<u64>()) {
-                (Ok(i), _) => Ok(i.to_string()),
-                (_, Ok(u)) => Ok(u.to_string()),
+                (Ok(0), _) => Ok(Cow::Borrowed("0")),
+                (Ok(_), _) | (_, Ok(_)) => Ok(Cow::Borrowed(text)),
                 _ => Err(invalid_id(raw)),
             }
         }
         _ => {
             let value: Value = serde_json::from_slice(raw).map_err(|_| invalid_id(raw))?;
-            canonical_id(&value)
+            canonical_id(&value).map(Cow::Owned)
         }
     }
 }
@@ -164,7 +173,7 @@ fn fast(
             Err(DocumentError::ReservedField)
         } else {
             match (span.value, walk.key.as_deref()) {
-                (_, None) => Ok(String::new()),
+                (_, None) => Ok(Cow::Borrowed("")),
                 (Some((vs, ve)), Some(_)) => id_of_raw(&input[vs..ve]),
                 (None, Some(k)) => Err(missing_id(k, object)),
             }
@@ -327,14 +336,14 @@ fn slow(
             matching_values(map, &k, "", &mut found);
             match found.as_slice() {
                 [] => Err(missing_id(&k, object)),
-                [one] => canonical_id(one),
+                [one] => canonical_id(one).map(Cow::Owned),
                 _ => Err(DocumentError::TooManyIds {
                     key: k.clone(),
                     document: Value::Object(map.clone()).to_string(),
                 }),
             }
         } else {
-            Ok(String::new())
+            Ok(Cow::Borrowed(""))
         };
         walk.accept(outcome, object, map.is_empty());
     }

@@ -174,9 +174,41 @@ pub struct Batch {
     /// The shards that got at least one document, in order.
     pub shards: Vec<u32>,
     /// Each document's canonical id, in the client's order.
-    pub ids: Vec<String>,
+    pub ids: Ids,
     /// Where each copy of a document holds its order placeholder.
     pub slots: Vec<Slot>,
+}
+
+/// Document ids in one buffer (a batch may hold millions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ids {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Ids {
+    pub fn push(&mut self, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The id of document `i`.
+    pub fn get(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
+        &self.text[start..self.ends[i]]
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 /// A document copy's order placeholder: `bodies[node][at..at + order::WIDTH]`.
@@ -337,7 +369,7 @@ struct Assembler<'p> {
     bodies: Vec<Vec<u8>>,
     counts: Vec<usize>,
     touched: Vec<bool>,
-    ids: Vec<String>,
+    ids: Ids,
     slots: Vec<Slot>,
     ndjson: bool,
 }
@@ -353,14 +385,14 @@ impl<'p> Assembler<'p> {
                 .collect(),
             counts: vec![0; place.nodes],
             touched: vec![false; place.shards as usize],
-            ids: Vec::new(),
+            ids: Ids::default(),
             slots: Vec::new(),
             ndjson,
         }
     }
 
     /// Appends a JSON object (`{...}`), tagged, to the bodies of its shard's owners.
-    fn push_object(&mut self, shard: u32, id: String, object: &[u8], empty: bool) {
+    fn push_object(&mut self, shard: u32, id: &str, object: &[u8], empty: bool) {
         let mut member = [0u8; 64];
         let (len, placeholder) = write_members(&mut member, shard, empty);
         if let Some(t) = self.touched.get_mut(shard as usize) {
