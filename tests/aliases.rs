@@ -16,14 +16,8 @@ use support::readers::{docs, swap_times, versions, Readers};
 const KEY: &str = "aliases-master-key-0123456789";
 
 async fn fleet() -> (Vec<FakeNode>, GatewayProcess) {
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(FakeNode::start(name, Some(KEY)).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
-        .collect();
+    let nodes = FakeNode::three(Some(KEY)).await;
+    let entries = NodeEntry::for_fakes(&nodes);
     let gw =
         GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
     (nodes, gw)

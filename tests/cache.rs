@@ -13,14 +13,8 @@ use support::meili_api::Api;
 const MASTER: &str = "a-master-key-of-sixteen-bytes-or-more";
 
 async fn start(cache: &str) -> (Vec<FakeNode>, GatewayProcess, Api) {
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(FakeNode::start(name, Some(MASTER)).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
-        .collect();
+    let nodes = FakeNode::three(Some(MASTER)).await;
+    let entries = NodeEntry::for_fakes(&nodes);
     let extra = Extra {
         tail: cache.to_string(),
         ..Extra::default()

@@ -10,14 +10,8 @@ use support::gateway::{eventually, Extra, GatewayProcess, NodeEntry};
 use support::http::{request, Client};
 
 async fn fleet(master_key: Option<&str>) -> (Vec<FakeNode>, GatewayProcess) {
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(FakeNode::start(name, master_key).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
-        .collect();
+    let nodes = FakeNode::three(master_key).await;
+    let entries = NodeEntry::for_fakes(&nodes);
     let env: Vec<(&str, &str)> = master_key
         .map(|k| ("MIROIR_MASTER_KEY", k))
         .into_iter()

@@ -204,14 +204,8 @@ async fn sortable_round_trip(api: &mut Api, index: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_browse_in_insertion_order_over_test_nodes() {
     let reference = FakeNode::start("ref", None).await;
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(FakeNode::start(name, None).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
-        .collect();
+    let nodes = FakeNode::three(None).await;
+    let entries = NodeEntry::for_fakes(&nodes);
     let gw = GatewayProcess::start(&entries, &Extra::default(), &[]).await;
     let mut one = Api::new(reference.addr, None);
     let mut api = Api::new(gw.addr, None);

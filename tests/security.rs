@@ -11,14 +11,8 @@ use support::meili_api::{result_uids, Api};
 const MASTER: &str = "a-master-key-of-sixteen-bytes-or-more";
 
 async fn start() -> (Vec<FakeNode>, GatewayProcess, Api) {
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(FakeNode::start(name, Some(MASTER)).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
-        .collect();
+    let nodes = FakeNode::three(Some(MASTER)).await;
+    let entries = NodeEntry::for_fakes(&nodes);
     let gw = GatewayProcess::start(
         &entries,
         &Extra::default(),

@@ -15,14 +15,8 @@ use support::http::{request, Client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_graceful_upgrade_drops_no_request() {
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(FakeNode::start(name, None).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
-        .collect();
+    let nodes = FakeNode::three(None).await;
+    let entries = NodeEntry::for_fakes(&nodes);
     let mut old = GatewayProcess::start(&entries, &Extra::default(), &[]).await;
     let addr = old.addr;
 

@@ -17,14 +17,8 @@ const KEY: &str = "webhooks-master-key-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_the_gateways_own() {
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(FakeNode::start(name, Some(KEY)).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
-        .collect();
+    let nodes = FakeNode::three(Some(KEY)).await;
+    let entries = NodeEntry::for_fakes(&nodes);
     let mut gw =
         GatewayProcess::start(&entries, &Extra::default(), &[("MIROIR_MASTER_KEY", KEY)]).await;
     let mut api = Api::new(gw.addr, Some(KEY));

@@ -76,14 +76,8 @@ fn check_placement(
 }
 
 async fn start() -> (Vec<FakeNode>, GatewayProcess, Api) {
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(FakeNode::start(name, None).await);
-    }
-    let entries: Vec<NodeEntry> = nodes
-        .iter()
-        .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
-        .collect();
+    let nodes = FakeNode::three(None).await;
+    let entries = NodeEntry::for_fakes(&nodes);
     let gw = GatewayProcess::start(&entries, &Extra::default(), &[]).await;
     let api = Api::new(gw.addr, None);
     (nodes, gw, api)

@@ -149,6 +149,15 @@ pub struct FakeNode {
 }
 
 impl FakeNode {
+    /// Starts `n1`, `n2` and `n3`.
+    pub async fn three(master_key: Option<&str>) -> Vec<FakeNode> {
+        let mut nodes = Vec::new();
+        for name in ["n1", "n2", "n3"] {
+            nodes.push(FakeNode::start(name, master_key).await);
+        }
+        nodes
+    }
+
     /// Starts a node on a free loopback port.
     pub async fn start(name: &str, master_key: Option<&str>) -> FakeNode {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -53,6 +53,14 @@ impl NodeEntry {
             group: group.into(),
         }
     }
+
+    /// One group of test nodes.
+    pub fn for_fakes(nodes: &[super::fake_node::FakeNode]) -> Vec<NodeEntry> {
+        nodes
+            .iter()
+            .map(|n| NodeEntry::new(&n.name, &n.url(), "a"))
+            .collect()
+    }
 }
 
 /// What a test adds to the generated configuration.
