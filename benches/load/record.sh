@@ -5,7 +5,8 @@
 #
 # Use a scratch node: the script creates the index `products` there (it must not exist) and
 # loads it through a miroir gateway started for the purpose, so that, as on a node of a fleet,
-# the documents carry the shard tag and the settings keep it filterable. Then it asks the node
+# the documents carry the shard tag and the insertion order, and the settings keep them
+# filterable and sortable. Then it asks the node
 # directly what a gateway asks a node during the load benchmark, and saves the answers byte for
 # byte, with the client requests the benchmark sends (request-*.json).
 # Needs: curl, python3, cargo.
@@ -125,6 +126,10 @@ record keys.json 200 GET "/keys?offset=0&limit=1000"
 record index.json 200 GET "/indexes/$INDEX"
 record settings.json 200 GET "/indexes/$INDEX/settings"
 record document.json 200 GET "/indexes/$INDEX/documents/1"
+# What a gateway asks the nodes before writing documents into an existing index: the
+# insertion order the benchmark's two documents already have.
+echo '{"ids":["0","1"],"fields":["id","_miroir_order"],"limit":2}' >"$WORK/order-fetch.json"
+record documents-fetch.json 200 POST "/indexes/$INDEX/documents/fetch" "$WORK/order-fetch.json"
 record search.json 200 POST "/indexes/$INDEX/search" "$WORK/shard-search.json"
 record multi-search.json 200 POST /multi-search "$WORK/shard-multi.json"
 printf '{' >"$WORK/malformed"
