@@ -51,12 +51,19 @@ pub fn assign<'a>(
 
 /// The numbers the documents of `batch` already have on the nodes about to get them (the
 /// record of a moving shard is not a node: its documents are asked of their owner). A node
-/// that does not answer is left out: its documents count as new (a later browse may place
-/// them late, nothing else changes).
+/// that is down or behind on its missed writes is not asked (a write must not wait on it),
+/// nor is one that does not answer: documents no node reports count as new (a later browse
+/// places them last, nothing else changes).
 async fn stored_orders(cluster: &Cluster<'_>, index: &str, batch: &Batch) -> AHashMap<String, u64> {
-    let nodes = cluster.topology.nodes.len();
+    let topology = cluster.topology;
+    let askable = |n: usize| {
+        topology
+            .nodes
+            .get(n)
+            .is_some_and(|node| cluster.health.is_up(node) && !cluster.health.is_lagging(node))
+    };
     let mut per_node: AHashMap<usize, Vec<&str>> = AHashMap::new();
-    for slot in batch.slots.iter().filter(|s| s.node < nodes) {
+    for slot in batch.slots.iter().filter(|s| askable(s.node)) {
         per_node
             .entry(slot.node)
             .or_default()
