@@ -5,7 +5,8 @@
 //! - Pingora at the edge: `server` (assembles the services: proxy, metrics listener, health
 //!   checks, reload, task refresher), `edge` (client connections: caps and timeouts),
 //!   `proxy` (the `ProxyHttp` filter chain), `node_client`
-//!   (pooled connections to the nodes, the [`transport::Transport`] in production), `health`
+//!   (kept-alive connections to the nodes, the [`transport::Transport`] in production),
+//!   `armed_timer` (no runtime wake-up per request deadline), `health`
 //!   (background checks), `reload` (SIGHUP).
 //! - The gateway's own operations, without Pingora types: `ops` (each served route: ask the
 //!   nodes, hand the answers to `merge`, reply), `tasks` (gateway tasks, their store, hinted
@@ -22,6 +23,7 @@
 
 pub mod admin;
 pub mod aliases;
+pub mod armed_timer;
 pub mod attempts;
 pub mod auth;
 pub mod cache;

@@ -467,6 +467,7 @@ impl Gateway {
         route: &Route,
         body: Bytes,
     ) -> (Reply, usize) {
+        crate::armed_timer::keep_armed();
         self.services.aliases.ready().await;
         let header = session.req_header();
         let resolved = match Resolved::of(&self.services.aliases, route, header.uri.path(), body) {

@@ -136,16 +136,30 @@ async fn crashes(bin: Option<std::path::PathBuf>) {
     // kill -9 during a copy, with writes recorded for the shard's new owner.
     let load = Load::start(gw.addr, &ledger, &failures, &reads);
     reload_to(&gw, &nodes, &[0, 1, 2, 3]).await;
-    until_phase(&mut api, "copying", Duration::from_secs(60)).await;
+    until_phase(&mut api, &["copying"], Duration::from_secs(60)).await;
+    // Paused before the kill, the move waits after the restart (a pause sent after it would
+    // race the move's own resumption, which can finish a small copy first).
+    api.json("POST", "/_miroir/rebalance/pause", &json!({}))
+        .await;
     assert_eq!(load.stop().await, None, "the load failed");
     gw.restart().await;
     let mut api = Api::new(gw.addr, Some(KEY));
 
-    // kill -9 during a replay: paused, a move stops once it has its copy.
+    // kill -9 during a replay: paused, a move stops once it has its copy (or, if it had
+    // it before the restart, once it has replayed).
     let load = Load::start(gw.addr, &ledger, &failures, &reads);
+    let resp = api
+        .json("POST", "/_miroir/rebalance/resume", &json!({}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
     api.json("POST", "/_miroir/rebalance/pause", &json!({}))
         .await;
-    until_phase(&mut api, "replaying", Duration::from_secs(120)).await;
+    until_phase(
+        &mut api,
+        &["replaying", "cleanup"],
+        Duration::from_secs(120),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(load.stop().await, None, "the load failed");
     gw.restart().await;

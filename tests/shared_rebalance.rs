@@ -91,7 +91,7 @@ async fn grow_through_a_killed_driver(name: &str, bin: Option<std::path::PathBuf
     gws[1].sighup();
     let first = driver(&gws, None).await;
     let mut api = Api::new(gws[first].addr, Some(KEY));
-    until_phase(&mut api, "copying", Duration::from_secs(60)).await;
+    until_phase(&mut api, &["copying"], Duration::from_secs(60)).await;
     for gw in &gws {
         let moves = view(gw, "/_miroir/rebalance").await["moves"].clone();
         assert!(
@@ -186,7 +186,7 @@ async fn concurrent_writes_through_two_gateways_keep_the_old_owner_s_order() {
     // A move stopped after its copy: its shard's writes are recorded, not yet replayed.
     ga.write_config(&entries(&nodes, &[0, 1, 2, 3]), &extra);
     ga.sighup();
-    let copying = until_phase(&mut a, "copying", Duration::from_secs(60)).await;
+    let copying = until_phase(&mut a, &["copying"], Duration::from_secs(60)).await;
     let resp = a
         .json("POST", "/_miroir/rebalance/pause", &serde_json::json!({}))
         .await;

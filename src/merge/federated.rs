@@ -347,7 +347,7 @@ pub fn merge_federated(
         plan.queries[c.query]
             .plan
             .hits
-            .write_hit(shard.buf, shard.hits[c.hit].range, &mut hit);
+            .write_hit(shard.buf, &shard.hits[c.hit], &mut hit);
         let federation = format!(
         "\"_federation\":{{\"indexUid\":{},\"queriesPosition\":{},\"weightedRankingScore\":{}}}",
         Value::from(plan.queries[c.query].index.clone()),

@@ -53,22 +53,21 @@ pub fn value_end(buf: &[u8], pos: usize) -> usize {
 }
 
 /// The end of a container whose inside starts at `pos`, `depth` levels deep. Only this
-/// container's own brackets count (brackets of the other kind cannot unbalance it), so one
-/// vectorized search finds the next quote or bracket.
+/// container's own brackets count (brackets of the other kind cannot unbalance it). Outside
+/// strings JSON is mostly punctuation a byte or two apart, so a plain loop finds the next
+/// quote or bracket sooner than a vectorized search; strings are skipped by [`string_end`].
 pub fn container_end(buf: &[u8], mut pos: usize, open: u8, close: u8, mut depth: usize) -> usize {
-    while let Some(i) = memchr::memchr3(b'"', open, close, &buf[pos.min(buf.len())..]) {
-        pos += i;
-        match buf[pos] {
-            b'"' => {
-                pos = string_end(buf, pos);
-                continue;
-            }
-            b if b == open => depth += 1,
-            _ => {
-                depth -= 1;
-                if depth == 0 {
-                    return pos + 1;
-                }
+    while let Some(&b) = buf.get(pos) {
+        if b == b'"' {
+            pos = string_end(buf, pos);
+            continue;
+        }
+        if b == open {
+            depth += 1;
+        } else if b == close {
+            depth -= 1;
+            if depth == 0 {
+                return pos + 1;
             }
         }
         pos += 1;
@@ -267,7 +266,18 @@ pub fn write_object_without(
     nested: &dyn Fn(&[u8]) -> bool,
     out: &mut Vec<u8>,
 ) {
-    let ms = members(buf, range.0);
+    write_members_without(buf, range, &members(buf, range.0), drop, nested, out);
+}
+
+/// [`write_object_without`] for an object whose members `ms` are already known.
+pub fn write_members_without(
+    buf: &[u8],
+    range: (usize, usize),
+    ms: &[Member],
+    drop: &dyn Fn(&[u8]) -> bool,
+    nested: &dyn Fn(&[u8]) -> bool,
+    out: &mut Vec<u8>,
+) {
     if ms
         .iter()
         .all(|m| !drop(&buf[m.key.0..m.key.1]) && !nested(&buf[m.key.0..m.key.1]))
@@ -275,24 +285,38 @@ pub fn write_object_without(
         out.extend_from_slice(&buf[range.0..range.1]);
         return;
     }
+    // Runs of kept members are copied whole, with the separators between them.
     out.push(b'{');
     let mut first = true;
+    let mut run: Option<(usize, usize)> = None;
+    let flush = |run: &mut Option<(usize, usize)>, first: &mut bool, out: &mut Vec<u8>| {
+        if let Some((start, end)) = run.take() {
+            if !*first {
+                out.push(b',');
+            }
+            *first = false;
+            out.extend_from_slice(&buf[start..end]);
+        }
+    };
     for m in ms {
         let key = &buf[m.key.0..m.key.1];
         if drop(key) {
+            flush(&mut run, &mut first, out);
             continue;
         }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(&buf[m.start..m.value.0]);
         if nested(key) && buf.get(m.value.0) == Some(&b'{') {
+            flush(&mut run, &mut first, out);
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&buf[m.start..m.value.0]);
             write_object_without(buf, m.value, drop, &|_| false, out);
-        } else {
-            out.extend_from_slice(&buf[m.value.0..m.value.1]);
+            continue;
         }
+        run = Some((run.map_or(m.start, |r| r.0), m.value.1));
     }
+    flush(&mut run, &mut first, out);
     out.push(b'}');
 }
 

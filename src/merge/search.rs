@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::facets::{merge_distribution, merge_stats, FacetSettings};
 use super::raw::{
-    members_and_end, search_answer_members, skip_ws, value_end, write_object_without, Member,
+    members, members_and_end, search_answer_members, skip_ws, write_members_without, Member,
 };
 use super::score::{compare, components_raw, Component};
 use crate::shard_tag;
@@ -61,10 +61,17 @@ impl HitPlan {
     }
 
     /// Copies a hit without the fields the client did not ask for.
-    pub fn write_hit(&self, buf: &[u8], range: (usize, usize), out: &mut Vec<u8>) {
+    pub fn write_hit(&self, buf: &[u8], hit: &Hit, out: &mut Vec<u8>) {
         let strip_nested = |k: &[u8]| k == b"_formatted";
         let nested_drop = |k: &[u8]| self.drops(k);
-        write_object_without(buf, range, &nested_drop, &strip_nested, out);
+        write_members_without(
+            buf,
+            hit.range,
+            &hit.members,
+            &nested_drop,
+            &strip_nested,
+            out,
+        );
     }
 }
 
@@ -82,6 +89,8 @@ pub struct Hit {
     pub distinct: Option<Vec<String>>,
     /// Found by the semantic half of a hybrid search (its score details are `vectorSort`).
     pub semantic: bool,
+    /// Its members, read once for both ordering and copying.
+    pub members: Vec<Member>,
 }
 
 /// One shard's answer, parsed just enough: its top-level members at once, its hits one by
@@ -151,25 +160,19 @@ impl<'a> ShardAnswer<'a> {
                 self.next = None;
                 return Ok(false);
             }
-            // A lone answer without distinct needs only where each hit ends.
+            let (fields, end) = members_and_end(buf, j);
+            // A lone answer without distinct is taken in its order: nothing to read in it.
             let hit = if !self.ranked && self.distinct.is_none() {
-                let end = value_end(buf, j);
                 Hit {
                     range: (j, end),
                     score: 0.0,
                     components: Vec::new(),
                     distinct: None,
                     semantic: false,
+                    members: fields,
                 }
             } else {
-                let (fields, end) = members_and_end(buf, j);
-                Self::hit(
-                    buf,
-                    (j, end),
-                    &fields,
-                    self.distinct.as_deref(),
-                    self.ranked,
-                )?
+                Self::hit(buf, (j, end), fields, self.distinct.as_deref(), self.ranked)?
             };
             let end = hit.range.1;
             self.hits.push(hit);
@@ -187,7 +190,7 @@ impl<'a> ShardAnswer<'a> {
     fn hit(
         buf: &[u8],
         range: (usize, usize),
-        fields: &[Member],
+        fields: Vec<Member>,
         distinct: Option<&str>,
         ranked: bool,
     ) -> Result<Hit, MergeError> {
@@ -197,8 +200,9 @@ impl<'a> ShardAnswer<'a> {
             components: Vec::new(),
             distinct: None,
             semantic: false,
+            members: Vec::new(),
         };
-        for m in fields {
+        for m in &fields {
             let key = &buf[m.key.0..m.key.1];
             let value = &buf[m.value.0..m.value.1];
             if !ranked && key.starts_with(b"_rankingScore") {
@@ -226,6 +230,7 @@ impl<'a> ShardAnswer<'a> {
                 };
             }
         }
+        hit.members = fields;
         Ok(hit)
     }
 
@@ -362,14 +367,14 @@ pub fn merge_search(
         out.extend_from_slice(&first.buf[m.start..m.value.0]);
         let value: Vec<u8> = match key {
             b"hits" => {
-                let mut hits = Vec::new();
+                let mut hits = Vec::with_capacity(out.capacity());
                 hits.push(b'[');
                 for (n, &(s, h)) in window.iter().enumerate() {
                     if n > 0 {
                         hits.push(b',');
                     }
                     plan.hits
-                        .write_hit(shards[s].buf, shards[s].hits[h].range, &mut hits);
+                        .write_hit(shards[s].buf, &shards[s].hits[h], &mut hits);
                 }
                 hits.push(b']');
                 hits
@@ -414,6 +419,15 @@ pub fn merge_search(
                 .to_string()
                 .into_bytes(),
             b"semanticHitCount" => sum("semanticHitCount").to_string().into_bytes(),
+            // A lone answer's distribution is the node's own unless it must be cut to the
+            // client's `maxValuesPerFacet` (the nodes keep more) or hides the gateway's fields.
+            b"facetDistribution"
+                if shards.len() == 1
+                    && lone_distribution_fits(first.buf, m.value.0, plan.facets.max_values) =>
+            {
+                first.buf[m.value.0..m.value.1].to_vec()
+            }
+            b"facetStats" if shards.len() == 1 => first.buf[m.value.0..m.value.1].to_vec(),
             b"facetDistribution" => {
                 let parts: Vec<Map<String, Value>> = shards
                     .iter()
@@ -441,6 +455,17 @@ pub fn merge_search(
     }
     out.push(b'}');
     Ok(out)
+}
+
+/// Whether the distribution at `pos` has no gateway field and at most `max_values` values
+/// per facet.
+fn lone_distribution_fits(buf: &[u8], pos: usize, max_values: usize) -> bool {
+    buf.get(pos) == Some(&b'{')
+        && members(buf, pos).iter().all(|facet| {
+            !shard_tag::is_reserved(&buf[facet.key.0..facet.key.1])
+                && buf.get(facet.value.0) == Some(&b'{')
+                && members(buf, facet.value.0).len() <= max_values
+        })
 }
 
 /// Exhaustive totals (page mode): summed, less distinct duplicates, capped like a node.

@@ -572,8 +572,8 @@ pub async fn reload_to(gw: &GatewayProcess, nodes: &[TestNode], which: &[usize])
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
 
-/// Waits until some move is in `phase`.
-pub async fn until_phase(api: &mut Api, phase: &str, within: Duration) -> Value {
+/// Waits until some move is in one of `phases`.
+pub async fn until_phase(api: &mut Api, phases: &[&str], within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let view = api.get("/_miroir/rebalance").await.json();
@@ -581,11 +581,14 @@ pub async fn until_phase(api: &mut Api, phase: &str, within: Duration) -> Value 
             .as_array()
             .unwrap()
             .iter()
-            .find(|m| m["phase"] == phase)
+            .find(|m| phases.iter().any(|p| m["phase"] == *p))
         {
             return m.clone();
         }
-        assert!(Instant::now() < deadline, "no move reached {phase}: {view}");
+        assert!(
+            Instant::now() < deadline,
+            "no move reached {phases:?}: {view}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

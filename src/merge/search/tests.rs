@@ -199,6 +199,35 @@ fn facets_merge() {
     );
 }
 
+#[test]
+fn a_lone_answer_keeps_its_facets_unless_they_must_be_cut_or_hidden() {
+    let lone = |distribution: Value| {
+        let mut a: Value = serde_json::from_slice(&answer(vec![], 0)).unwrap();
+        a["facetDistribution"] = distribution;
+        a["facetStats"] = json!({"year": {"min": 1990.0, "max": 2000}});
+        serde_json::to_vec(&a).unwrap()
+    };
+    let written = |body: &[u8], plan: &SearchPlan| {
+        let answer = ShardAnswer::parse(body, None).unwrap().alone();
+        String::from_utf8(merge_search(&mut [answer], plan, 1).unwrap()).unwrap()
+    };
+    let mut p = plan();
+    p.facets.max_values = 2;
+    // Within the client's maximum, in the node's (count) order: copied as the node wrote it.
+    let body = lone(json!({"genre": {"y": 5, "x": 2}, "tag": {"a": 1}}));
+    let out = written(&body, &p);
+    assert!(out.contains(r#""facetDistribution":{"genre":{"y":5,"x":2},"tag":{"a":1}}"#));
+    assert!(out.contains(r#""facetStats":{"year":{"min":1990.0,"max":2000}}"#));
+    // Deeper than the client's maximum (the nodes keep more values): cut to it.
+    let body = lone(json!({"genre": {"a": 3, "b": 2, "c": 1}}));
+    let out: Value = serde_json::from_str(&written(&body, &p)).unwrap();
+    assert_eq!(out["facetDistribution"], json!({"genre": {"a": 3, "b": 2}}));
+    // The gateway's own field is hidden.
+    let body = lone(json!({"genre": {"a": 3}, "_miroir_shard": {"!!!!": 3}}));
+    let out: Value = serde_json::from_str(&written(&body, &p)).unwrap();
+    assert_eq!(out["facetDistribution"], json!({"genre": {"a": 3}}));
+}
+
 proptest::proptest! {
     /// Merging sorted shard lists gives the same order as sorting all hits together, and
     /// every hit appears once.
