@@ -193,11 +193,11 @@ impl<'c, 's> Read<'c, 's> {
     }
 
     /// The nodes that can answer for `unit`.
-    fn candidates(&self, unit: u32) -> Vec<NodeIdx> {
+    fn candidates(&self, unit: u32) -> &'c [NodeIdx] {
         if self.spread.by_shard {
-            self.cluster.topology.owners(unit).to_vec()
+            self.cluster.topology.owners(unit)
         } else {
-            self.cluster.topology.serving_nodes().to_vec()
+            self.cluster.topology.serving_nodes()
         }
     }
 
@@ -206,15 +206,17 @@ impl<'c, 's> Read<'c, 's> {
     /// one-node reads try them last (any node will do, and a down verdict may be stale).
     fn choose(&self, units: &[u32], exclude: &BTreeSet<NodeIdx>) -> Result<Vec<Target>, Vec<u32>> {
         let replicas = self.cluster.replicas();
+        let mut ranks = replicas.ranks();
         let mut assigned: BTreeMap<NodeIdx, Vec<u32>> = BTreeMap::new();
         let mut orphans = Vec::new();
         for &unit in units {
             let candidates = self
                 .candidates(unit)
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|n| !exclude.contains(n));
             let pick = if self.spread.by_shard {
-                replicas.best_up(candidates, |n| assigned.contains_key(&n))
+                ranks.best_up(candidates, |n| assigned.contains_key(&n))
             } else {
                 replicas.order(candidates).first().copied()
             };
@@ -292,8 +294,8 @@ impl<'c, 's> Read<'c, 's> {
     fn others(&self, unit: u32, exclude: &BTreeSet<NodeIdx>) -> bool {
         let replicas = self.cluster.replicas();
         self.candidates(unit)
-            .into_iter()
-            .any(|n| !exclude.contains(&n) && replicas.is_up(n))
+            .iter()
+            .any(|&n| !exclude.contains(&n) && replicas.is_up(n))
     }
 
     /// Whether another candidate could answer for some of the target's units.

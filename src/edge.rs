@@ -22,6 +22,9 @@ use crate::metrics::Metrics;
 /// How long a connection beyond the cap has to send its (health check) request head.
 const RESERVED_HEAD_DEADLINE: Duration = Duration::from_millis(250);
 
+/// The first read of a kept-alive connection's next request (most heads fit).
+const NEXT_READ_BYTES: usize = 4096;
+
 /// Bytes a request head may take (a node answers `431` beyond 128 KiB).
 const MAX_HEAD_BYTES: usize = 128 * 1024;
 
@@ -160,9 +163,10 @@ where
 {
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let mut stream = crate::rehome::rehome(stream);
         let limits = &self.limits;
         let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
         self.metrics.client_connections.inc();
@@ -221,9 +225,11 @@ where
             let buffered = settings.as_ref().is_some_and(has_pipelined_request);
             let mut first = None;
             if !buffered {
-                let mut byte = [0u8; 1];
-                match tokio::time::timeout(limits.idle_timeout, stream.read(&mut byte)).await {
-                    Ok(Ok(1)) => first = Some(BytesMut::from(&byte[..])),
+                // What has come of the next request, in one read (the connection has no
+                // read buffer of its own once moved to this thread).
+                let mut next = BytesMut::with_capacity(NEXT_READ_BYTES);
+                match tokio::time::timeout(limits.idle_timeout, stream.read_buf(&mut next)).await {
+                    Ok(Ok(n)) if n > 0 => first = Some(next),
                     _ => return None,
                 }
             }

@@ -6,7 +6,8 @@
 //!   checks, reload, task refresher), `edge` (client connections: caps and timeouts),
 //!   `proxy` (the `ProxyHttp` filter chain), `node_client`
 //!   (kept-alive connections to the nodes, the [`transport::Transport`] in production),
-//!   `armed_timer` (no runtime wake-up per request deadline), `health`
+//!   `armed_timer` (no runtime wake-up per request deadline), `rehome` (a client connection
+//!   driven by the thread that serves it), `health`
 //!   (background checks), `reload` (SIGHUP).
 //! - The gateway's own operations, without Pingora types: `ops` (each served route: ask the
 //!   nodes, hand the answers to `merge`, reply), `tasks` (gateway tasks, their store, hinted
@@ -44,6 +45,7 @@ pub mod placement;
 pub mod proxy;
 pub mod query_string;
 pub mod rebalance;
+pub mod rehome;
 pub mod reload;
 pub mod replicas;
 pub mod respond;

@@ -70,10 +70,43 @@ impl Replicas<'_> {
         candidates: impl IntoIterator<Item = NodeIdx>,
         preferred: impl Fn(NodeIdx) -> bool,
     ) -> Option<NodeIdx> {
+        self.ranks().best_up(candidates, preferred)
+    }
+
+    /// A ranking that ranks each node once, for choices made shard by shard.
+    pub fn ranks(&self) -> Ranks<'_> {
+        Ranks {
+            replicas: *self,
+            known: vec![None; self.topology.nodes.len()],
+        }
+    }
+}
+
+/// Ranks of nodes, each taken once: a read of 64 shards picks an owner 64 times, over the
+/// same few nodes, within one moment.
+pub struct Ranks<'a> {
+    replicas: Replicas<'a>,
+    known: Vec<Option<Rank>>,
+}
+
+impl Ranks<'_> {
+    fn of(&mut self, node: NodeIdx) -> Rank {
+        match self.known.get_mut(node) {
+            Some(known) => *known.get_or_insert_with(|| self.replicas.rank(node)),
+            None => self.replicas.rank(node),
+        }
+    }
+
+    /// [`Replicas::best_up`], with the ranks taken so far.
+    pub fn best_up(
+        &mut self,
+        candidates: impl IntoIterator<Item = NodeIdx>,
+        preferred: impl Fn(NodeIdx) -> bool,
+    ) -> Option<NodeIdx> {
         candidates
             .into_iter()
             .filter_map(|n| {
-                let r = self.rank(n);
+                let r = self.of(n);
                 (!r.down).then_some(((r.lagging, !preferred(n), r.load), n))
             })
             .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal))

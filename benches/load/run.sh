@@ -6,7 +6,8 @@
 #   benches/load/run.sh            # 10 s per measurement
 #   DURATION=30 SOAK=120 benches/load/run.sh
 #
-# Needs: a `meilisearch` binary (MEILI_BIN or PATH), `wrk`, `python3`, and cargo.
+# Needs: a `meilisearch` binary (MEILI_BIN or PATH), `wrk`, `python3`, and cargo; nginx
+# (apt-get install nginx-light; NGINX=none to leave it out) adds a plain proxy hop.
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -75,6 +76,29 @@ EXTRA=$'[cache]\nenabled = true\nmax_bytes = 268435456' start_miroir cached 1781
 wait_up 17811
 wait_up 17812
 wait_up 17813
+
+# nginx in front of the lone node (a plain proxy hop: keep-alive upstream pool, no access
+# log), when installed: the hop Miroir's one-node figures compare with.
+NGINX=${NGINX:-$(command -v nginx || true)}
+[ "$NGINX" = none ] && NGINX=
+if [ -n "$NGINX" ]; then
+    mkdir -p "$WORK/nginx"
+    {
+        echo "daemon off; master_process on; worker_processes auto;"
+        [ "$(id -u)" = 0 ] && echo "user root;"
+        echo "pid $WORK/nginx/nginx.pid; error_log $WORK/nginx.log warn;"
+        echo "events { worker_connections 1024; }"
+        echo "http { access_log off;"
+        echo "  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;"
+        echo "  upstream node { server 127.0.0.1:17801; keepalive 64; }"
+        echo "  server { listen 127.0.0.1:17831;"
+        echo "    location / { proxy_pass http://node; proxy_http_version 1.1;"
+        echo "                 proxy_set_header Connection \"\"; } } }"
+    } >"$WORK/nginx/nginx.conf"
+    "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx.log" -c "$WORK/nginx/nginx.conf" &
+    PIDS+=($!)
+    wait_up 17831
+fi
 
 python3 "$HERE/documents.py" "$DOCS" >"$WORK/docs.json"
 wait_task() { # port uid
@@ -157,6 +181,10 @@ echo
 echo "POST /indexes/products/search (rotating queries, limit 20, facets)"
 printf '  direct, one node  '; measure http://127.0.0.1:17801/indexes/products/search search.lua - "$PID_solo"
 echo "   node CPU: $NODE_TICKS ticks"
+if [ -n "$NGINX" ]; then
+    printf '  nginx, one node   '; measure http://127.0.0.1:17831/indexes/products/search search.lua - "$PID_solo"
+    echo "   node CPU: $NODE_TICKS ticks"
+fi
 printf '  Miroir, one node  '; measure http://127.0.0.1:17811/indexes/products/search search.lua "$PID_one" "$PID_solo"
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
 printf '  Miroir, 3 nodes   '; measure http://127.0.0.1:17812/indexes/products/search search.lua "$PID_fleet" "$PID_n0" "$PID_n1" "$PID_n2"

@@ -24,8 +24,8 @@ use crate::config::{Limits, Timeouts};
 use crate::topology::Node;
 use crate::transport::{NodeError, NodeRequest, NodeResponse, Transport};
 
-/// A shared, pooled HTTP/1.1 client to the nodes, with a bounded number of requests in
-/// flight to each.
+/// A shared HTTP/1.1 client to the nodes, with a bounded number of requests in flight to
+/// each.
 pub struct NodeClient {
     connector: TransportConnector,
     idle: idle::IdlePools<Stream>,
@@ -99,9 +99,10 @@ impl Transport for NodeClient {
         let peer = self.peer(node);
         let mut fresh_only = false;
         loop {
-            let kept = match fresh_only {
-                true => None,
-                false => self.idle.take(node.addr, reusable),
+            let kept = if fresh_only {
+                None
+            } else {
+                self.idle.take(node.addr, reusable)
             };
             let reused = kept.is_some();
             let stream = match kept {

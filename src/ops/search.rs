@@ -132,7 +132,8 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
         req.json_object()
     };
     let renamed;
-    let req = match query.as_mut().filter(|q| guard::uses_tag(q)) {
+    let may_rename = req.method == Method::GET || guard::may_name_a_field(&req.body);
+    let req = match query.as_mut().filter(|q| may_rename && guard::uses_tag(q)) {
         Some(q) => {
             guard::rename_in_query(q);
             renamed = req.with_body(serde_json::to_vec(q).unwrap_or_default());
