@@ -20,3 +20,27 @@ wait_ok() { # url: until it answers 200
     cat "$WORK"/*.log >&2
     exit 1
 }
+
+start_nginx() { # port upstream_port: $NGINX on 127.0.0.1:port, one plain hop to the upstream
+    # (a keep-alive upstream pool, no access log); its master's pid in NGINX_MASTER.
+    mkdir -p "$WORK/nginx"
+    {
+        echo "daemon off; master_process on; worker_processes auto;"
+        [ "$(id -u)" = 0 ] && echo "user root;"
+        echo "pid $WORK/nginx/nginx.pid; error_log $WORK/nginx.log warn;"
+        echo "events { worker_connections 1024; }"
+        echo "http {"
+        echo "  access_log off;"
+        echo "  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;"
+        echo "  upstream node { server 127.0.0.1:$2; keepalive 64; }"
+        echo "  server {"
+        echo "    listen 127.0.0.1:$1;"
+        echo "    location / { proxy_pass http://node; proxy_http_version 1.1;"
+        echo "                 proxy_set_header Connection \"\"; }"
+        echo "  }"
+        echo "}"
+    } >"$WORK/nginx/nginx.conf"
+    "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx.log" -c "$WORK/nginx/nginx.conf" &
+    PIDS+=($!)
+    NGINX_MASTER=$!
+}

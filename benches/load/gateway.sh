@@ -104,26 +104,7 @@ for gw in "${!GW_PORT[@]}"; do wait_ok "http://127.0.0.1:${GW_PORT[$gw]}/health"
 NGINX_PORT=$((PORT_BASE + 90))
 NGINX_PIDS=()
 if [ -n "$NGINX" ]; then
-    mkdir -p "$WORK/nginx"
-    {
-        echo "daemon off; master_process on; worker_processes auto;"
-        [ "$(id -u)" = 0 ] && echo "user root;"
-        echo "pid $WORK/nginx/nginx.pid; error_log $WORK/nginx.log warn;"
-        echo "events { worker_connections 1024; }"
-        echo "http {"
-        echo "  access_log off;"
-        echo "  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;"
-        echo "  upstream node { server 127.0.0.1:${NODE_PORTS[0]}; keepalive 64; }"
-        echo "  server {"
-        echo "    listen 127.0.0.1:$NGINX_PORT;"
-        echo "    location / { proxy_pass http://node; proxy_http_version 1.1;"
-        echo "                 proxy_set_header Connection \"\"; }"
-        echo "  }"
-        echo "}"
-    } >"$WORK/nginx/nginx.conf"
-    "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx.log" -c "$WORK/nginx/nginx.conf" &
-    PIDS+=($!)
-    NGINX_MASTER=$!
+    start_nginx "$NGINX_PORT" "${NODE_PORTS[0]}"
     wait_ok "http://127.0.0.1:$NGINX_PORT/health"
     read -r -a NGINX_PIDS <<<"$NGINX_MASTER $(ps -o pid= --ppid "$NGINX_MASTER" | tr '\n' ' ')"
 fi

@@ -82,21 +82,7 @@ wait_up 17813
 NGINX=${NGINX:-$(command -v nginx || true)}
 [ "$NGINX" = none ] && NGINX=
 if [ -n "$NGINX" ]; then
-    mkdir -p "$WORK/nginx"
-    {
-        echo "daemon off; master_process on; worker_processes auto;"
-        [ "$(id -u)" = 0 ] && echo "user root;"
-        echo "pid $WORK/nginx/nginx.pid; error_log $WORK/nginx.log warn;"
-        echo "events { worker_connections 1024; }"
-        echo "http { access_log off;"
-        echo "  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;"
-        echo "  upstream node { server 127.0.0.1:17801; keepalive 64; }"
-        echo "  server { listen 127.0.0.1:17831;"
-        echo "    location / { proxy_pass http://node; proxy_http_version 1.1;"
-        echo "                 proxy_set_header Connection \"\"; } } }"
-    } >"$WORK/nginx/nginx.conf"
-    "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx.log" -c "$WORK/nginx/nginx.conf" &
-    PIDS+=($!)
+    start_nginx 17831 17801
     wait_up 17831
 fi
 
