@@ -195,7 +195,13 @@ async fn exchange(
             .map_err(|e| before(*e))?;
         session.finish_body().await.map_err(|e| before(*e))?;
     }
-    session.read_response().await.map_err(|e| before(*e))?;
+    // An informational answer (`100 Continue`) is followed by the real one.
+    loop {
+        session.read_response().await.map_err(|e| before(*e))?;
+        if !session.get_status().is_some_and(|s| s.is_informational()) {
+            break;
+        }
+    }
     let (status, headers) = match session.resp_header() {
         Some(h) => (h.status.as_u16(), h.headers.clone()),
         None => return Err(bad("no response header".into())),

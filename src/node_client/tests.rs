@@ -131,32 +131,48 @@ async fn requests_go_out_whole_and_share_one_connection() {
     assert_eq!(seen.whole_in_one_read.load(Ordering::SeqCst), 6);
 }
 
-#[tokio::test]
-async fn a_connection_the_node_closed_is_replaced() {
-    // One answer per connection: every kept connection is closed by the time it is taken.
+/// Sends `rounds` requests to a server that closes each connection after one answer,
+/// pausing `pause` between them; every one must get its own answer.
+async fn one_answer_per_connection(rounds: usize, pause: Duration) -> Arc<Seen> {
     let (addr, seen) = server(1).await;
     let client = client();
     let node = node(addr);
-    for n in 1..=4 {
+    for n in 1..=rounds {
         let resp = client.send(&node, &post("{}")).await.unwrap();
         assert_eq!(&resp.body[..], format!("{{\"n\":{n}}}").as_bytes());
-        // Let the close reach this side before the next request.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
     }
-    assert_eq!(seen.requests.load(Ordering::SeqCst), 4);
+    assert_eq!(seen.requests.load(Ordering::SeqCst), rounds);
+    seen
+}
+
+#[tokio::test]
+async fn a_connection_the_node_closed_is_replaced() {
+    // The pause lets each close reach this side before the next request.
+    let seen = one_answer_per_connection(4, Duration::from_millis(20)).await;
     assert_eq!(seen.connections.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test]
 async fn a_close_not_yet_seen_is_retried_once_on_a_fresh_connection() {
-    let (addr, seen) = server(1).await;
-    let client = client();
-    let node = node(addr);
     // No pause: the next request may take the kept connection before its close is seen;
     // the write or the read then fails without an answer and a fresh connection is used.
-    for n in 1..=20 {
-        let resp = client.send(&node, &post("{}")).await.unwrap();
-        assert_eq!(&resp.body[..], format!("{{\"n\":{n}}}").as_bytes());
-    }
-    assert_eq!(seen.requests.load(Ordering::SeqCst), 20);
+    one_answer_per_connection(20, Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn an_informational_answer_is_followed_by_the_real_one() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = conn.read(&mut buf).await;
+        let answer =
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}";
+        let _ = conn.write_all(answer.as_bytes()).await;
+        let _ = conn.read(&mut buf).await;
+    });
+    let resp = client().send(&node(addr), &post("{}")).await.unwrap();
+    assert_eq!((resp.status, &resp.body[..]), (202, &b"{}"[..]));
 }

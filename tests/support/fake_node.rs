@@ -46,7 +46,7 @@ pub struct NodeState {
     /// answer before its task fails; `None` is Meilisearch's 15 minutes.
     pub export_retry_for: Option<Duration>,
     /// The export being processed: tasks enqueued meanwhile wait behind it.
-    pub export_job: Option<super::fake_meili::ExportJob>,
+    pub export_job: Option<super::fake_export_job::ExportJob>,
     /// Tasks waiting for the export to end, in order.
     pub queue: VecDeque<super::fake_meili::Queued>,
     /// The experimental features turned on (`PATCH /experimental-features`).
@@ -123,7 +123,7 @@ pub struct Index {
     /// The `filterableAttributes` setting (`[]` by default).
     pub filterable: Value,
     /// The other settings set and not reset since, by name (defaults are not stored); see
-    /// `fake_meili::settings_of` for what `GET /indexes/{uid}/settings` shows.
+    /// `fake_settings::settings_of` for what `GET /indexes/{uid}/settings` shows.
     pub settings: serde_json::Map<String, Value>,
 }
 
@@ -194,7 +194,7 @@ impl FakeNode {
         );
         // The old handle's drop stops the node: resume its export only after.
         *self = node;
-        super::fake_meili::resume_export(&self.state);
+        super::fake_export_job::resume_export(&self.state);
     }
 
     fn serve(
@@ -312,7 +312,7 @@ impl FakeNode {
     pub fn set_allowed_ip_networks(&self, networks: &[&str]) {
         for n in networks {
             assert!(
-                super::fake_meili::parse_network(n).is_some(),
+                super::fake_export_job::parse_network(n).is_some(),
                 "`{n}` is not a CIDR or `any`"
             );
         }
@@ -501,8 +501,8 @@ impl Behaviour {
             }
             // These two start or stop an export, which runs on its own task and needs the
             // shared state.
-            ("POST", ["export"]) => super::fake_meili::export(&self.state, req),
-            ("POST", ["tasks", "cancel"]) => super::fake_meili::cancel(&self.state, req),
+            ("POST", ["export"]) => super::fake_export_job::export(&self.state, req),
+            ("POST", ["tasks", "cancel"]) => super::fake_export_job::cancel(&self.state, req),
             _ => super::fake_meili::route(&mut self.state.lock().unwrap(), req, &segs),
         }
     }

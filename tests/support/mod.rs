@@ -6,12 +6,14 @@
 pub mod compare;
 pub mod corpus;
 pub mod data;
+pub mod fake_export_job;
 pub mod fake_features;
 pub mod fake_filter;
 pub mod fake_keys;
 pub mod fake_meili;
 pub mod fake_multi;
 pub mod fake_node;
+pub mod fake_settings;
 pub mod fake_swap;
 pub mod fake_tenant;
 pub mod gateway;
