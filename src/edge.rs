@@ -147,9 +147,42 @@ async fn refuse(mut stream: Stream, status: &str) {
 }
 
 /// Whether the previous request left the start of the next one buffered (pipelining).
-/// Pingora keeps it private to the settings; their `Debug` text shows it.
+/// Pingora keeps it private to the settings; their `Debug` text shows it. The text is read
+/// as it is written, and the writing stopped at that field: nothing is allocated.
 fn has_pipelined_request(settings: &HttpPersistentSettings) -> bool {
-    !format!("{settings:?}").contains("pipelined_prefix: None")
+    match seek_pipelined_prefix(settings) {
+        Some(found) => found,
+        // Written in pieces other than the derived `Debug`'s: the whole text.
+        None => !format!("{settings:?}").contains("pipelined_prefix: None"),
+    }
+}
+
+fn seek_pipelined_prefix(settings: &HttpPersistentSettings) -> Option<bool> {
+    let mut seek = PrefixSeek::default();
+    let _ = std::fmt::write(&mut seek, format_args!("{settings:?}"));
+    seek.found
+}
+
+/// Reads a derived `Debug` text for whether `pipelined_prefix` is `Some` (it writes a
+/// field's name, then `: `, then its value).
+#[derive(Default)]
+struct PrefixSeek {
+    named: bool,
+    found: Option<bool>,
+}
+
+impl std::fmt::Write for PrefixSeek {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.named {
+            if s == ": " {
+                return Ok(());
+            }
+            self.found = Some(s.starts_with("Some"));
+            return Err(std::fmt::Error);
+        }
+        self.named = s == "pipelined_prefix";
+        Ok(())
+    }
 }
 
 fn seconds(d: Duration) -> u64 {
@@ -301,6 +334,22 @@ fn trim() {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_buffered_next_request_is_seen_in_the_settings() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(client));
+        let session = ServerSession::new_http1(stream);
+        let mut settings = HttpPersistentSettings::for_session(&session);
+        assert_eq!(seek_pipelined_prefix(&settings), Some(false));
+        assert!(!has_pipelined_request(&settings));
+        settings.set_pipelined_prefix(BytesMut::from(&b"GET /"[..]));
+        assert_eq!(seek_pipelined_prefix(&settings), Some(true));
+        assert!(has_pipelined_request(&settings));
+    }
 
     #[test]
     fn heads_are_measured_and_health_checks_recognized() {

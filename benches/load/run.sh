@@ -5,6 +5,7 @@
 #
 #   benches/load/run.sh            # 10 s per measurement
 #   DURATION=30 SOAK=120 benches/load/run.sh
+#   ROUNDS=5 benches/load/run.sh   # rounds of the one-node search comparison (3)
 #
 # Needs: a `meilisearch` binary (MEILI_BIN or PATH), `wrk`, `python3`, and cargo; nginx
 # (apt-get install nginx-light; NGINX=none to leave it out) adds a plain proxy hop.
@@ -12,6 +13,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-10}
 SOAK=${SOAK:-60}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-8}
 DOCS=${DOCS:-20000}
 KEY=miroir-load-key-0123456789abcdef
@@ -145,8 +147,10 @@ measure() { # url script gateway_pid node_pids...
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    P50_MS=$(echo "$p50" | awk '/us$/ {print $1 / 1000; next} /ms$/ {print $1 + 0; next} /s$/ {print $1 * 1000}')
     printf '%10s req/s  p50 %8s  p99 %8s' "$rps" "$p50" "$p99"
 }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # Every target answers a search before anything is measured.
 for port in 17801 17811 17812; do
@@ -164,15 +168,27 @@ echo "   node CPU: $NODE_TICKS ticks"
 printf '  through Miroir    '; measure http://127.0.0.1:17811/version get.lua "$PID_one" "$PID_solo"
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
 echo
-echo "POST /indexes/products/search (rotating queries, limit 20, facets)"
-printf '  direct, one node  '; measure http://127.0.0.1:17801/indexes/products/search search.lua - "$PID_solo"
-echo "   node CPU: $NODE_TICKS ticks"
-if [ -n "$NGINX" ]; then
-    printf '  nginx, one node   '; measure http://127.0.0.1:17831/indexes/products/search search.lua - "$PID_solo"
+# One node behind each hop, in interleaved rounds: the machine's own drift (other load, CPU
+# frequency) falls on every target alike, and the ratios are of medians.
+echo "POST /indexes/products/search (rotating queries, limit 20, facets), $ROUNDS rounds"
+direct=() nginx=() one=()
+for round in $(seq "$ROUNDS"); do
+    printf '  direct, one node  '; measure http://127.0.0.1:17801/indexes/products/search search.lua - "$PID_solo"
     echo "   node CPU: $NODE_TICKS ticks"
-fi
-printf '  Miroir, one node  '; measure http://127.0.0.1:17811/indexes/products/search search.lua "$PID_one" "$PID_solo"
-echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+    direct+=("$P50_MS")
+    if [ -n "$NGINX" ]; then
+        printf '  nginx, one node   '; measure http://127.0.0.1:17831/indexes/products/search search.lua - "$PID_solo"
+        echo "   node CPU: $NODE_TICKS ticks"
+        nginx+=("$P50_MS")
+    fi
+    printf '  Miroir, one node  '; measure http://127.0.0.1:17811/indexes/products/search search.lua "$PID_one" "$PID_solo"
+    echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+    one+=("$P50_MS")
+done
+d=$(median "${direct[@]}")
+printf '  median p50 over %s rounds: direct %s ms' "$ROUNDS" "$d"
+[ -n "$NGINX" ] && awk -v m="$(median "${nginx[@]}")" -v d="$d" 'BEGIN {printf ", nginx %s ms (%.2fx)", m, m / d}'
+awk -v m="$(median "${one[@]}")" -v d="$d" 'BEGIN {printf ", Miroir %s ms (%.2fx)\n", m, m / d}'
 printf '  Miroir, 3 nodes   '; measure http://127.0.0.1:17812/indexes/products/search search.lua "$PID_fleet" "$PID_n0" "$PID_n1" "$PID_n2"
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
 echo

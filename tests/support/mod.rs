@@ -15,6 +15,7 @@ pub mod fake_multi;
 pub mod fake_node;
 pub mod fake_settings;
 pub mod fake_swap;
+pub mod fake_task_list;
 pub mod fake_tenant;
 pub mod gateway;
 pub mod http;
