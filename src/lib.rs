@@ -29,6 +29,7 @@ pub mod attempts;
 pub mod auth;
 pub mod cache;
 pub mod cluster;
+pub mod coalesce;
 pub mod config;
 pub mod describe;
 pub mod edge;

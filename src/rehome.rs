@@ -5,11 +5,14 @@
 //! the accepting thread's runtime, which then has to wake the serving thread for every
 //! request: about half the connections cost two threads a wake-up per event. Registered
 //! again from the serving thread (a duplicate of its descriptor; the accepted one is
-//! closed), the connection wakes only the thread that serves it.
+//! closed), the connection wakes only the thread that serves it. Its writes are
+//! [`Coalesced`].
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use pingora::protocols::l4::stream::Stream as TcpConnection;
+
+use crate::coalesce::Coalesced;
 use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 
 /// `stream`, driven from now on by the current thread's runtime; as it was if it is not a
@@ -40,5 +43,5 @@ pub fn rehome(stream: Stream) -> Stream {
     let mut moved = TcpConnection::from(tokio_tcp);
     let fd = moved.as_raw_fd();
     moved.set_socket_digest(SocketDigest::from_raw_fd(fd));
-    Box::new(moved)
+    Box::new(Coalesced::new(moved))
 }

@@ -173,6 +173,14 @@ async fn search_all(api: &mut Api) -> support::http::Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_replica_is_hedged() {
     let (nodes, gw, mut api) = two_groups().await;
+    // Group b answers 50 ms late, so that group a is asked first once the gateway has seen
+    // it (its latencies so far are the setup write's, in any order).
+    for b in &nodes[2..] {
+        b.state.lock().unwrap().delay = Duration::from_millis(50);
+    }
+    for _ in 0..10 {
+        assert_eq!(search_all(&mut api).await.status, 200);
+    }
     // a1 answers searches after 3 s; its health checks stay fast, so only hedging helps.
     nodes[0].state.lock().unwrap().search_delay = Duration::from_secs(3);
     for i in 0..20 {
