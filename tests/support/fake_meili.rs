@@ -3,11 +3,12 @@
 //! which pushes to another node over HTTP while the tasks enqueued after it wait. Shapes and
 //! errors follow Meilisearch v1.50 for the calls the gateway makes; the real-Meilisearch
 //! suite runs the same scenarios against real nodes (`tests/fake_export.rs` for exports, which
-//! live in `fake_export_job.rs`).
+//! live in `fake_export_job.rs` and `fake_export_request.rs`).
 
 use serde_json::{json, Map, Value};
 
 use super::fake_export_job::*;
+use super::fake_export_request::*;
 use super::fake_filter::{filter_syntax, Filter};
 use super::fake_node::{error, json_answer, Answer, Index, NodeState};
 use super::fake_settings::*;

@@ -312,7 +312,7 @@ impl FakeNode {
     pub fn set_allowed_ip_networks(&self, networks: &[&str]) {
         for n in networks {
             assert!(
-                super::fake_export_job::parse_network(n).is_some(),
+                super::fake_export_request::parse_network(n).is_some(),
                 "`{n}` is not a CIDR or `any`"
             );
         }

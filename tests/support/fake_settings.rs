@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::fake_export_job::*;
+use super::fake_export_request::*;
 use super::fake_meili::*;
 use super::fake_node::{error, Answer, Index, NodeState};
 

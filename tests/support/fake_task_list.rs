@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::fake_export_job::valid_uid;
+use super::fake_export_request::valid_uid;
 use super::fake_meili::{params, positive_integer, unknown_param};
 use super::fake_node::{error, json_answer, Answer, NodeState};
 use super::http::Message;

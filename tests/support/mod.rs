@@ -7,6 +7,7 @@ pub mod compare;
 pub mod corpus;
 pub mod data;
 pub mod fake_export_job;
+pub mod fake_export_request;
 pub mod fake_features;
 pub mod fake_filter;
 pub mod fake_keys;
