@@ -11,6 +11,7 @@ use super::fake_export_job::*;
 use super::fake_export_request::*;
 use super::fake_filter::{filter_syntax, Filter};
 use super::fake_node::{error, json_answer, Answer, Index, NodeState};
+use super::fake_search::{browse, fetch, search};
 use super::fake_settings::*;
 use super::fake_task_list::{list_batches, list_tasks};
 use super::http::Message;
@@ -81,7 +82,7 @@ pub(super) fn task_error(code: &str, message: &str) -> Option<Value> {
     )
 }
 
-fn canonical(v: &Value) -> Option<String> {
+pub(super) fn canonical(v: &Value) -> Option<String> {
     match v {
         Value::String(s)
             if !s.is_empty()
@@ -589,117 +590,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
     }
 }
 
-/// A small search: documents containing `q` (all for an empty query) and matching `filter`
-/// (checked as Meilisearch checks it: syntax first, then the index, then filterability),
-/// ordered by id through a sort rule in the score details; `limit`/`offset` with
-/// `estimatedTotalHits`, or `hitsPerPage`/`page` with exhaustive `totalHits`; no hit beyond
-/// the index's `pagination.maxTotalHits`.
-fn search(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
-    if state.search_overloaded {
-        return error(
-            503,
-            "too_many_search_requests",
-            "system",
-            "Too many search requests running at the same time: 0. Retry after 10s.",
-        );
-    }
-    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-    let filter = match Filter::parse(&body["filter"]) {
-        Ok(f) => f,
-        Err(message) => return error(400, "invalid_search_filter", "invalid_request", &message),
-    };
-    let Some(index) = state.indexes.get(uid) else {
-        return index_not_found(uid);
-    };
-    if let Some(f) = &filter {
-        if let Some(field) = f.unfilterable(&index.filterable) {
-            let message = f.search_not_filterable(uid, field, &index.filterable);
-            return error(400, "invalid_search_filter", "invalid_request", &message);
-        }
-    }
-    let sort_fields: Vec<&str> = body["sort"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter_map(|r| r.rsplit_once(':').map(|(f, _)| f))
-        .filter(|f| !f.starts_with("_geoPoint("))
-        .collect();
-    if let Some(message) = unsortable(index, &sort_fields) {
-        let message = format!("Index `{uid}`: {message}");
-        return error(400, "invalid_search_sort", "invalid_request", &message);
-    }
-    let query = body["q"].as_str().unwrap_or("");
-    let q = query.to_lowercase();
-    let mut hits: Vec<(&String, &Value)> = index
-        .documents
-        .iter()
-        .filter(|(_, d)| filter.as_ref().is_none_or(|f| f.matches(d)))
-        .filter(|(_, d)| q.is_empty() || d.to_string().to_lowercase().contains(&q))
-        .collect();
-    hits.sort_by(|a, b| a.0.cmp(b.0));
-    let total = hits.len();
-    let max_total_hits = settings_of(index)["pagination"]["maxTotalHits"]
-        .as_u64()
-        .unwrap_or(1000) as usize;
-    let paged = !body["hitsPerPage"].is_null() || !body["page"].is_null();
-    let (skip, take) = if paged {
-        let per_page = body["hitsPerPage"].as_u64().unwrap_or(20) as usize;
-        let page = body["page"].as_u64().unwrap_or(1) as usize;
-        match page {
-            0 => (0, 0),
-            p => ((p - 1) * per_page, per_page),
-        }
-    } else {
-        (
-            body["offset"].as_u64().unwrap_or(0) as usize,
-            body["limit"].as_u64().unwrap_or(20) as usize,
-        )
-    };
-    let take = take.min(max_total_hits.saturating_sub(skip));
-    let displayed: Option<Vec<Value>> = settings_of(index)["displayedAttributes"]
-        .as_array()
-        .filter(|d| !d.contains(&json!("*")))
-        .cloned();
-    let page: Vec<Value> = hits
-        .into_iter()
-        .skip(skip)
-        .take(take)
-        .map(|(id, d)| {
-            let mut d = d.clone();
-            if let (Some(shown), Value::Object(fields)) = (&displayed, &mut d) {
-                fields.retain(|k, _| shown.iter().any(|s| s == k));
-            }
-            if body["showRankingScore"] == true {
-                d["_rankingScore"] = json!(1.0);
-            }
-            if body["showRankingScoreDetails"] == true {
-                d["_rankingScoreDetails"] = json!({"id:asc": {"order": 0, "value": id}});
-            }
-            d
-        })
-        .collect();
-    let request_uid = "01a20000-0000-7000-8000-000000000000";
-    if paged {
-        let per_page = body["hitsPerPage"].as_u64().unwrap_or(20);
-        let total_pages = if per_page == 0 {
-            0
-        } else {
-            (total as u64).div_ceil(per_page)
-        };
-        json_answer(
-            200,
-            json!({"hits": page, "query": query, "processingTimeMs": 0, "hitsPerPage": per_page, "page": body["page"].as_u64().unwrap_or(1), "totalPages": total_pages, "totalHits": total, "requestUid": request_uid}),
-        )
-    } else {
-        json_answer(
-            200,
-            json!({"hits": page, "query": query, "processingTimeMs": 0, "limit": body["limit"].as_u64().unwrap_or(20), "offset": skip, "estimatedTotalHits": total, "requestUid": request_uid}),
-        )
-    }
-}
-
-fn index_not_found(uid: &str) -> Answer {
+pub(super) fn index_not_found(uid: &str) -> Answer {
     error(
         404,
         "index_not_found",
@@ -806,42 +697,6 @@ fn index_view(uid: &str, index: &Index) -> Value {
     json!({"uid": uid, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "primaryKey": index.primary_key})
 }
 
-/// `GET /indexes/{uid}/documents`: `offset`, `limit`, `fields`, `ids` and `filter` as query
-/// parameters; every field of the documents (`displayedAttributes` does not apply).
-fn browse(state: &NodeState, uid: &str, req: &Message) -> Answer {
-    const KNOWN: [&str; 8] = [
-        "offset",
-        "limit",
-        "fields",
-        "retrieveVectors",
-        "ids",
-        "filter",
-        "sort",
-        "useNetwork",
-    ];
-    let mut body = Map::new();
-    for (k, v) in params(req) {
-        match k.as_str() {
-            "offset" | "limit" => {
-                let code = format!("invalid_document_{k}");
-                match positive_integer(&k, &v, &code) {
-                    Ok(n) => body.insert(k, json!(n)),
-                    Err(answer) => return answer,
-                };
-            }
-            "fields" | "ids" => {
-                body.insert(k, json!(v.split(',').map(str::trim).collect::<Vec<_>>()));
-            }
-            "filter" => {
-                body.insert(k, json!(v));
-            }
-            k if KNOWN.contains(&k) => {}
-            _ => return unknown_param(&k, &KNOWN),
-        }
-    }
-    fetch_documents(state, uid, &Value::Object(body))
-}
-
 /// `POST /indexes/{uid}/documents/delete`: the filter's syntax is checked at once; the task
 /// fails when the index is missing or a field is not filterable.
 fn delete_by_filter(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
@@ -897,104 +752,6 @@ fn delete_by_filter(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
         }
         (details(ids.len()), None)
     })
-}
-
-/// `POST /indexes/{uid}/documents/fetch`: every field of the documents matching `filter`
-/// (`displayedAttributes` does not apply), `total` counting all matches.
-fn fetch(state: &NodeState, uid: &str, req: &Message) -> Answer {
-    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-    fetch_documents(state, uid, &body)
-}
-
-/// Documents by `filter`, `ids`, `offset`, `limit` and `fields` (of a fetch body, or of
-/// `GET /documents` parameters).
-fn fetch_documents(state: &NodeState, uid: &str, body: &Value) -> Answer {
-    let Some(index) = state.indexes.get(uid) else {
-        return index_not_found(uid);
-    };
-    let mut docs = match select(index, &body["filter"]) {
-        Ok(d) => d,
-        Err(message) => return error(400, "invalid_document_filter", "invalid_request", &message),
-    };
-    if let Some(ids) = body["ids"].as_array() {
-        let ids: Vec<String> = ids.iter().filter_map(canonical).collect();
-        docs.retain(|(id, _)| ids.contains(id));
-    }
-    if let Some(rules) = body["sort"].as_array() {
-        let rules: Vec<(&str, bool)> = rules
-            .iter()
-            .filter_map(Value::as_str)
-            .filter_map(|r| r.rsplit_once(':').map(|(f, d)| (f, d == "asc")))
-            .collect();
-        let fields: Vec<&str> = rules.iter().map(|r| r.0).collect();
-        if let Some(message) = unsortable(index, &fields) {
-            return error(400, "invalid_document_sort", "invalid_request", &message);
-        }
-        // As a node: numbers, then strings, each in the rule's direction; missing values last.
-        docs.sort_by(|(_, a), (_, b)| {
-            for (field, asc) in &rules {
-                let key = |d: &Value| match d.get(*field) {
-                    Some(Value::Number(n)) => (0, n.as_f64().unwrap_or(0.0), String::new()),
-                    Some(Value::String(s)) => (1, 0.0, s.to_lowercase()),
-                    _ => (2, 0.0, String::new()),
-                };
-                let (ka, kb) = (key(a), key(b));
-                let within = ka.1.total_cmp(&kb.1).then_with(|| ka.2.cmp(&kb.2));
-                let within = if *asc { within } else { within.reverse() };
-                let o = ka.0.cmp(&kb.0).then(within);
-                if o != std::cmp::Ordering::Equal {
-                    return o;
-                }
-            }
-            std::cmp::Ordering::Equal
-        });
-    }
-    let offset = body["offset"].as_u64().unwrap_or(0) as usize;
-    let limit = body["limit"].as_u64().unwrap_or(20) as usize;
-    let fields: Option<Vec<&str>> = body["fields"]
-        .as_array()
-        .map(|f| f.iter().filter_map(Value::as_str).collect())
-        .filter(|f: &Vec<&str>| !f.contains(&"*"));
-    let total = docs.len();
-    let results: Vec<Value> = docs
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|(_, d)| match (&fields, d) {
-            (Some(f), Value::Object(o)) => Value::Object(
-                o.iter()
-                    .filter(|(k, _)| f.contains(&k.as_str()))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            _ => d.clone(),
-        })
-        .collect();
-    json_answer(
-        200,
-        json!({"results": results, "offset": offset, "limit": limit, "total": total}),
-    )
-}
-
-/// A node's message for the first of `fields` that `index` cannot sort by.
-fn unsortable(index: &Index, fields: &[&str]) -> Option<String> {
-    let mut sortable: Vec<&str> = index
-        .settings
-        .get("sortableAttributes")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let field = fields.iter().find(|f| !sortable.contains(f))?;
-    sortable.sort_unstable();
-    let available = if sortable.is_empty() {
-        "This index does not have configured sortable attributes.".to_string()
-    } else {
-        format!(
-            "Available sortable attributes are: `{}`.",
-            sortable.join(", ")
-        )
-    };
-    Some(format!("Attribute `{field}` is not sortable. {available}"))
 }
 
 /// The documents of `index` matching `filter` (all for `null`), by id; or the message of an

@@ -14,6 +14,7 @@ pub mod fake_keys;
 pub mod fake_meili;
 pub mod fake_multi;
 pub mod fake_node;
+pub mod fake_search;
 pub mod fake_settings;
 pub mod fake_swap;
 pub mod fake_task_list;
