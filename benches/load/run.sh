@@ -228,11 +228,22 @@ fi
 echo "POST /indexes/products/search, Zipf mix (s = 1.1 over 10 000 distinct queries, limit 20)"
 printf '  Miroir, 3 nodes   '; measure http://127.0.0.1:17812/indexes/products/search zipf.lua "$PID_fleet" "$PID_n0" "$PID_n1" "$PID_n2"
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+cache_lookups() { # -> "hits misses" so far
+    curl -s http://127.0.0.1:17823/metrics | awk '
+        /^miroir_cache_lookups_total\{result="hit"\}/ {h = $2}
+        /^miroir_cache_lookups_total\{result="miss"\}/ {m = $2}
+        END {print h + 0, m + 0}'
+}
+# The cache starts empty: the first run fills it as it goes, the second (other draws of the
+# same mix) finds it warm.
 printf '  Miroir + cache    '; measure http://127.0.0.1:17813/indexes/products/search zipf.lua "$PID_cached" "$PID_n0" "$PID_n1" "$PID_n2"
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
-hits=$(curl -s http://127.0.0.1:17823/metrics | awk '/^miroir_cache_lookups_total\{result="hit"\}/ {print $2}')
-misses=$(curl -s http://127.0.0.1:17823/metrics | awk '/^miroir_cache_lookups_total\{result="miss"\}/ {print $2}')
-echo "  cache: $hits hits, $misses misses"
+read -r hits misses <<<"$(cache_lookups)"
+echo "  cache, from empty: $hits hits, $misses misses"
+printf '  Miroir + cache, warm '; SEED=2 measure http://127.0.0.1:17813/indexes/products/search zipf.lua "$PID_cached" "$PID_n0" "$PID_n1" "$PID_n2"
+echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
+read -r hits2 misses2 <<<"$(cache_lookups)"
+echo "  cache, warm: $((hits2 - hits)) hits, $((misses2 - misses)) misses"
 export FEDERATED=1
 printf '  Meili federated   '; measure http://127.0.0.1:17802/multi-search zipf.lua - "$PID_n0" "$PID_n1" "$PID_n2"
 unset FEDERATED

@@ -1,6 +1,7 @@
 -- POST searches drawn from 10 000 distinct queries with Zipf-distributed popularity
 -- (s = 1.1), as real search traffic repeats its top queries. FEDERATED=1 in the environment
 -- sends each as Meilisearch's own federated search over the remotes n0, n1 and n2 instead.
+-- SEED (1): the draws' seed.
 local words = {}
 for w in ("wireless organic cotton steel blue premium kit ultra light garden coffee smart " ..
           "vintage leather pro mini outdoor classic red portable compact durable natural " ..
@@ -34,6 +35,10 @@ local function pick()
   end
   return queries[lo]
 end
+
+-- Every run draws the same sequence unless SEED says otherwise: the targets compared get
+-- the same queries, and a second run with another SEED gets other draws of the same mix.
+math.randomseed(tonumber(os.getenv("SEED") or "1"))
 
 function setup(thread)
   thread:set("seed", math.random(1, 1e9))

@@ -176,12 +176,15 @@ impl GatewayProcess {
         self.wait_until_listening().await;
     }
 
+    /// Until both listeners answer: the metrics one is a service of its own, started apart.
     async fn wait_until_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             let mut client = Client::new(self.addr);
             client.timeout = Duration::from_secs(2);
-            if client.get("/health").await.is_ok() {
+            let mut metrics = Client::new(self.metrics_addr);
+            metrics.timeout = Duration::from_secs(2);
+            if client.get("/health").await.is_ok() && metrics.get("/metrics").await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
