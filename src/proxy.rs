@@ -379,6 +379,9 @@ impl ProxyHttp for Gateway {
         let writable = session.response_written().is_none()
             && !matches!(e.esource(), pingora::ErrorSource::Downstream);
         if writable {
+            // The connection closes after this answer: the client is told, so that it sends
+            // its next request on a new one rather than into a closed socket.
+            session.set_keepalive(None);
             if let Err(write_err) =
                 send(session, Reply::error(&err), &ctx.exchange.response_headers).await
             {

@@ -3,7 +3,7 @@
 //! see a mixed answer while an alias flips or indexes swap. The same against real
 //! Meilisearch is in `real_aliases.rs`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

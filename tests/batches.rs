@@ -2,7 +2,7 @@
 //! own, listed, filtered and paged as a node lists its batches. On test nodes, and against a
 //! single real Meilisearch node (same shape) when the binary is present.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_node::FakeNode;

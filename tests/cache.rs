@@ -1,7 +1,7 @@
 //! The search cache end to end, over Meilisearch-compatible test nodes: a client that waited
 //! for its write never reads an older answer, and a key never gets another key's answer.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -83,7 +83,7 @@ fn a_bad_config_is_refused_with_every_reason() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-mod support;
+use crate::support;
 
 /// `check-config --plan`: the moves a reload would start, from the placement in the data
 /// directory, with the documents each would copy, and the refusal of a plan whose shards

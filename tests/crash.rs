@@ -2,7 +2,7 @@
 //! recorded before any node received it, and the next start completes it on every owner,
 //! with a task. Test nodes on loopback; the test ends by itself.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

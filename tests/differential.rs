@@ -7,7 +7,7 @@
 //! such ties by its internal document id, which shards do not share); where such a tie
 //! straddles the end of the window, which of the tied hits are included.
 
-mod support;
+use crate::support;
 
 use std::time::Instant;
 
@@ -16,7 +16,6 @@ use support::compare::compare;
 use support::meili::{self, MeiliNode, ReferenceAndFleet};
 use support::meili_api::Api;
 
-#[path = "differential/queries.rs"]
 mod queries;
 
 use queries::queries;

@@ -2,7 +2,7 @@
 //! with more values than `maxValuesPerFacet` is counted as one node counts it (the nodes keep
 //! more values than the client asked for; see `src/facet_depth.rs`).
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::compare::compare;

@@ -1,7 +1,7 @@
 //! Reads survive a failing replica: a killed node, a node answering `503
 //! too_many_search_requests` (test nodes; with real Meilisearch too when available).
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! `POST /export` on the test node, and the same scenarios against real Meilisearch nodes when
 //! a `meilisearch` binary is available: the test node must behave as they do.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

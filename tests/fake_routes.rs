@@ -2,7 +2,7 @@
 //! real Meilisearch node when a `meilisearch` binary is available: the answers must be the
 //! same, but for dates, durations and request uids.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

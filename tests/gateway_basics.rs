@@ -1,7 +1,7 @@
 //! The gateway binary against Meilisearch-compatible test nodes: one-node routes, its own
 //! endpoints, errors, auth and metrics.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -302,6 +302,35 @@ async fn a_down_node_is_skipped_and_reported_by_health() {
     })
     .await;
     assert!(recovered);
+}
+
+/// A proxied request that fails is answered as a node's error would be, and the gateway,
+/// which closes the connection after such an answer, says so: a client's next request on
+/// it would otherwise meet a closed socket (a POST cannot be sent again blindly).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_proxy_answer_closes_the_connection_openly() {
+    // A node that hangs up on every connection: its health checks and proxied requests fail.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            drop(conn);
+        }
+    });
+    let entries = [NodeEntry::new("n1", &format!("http://{addr}"), "a")];
+    let gw = GatewayProcess::start(&entries, &Extra::default(), &[]).await;
+    let mut client = Client::new(gw.addr);
+    for _ in 0..3 {
+        let resp = client.get("/version").await.unwrap();
+        assert!(resp.status >= 500, "{} {}", resp.status, resp.text());
+        assert!(resp.json()["code"].is_string(), "{}", resp.text());
+        assert_eq!(
+            resp.header("connection"),
+            Some("close"),
+            "{:?}",
+            resp.headers
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

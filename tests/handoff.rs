@@ -2,7 +2,7 @@
 //! back, so every replica ends with exactly the documents it owns (test nodes; with real
 //! Meilisearch too when available).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! nodes, and against real Meilisearch (one node for reference, the gateway over three) when a
 //! binary is present.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

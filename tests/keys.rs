@@ -3,7 +3,7 @@
 //! from `GET /keys` (and a tenant token signed with it) works on the whole fleet. Run on
 //! test nodes, and on real Meilisearch when the binary is present.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

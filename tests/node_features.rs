@@ -2,7 +2,7 @@
 //! as one node answers them: similar documents, the index's fields, template rendering.
 //! Real Meilisearch only (the test nodes have no vector store); skipped loudly without it.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::meili::{self, ReferenceAndFleet};

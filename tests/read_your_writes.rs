@@ -2,7 +2,7 @@
 //! Miroir as on one node, even while other searches keep the gateway's view of the index's
 //! settings warm. Real Meilisearch only (the test nodes have no `distinctAttribute`).
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

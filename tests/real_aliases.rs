@@ -3,7 +3,7 @@
 //! `POST /swap-indexes`. No reader may see an answer mixing the two versions. Runs when a
 //! `meilisearch` binary is found, and says so loudly when it is not.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! End to end against real Meilisearch nodes, when a `meilisearch` binary is available
 //! (`MEILI_BIN` or `PATH`); otherwise each test prints a loud SKIPPED line and passes.
 
-mod support;
+use crate::support;
 
 use support::gateway::{Extra, GatewayProcess, NodeEntry};
 use support::http::Client;

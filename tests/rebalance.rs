@@ -10,7 +10,7 @@
 //! binary is found (`PATH` or `MEILI_BIN`). One node refuses `/export` to loopback, so both
 //! copies run: node to node and through the gateway.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

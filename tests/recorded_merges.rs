@@ -4,7 +4,7 @@
 //! everywhere, no Meilisearch needed; the fixtures come from `tests/differential.rs` with
 //! `MIROIR_RECORD_FIXTURES=tests/fixtures/merge`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

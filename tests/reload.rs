@@ -1,7 +1,7 @@
 //! Topology reload on SIGHUP under continuous load: valid files swap in, invalid ones are
 //! refused and the old topology stays, and no request fails meanwhile.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! over three: the same script prints the same results. Runs when a `meilisearch` binary and
 //! Python's `meilisearch` package are both available; otherwise says so and passes.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

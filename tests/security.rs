@@ -1,7 +1,7 @@
 //! Hardening, against Meilisearch-compatible test nodes: a key sees and touches only the
 //! tasks of its indexes, and the shard tag cannot be used as an attribute.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::fake_node::FakeNode;

@@ -2,7 +2,7 @@
 //! before the flip is acknowledged, so a client that flipped and then reads through any
 //! gateway reads the new target.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_node::FakeNode;

@@ -8,7 +8,7 @@
 //! recorded, leave the new owner with what the old one held (without the shared write order,
 //! 7 of 40 documents ended differently).
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

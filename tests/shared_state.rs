@@ -6,7 +6,7 @@
 //! write answers a prompt `503` with `Retry-After`, nothing changed; when Redis returns,
 //! writes go through again.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

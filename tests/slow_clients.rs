@@ -3,7 +3,7 @@
 //! keep-alive connections are closed, too many headers get `431`, and pipelined requests are
 //! all answered. Everything here talks to loopback and ends by itself.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! A task deleted while it runs is deleted once it is done, as a node does (it processes the
 //! deletion after the batch in progress). Real Meilisearch (the test nodes finish at once).
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::meili::{self, ReferenceAndFleet};

@@ -3,7 +3,7 @@
 //! Meilisearch prunes its own queue; listings answer the same after a restart (the index
 //! behind them is rebuilt from the store). On test nodes.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

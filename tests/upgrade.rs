@@ -2,7 +2,7 @@
 //! listening sockets, the old one gets SIGQUIT and finishes its requests; clients reading and
 //! writing all along see no failure.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

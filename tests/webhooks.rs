@@ -2,7 +2,7 @@
 //! uuid, kept across restarts, and called once per finished gateway task with a node's
 //! payload (gzipped NDJSON of task views) and the webhook's headers. Errors as a node's.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

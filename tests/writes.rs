@@ -1,7 +1,7 @@
 //! The write path through the gateway binary, against Meilisearch-compatible test nodes:
 //! batches land on their shard's owners only, tagged; tasks aggregate; errors match.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

@@ -72,7 +72,9 @@ pub struct Extra {
     pub tail: String,
 }
 
-/// Writes a configuration for `nodes` with fast health checks.
+/// Writes a configuration for `nodes` with fast health checks. Two failed checks mark a node
+/// down, not one: a node busy indexing on this shared machine can miss a single check, and
+/// a sole owner marked down fails its shards' reads.
 pub fn config_text(
     listen: SocketAddr,
     metrics: SocketAddr,
@@ -83,7 +85,7 @@ pub fn config_text(
     let mut text = format!(
         "[server]\nlisten = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"{}\"\nthreads = 2\n\
          grace_period_seconds = 1\ngraceful_shutdown_timeout_seconds = 2\npid_file = \"{}\"\nupgrade_sock = \"{}\"\n{}\n\
-         [health]\ninterval_ms = 200\ntimeout_ms = 500\nfailures_before_down = 1\n\n\
+         [health]\ninterval_ms = 200\ntimeout_ms = 1000\nfailures_before_down = 2\n\n\
          [cluster]\nshards = 16\nreplication_factor = 1\n\n",
         data_dir.join("data").display(),
         data_dir.join("miroir.pid").display(),
