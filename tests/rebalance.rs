@@ -38,7 +38,7 @@ async fn grow_shrink_replace(bin: Option<std::path::PathBuf>) {
         ("replace n3 by n5", &[0, 3, 4]),
     ];
     for (step, which) in steps {
-        let load = Load::start(gw.addr, &ledger, &failures, &reads);
+        let load = Load::start(gw.addr, &ledger, &failures, &reads, Pace::for_nodes(&nodes));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let started = Instant::now();
         reload_to(&gw, &nodes, which).await;
@@ -134,7 +134,7 @@ async fn crashes(bin: Option<std::path::PathBuf>) {
     let reads = Arc::new(AtomicU64::new(0));
 
     // kill -9 during a copy, with writes recorded for the shard's new owner.
-    let load = Load::start(gw.addr, &ledger, &failures, &reads);
+    let load = Load::start(gw.addr, &ledger, &failures, &reads, Pace::for_nodes(&nodes));
     reload_to(&gw, &nodes, &[0, 1, 2, 3]).await;
     until_phase(&mut api, &["copying"], Duration::from_secs(60)).await;
     // Paused before the kill, the move waits after the restart (a pause sent after it would
@@ -147,7 +147,7 @@ async fn crashes(bin: Option<std::path::PathBuf>) {
 
     // kill -9 during a replay: paused, a move stops once it has its copy (or, if it had
     // it before the restart, once it has replayed).
-    let load = Load::start(gw.addr, &ledger, &failures, &reads);
+    let load = Load::start(gw.addr, &ledger, &failures, &reads, Pace::for_nodes(&nodes));
     let resp = api
         .json("POST", "/_miroir/rebalance/resume", &json!({}))
         .await;
@@ -170,7 +170,7 @@ async fn crashes(bin: Option<std::path::PathBuf>) {
     assert_eq!(resp.status, 200, "{}", resp.text());
 
     // The source of a copy dies and comes back.
-    let load = Load::start(gw.addr, &ledger, &failures, &reads);
+    let load = Load::start(gw.addr, &ledger, &failures, &reads, Pace::for_nodes(&nodes));
     if let Some(copying) = try_until_phase(&mut api, "copying", Duration::from_secs(60)).await {
         let from: usize = copying["from"].as_str().unwrap()[1..]
             .parse::<usize>()

@@ -81,6 +81,7 @@ async fn grow_through_a_killed_driver(name: &str, bin: Option<std::path::PathBuf
                 &failures,
                 &reads,
                 (i as u64, 3),
+                Pace::for_nodes(&nodes),
             ))
         })
         .collect();

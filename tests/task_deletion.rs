@@ -19,6 +19,9 @@ async fn delete_while_running(api: &mut Api) -> (Value, u16) {
         .json("POST", "/indexes/big/documents", &json!(docs))
         .await;
     let uid = resp.json()["taskUid"].as_u64().unwrap();
+    // The gateway answers once the running task is done (up to its 30 s request deadline):
+    // on a loaded machine the batch can take longer than the client's usual 10 s.
+    api.client.timeout = std::time::Duration::from_secs(40);
     let deletion = api
         .call("DELETE", &format!("/tasks?uids={uid}"), None, b"")
         .await;

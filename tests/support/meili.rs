@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use super::gateway::{free_addr, ScratchDir};
 use super::http::Client;
 
@@ -40,6 +42,18 @@ pub struct MeiliNode {
     bin: PathBuf,
     master_key: String,
     args: Vec<String>,
+    /// A turn of [`large_fleet_turn`], given back when the node stops.
+    turn: Option<SemaphorePermit<'static>>,
+}
+
+/// Fleets of five real nodes start one at a time in this process: two at once (ten nodes
+/// indexing on two cores, and their gateways) slowed every move several times over, past
+/// the tests' deadlines.
+static LARGE_FLEETS: Semaphore = Semaphore::const_new(1);
+
+/// Waits for the turn to start a large fleet; keep it in one of its nodes ([`MeiliNode::keep`]).
+pub async fn large_fleet_turn() -> SemaphorePermit<'static> {
+    LARGE_FLEETS.acquire().await.expect("never closed")
 }
 
 fn spawn(
@@ -88,9 +102,15 @@ impl MeiliNode {
             bin: bin.clone(),
             master_key: master_key.to_string(),
             args,
+            turn: None,
         };
         node.wait_ready().await;
         node
+    }
+
+    /// Holds `turn` until this node is dropped.
+    pub fn keep(&mut self, turn: SemaphorePermit<'static>) {
+        self.turn = Some(turn);
     }
 
     /// Starts a killed node again on its address and database, as after a crash.

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::fake_node::FakeNode;
 use super::gateway::{Extra, GatewayProcess, NodeEntry};
-use super::meili::MeiliNode;
+use super::meili::{self, MeiliNode};
 use super::meili_api::Api;
 
 pub const KEY: &str = "rebalance-master-key-0123456789";
@@ -59,6 +59,10 @@ impl TestNode {
 
 /// Five nodes `n1`..`n5`; `n1` may not export to loopback addresses.
 pub async fn start_nodes(bin: Option<&std::path::PathBuf>) -> Vec<TestNode> {
+    let turn = match bin {
+        Some(_) => Some(meili::large_fleet_turn().await),
+        None => None,
+    };
     let mut nodes = Vec::new();
     for i in 1..=5 {
         let name = format!("n{i}");
@@ -77,6 +81,10 @@ pub async fn start_nodes(bin: Option<&std::path::PathBuf>) -> Vec<TestNode> {
             }
         };
         nodes.push(node);
+    }
+    // Kept by the last node, which is dropped last.
+    if let (Some(turn), Some(TestNode::Real(last))) = (turn, nodes.last_mut()) {
+        last.keep(turn);
     }
     nodes
 }
@@ -183,6 +191,7 @@ pub async fn writer(
     ledger: Arc<Mutex<Ledger>>,
     stop: Arc<AtomicBool>,
     (lane, lanes): (u64, u64),
+    pace: Pace,
 ) {
     let in_lane = move |id: u64| match id - id % lanes + lane {
         past if past >= HOT => past - lanes,
@@ -273,7 +282,7 @@ pub async fn writer(
             let task = api.wait(uid).await;
             assert_eq!(task["status"], "succeeded", "{task}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(pace.write).await;
     }
 }
 
@@ -283,6 +292,7 @@ pub async fn reader(
     failures: Arc<Mutex<Vec<String>>>,
     reads: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    pace: Pace,
 ) {
     let mut api = Api::new(addr, Some(KEY));
     let mut i = 0u64;
@@ -339,6 +349,32 @@ pub async fn reader(
         reads.fetch_add(1, Ordering::Relaxed);
         if let Some(p) = problem {
             failures.lock().unwrap().push(p);
+        }
+        tokio::time::sleep(pace.read).await;
+    }
+}
+
+/// The pauses of the load's writers and readers between requests.
+#[derive(Clone, Copy)]
+pub struct Pace {
+    pub write: Duration,
+    pub read: Duration,
+}
+
+impl Pace {
+    /// Real nodes index and search on the same two cores as everything else: at the test
+    /// nodes' pace their task queues stayed long, and each move's barrier (which waits for
+    /// the queues) held writes for 10 s or more.
+    pub fn for_nodes(nodes: &[TestNode]) -> Pace {
+        match nodes.first() {
+            Some(TestNode::Real(_)) => Pace {
+                write: Duration::from_millis(100),
+                read: Duration::from_millis(20),
+            },
+            _ => Pace {
+                write: Duration::from_millis(20),
+                read: Duration::ZERO,
+            },
         }
     }
 }
@@ -504,8 +540,9 @@ impl Load {
         ledger: &Arc<Mutex<Ledger>>,
         failures: &Arc<Mutex<Vec<String>>>,
         reads: &Arc<AtomicU64>,
+        pace: Pace,
     ) -> Load {
-        Load::on_lane(addr, ledger, failures, reads, (0, 1))
+        Load::on_lane(addr, ledger, failures, reads, (0, 1), pace)
     }
 
     /// A load whose writer writes the movies of `lane` (see [`writer`]).
@@ -515,6 +552,7 @@ impl Load {
         failures: &Arc<Mutex<Vec<String>>>,
         reads: &Arc<AtomicU64>,
         lane: (u64, u64),
+        pace: Pace,
     ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = vec![tokio::spawn(writer(
@@ -522,6 +560,7 @@ impl Load {
             ledger.clone(),
             stop.clone(),
             lane,
+            pace,
         ))];
         for _ in 0..2 {
             handles.push(tokio::spawn(reader(
@@ -529,6 +568,7 @@ impl Load {
                 failures.clone(),
                 reads.clone(),
                 stop.clone(),
+                pace,
             )));
         }
         Load { stop, handles }
