@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use miroir_plugins::{Exchange, Outcome, Plugin, RequestView};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -15,6 +15,7 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 
 mod body;
+mod send;
 
 use crate::admin;
 use crate::auth::AuthError;
@@ -31,6 +32,7 @@ use crate::respond::Reply;
 use crate::routes::{self, NoRoute, Op, Route, Serve};
 use crate::topology::{NodeIdx, Topology};
 use body::declared_length;
+use send::{send, status_label};
 
 /// The gateway: the fleet it fronts, its operations' state and its plugins, built once at
 /// start and shared by every request.
@@ -636,29 +638,6 @@ impl Gateway {
     }
 }
 
-/// Writes `reply` with a `Content-Length`, adding `extra` headers (e.g. from plugins).
-async fn send(
-    session: &mut Session,
-    reply: Reply,
-    extra: &[(HeaderName, HeaderValue)],
-) -> Result<()> {
-    let mut header =
-        ResponseHeader::build(reply.status, Some(4 + reply.headers.len() + extra.len()))?;
-    if let Some(ct) = reply.content_type {
-        header.insert_header(http::header::CONTENT_TYPE, ct)?;
-    }
-    header.insert_header(http::header::CONTENT_LENGTH, reply.body.len())?;
-    for (name, value) in reply.headers.into_iter().chain(extra.iter().cloned()) {
-        header.insert_header(name, value)?;
-    }
-    let end = reply.body.is_empty();
-    session.write_response_header(Box::new(header), end).await?;
-    if !end {
-        session.write_response_body(Some(reply.body), true).await?;
-    }
-    Ok(())
-}
-
 /// `501` for a route the gateway does not serve.
 fn is_alias_api(path: &str) -> bool {
     path.strip_prefix(alias_api::PREFIX)
@@ -671,32 +650,4 @@ fn not_implemented(session: &Session) -> Reply {
         req.method.as_str(),
         req.uri.path(),
     ))
-}
-
-/// A static label per status, so metrics never allocate per request.
-fn status_label(status: u16) -> &'static str {
-    match status {
-        0 => "0",
-        200 => "200",
-        201 => "201",
-        202 => "202",
-        204 => "204",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        408 => "408",
-        413 => "413",
-        415 => "415",
-        500 => "500",
-        501 => "501",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        s if s < 300 => "2xx",
-        s if s < 400 => "3xx",
-        s if s < 500 => "4xx",
-        _ => "5xx",
-    }
 }

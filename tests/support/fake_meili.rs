@@ -7,10 +7,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::fake_export_job::*;
+use super::fake_delete::delete_by_filter;
 use super::fake_export_request::*;
-use super::fake_filter::{filter_syntax, Filter};
+use super::fake_filter::Filter;
 use super::fake_node::{error, json_answer, Answer, Index, NodeState};
+use super::fake_payload::parse_documents;
 use super::fake_search::{browse, fetch, search};
 use super::fake_settings::*;
 use super::fake_task_list::{list_batches, list_tasks};
@@ -94,99 +95,6 @@ pub(super) fn canonical(v: &Value) -> Option<String> {
         Value::Number(n) if !n.is_f64() => Some(n.to_string()),
         _ => None,
     }
-}
-
-fn parse_documents(req: &Message) -> Result<Vec<Map<String, Value>>, Answer> {
-    let ct = req.header("content-type").unwrap_or("");
-    let gunzipped;
-    let body = match req.header("content-encoding") {
-        Some(e) if e.eq_ignore_ascii_case("gzip") => {
-            gunzipped = gunzip_stored(&req.body).ok_or_else(|| {
-                error(
-                    400,
-                    "malformed_payload",
-                    "invalid_request",
-                    "The fake node reads only gzip made of stored blocks (as its exports send).",
-                )
-            })?;
-            &gunzipped[..]
-        }
-        _ => &req.body[..],
-    };
-    let docs: Vec<Value> = if ct.starts_with("application/json") {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Array(a)) => a,
-            Ok(o @ Value::Object(_)) => vec![o],
-            _ => {
-                return Err(error(
-                    400,
-                    "malformed_payload",
-                    "invalid_request",
-                    "The `json` payload provided is malformed.",
-                ))
-            }
-        }
-    } else if ct.starts_with("application/x-ndjson") {
-        serde_json::Deserializer::from_slice(body)
-            .into_iter::<Value>()
-            .collect::<Result<_, _>>()
-            .map_err(|_| {
-                error(
-                    400,
-                    "malformed_payload",
-                    "invalid_request",
-                    "The `ndjson` payload provided is malformed.",
-                )
-            })?
-    } else if ct.starts_with("text/csv") {
-        let delimiter = param(req, "csvDelimiter")
-            .and_then(|d| d.bytes().next())
-            .unwrap_or(b',');
-        let mut r = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .from_reader(body);
-        let headers = r
-            .headers()
-            .map_err(|_| error(400, "malformed_payload", "invalid_request", "csv"))?
-            .clone();
-        let mut out = Vec::new();
-        for rec in r.records() {
-            let rec = rec.map_err(|_| error(400, "malformed_payload", "invalid_request", "csv"))?;
-            let mut o = Map::new();
-            for (h, v) in headers.iter().zip(rec.iter()) {
-                let (name, number) = match h.rsplit_once(':') {
-                    Some((n, "number")) => (n, true),
-                    _ => (h, false),
-                };
-                let value = if v.is_empty() {
-                    Value::Null
-                } else if number {
-                    v.trim()
-                        .parse::<i64>()
-                        .map(Value::from)
-                        .unwrap_or_else(|_| json!(v.trim().parse::<f64>().unwrap_or(0.0)))
-                } else {
-                    Value::from(v)
-                };
-                o.insert(name.to_string(), value);
-            }
-            out.push(Value::Object(o));
-        }
-        out
-    } else {
-        return Err(error(
-            415,
-            "missing_content_type",
-            "invalid_request",
-            "A Content-Type header is missing.",
-        ));
-    };
-    docs.into_iter()
-        .map(|d| match d {
-            Value::Object(o) => Ok(o),
-            _ => Err(error(500, "internal", "internal", "not a map")),
-        })
-        .collect()
 }
 
 pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
@@ -601,7 +509,7 @@ pub(super) fn index_not_found(uid: &str) -> Answer {
 
 /// A JSON body as Meilisearch reads one: `415` without a JSON `Content-Type`, `400
 /// missing_payload` when empty, `400 malformed_payload` when not JSON.
-fn read_json(req: &Message) -> Result<Value, Answer> {
+pub(super) fn read_json(req: &Message) -> Result<Value, Answer> {
     const ACCEPTED: &str = "Accepted values for the Content-Type header are: `application/json`";
     match req.header("content-type") {
         None => {
@@ -695,63 +603,6 @@ fn list_indexes(state: &NodeState, req: &Message) -> Answer {
 
 fn index_view(uid: &str, index: &Index) -> Value {
     json!({"uid": uid, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "primaryKey": index.primary_key})
-}
-
-/// `POST /indexes/{uid}/documents/delete`: the filter's syntax is checked at once; the task
-/// fails when the index is missing or a field is not filterable.
-fn delete_by_filter(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
-    let body = match read_json(req) {
-        Ok(b) => b,
-        Err(answer) => return answer,
-    };
-    let Value::Object(fields) = &body else {
-        let message = format!(
-            "Invalid value type: expected an object, but found {}",
-            found(&body)
-        );
-        return error(400, "bad_request", "invalid_request", &message);
-    };
-    if let Some(other) = fields.keys().find(|k| *k != "filter") {
-        let message = format!("Unknown field `{other}`: expected one of `filter`");
-        return error(400, "bad_request", "invalid_request", &message);
-    }
-    let Some(filter) = fields.get("filter").cloned() else {
-        let message = "Missing field `filter`";
-        return error(400, "missing_document_filter", "invalid_request", message);
-    };
-    let parsed = match filter {
-        Value::Null => Err(filter_syntax("String, Array", &filter)),
-        _ => Filter::parse(&filter),
-    };
-    match parsed {
-        Err(message) => return error(400, "invalid_document_filter", "invalid_request", &message),
-        Ok(None) => {
-            let message = "Sending an empty filter is forbidden.";
-            return error(400, "invalid_document_filter", "invalid_request", message);
-        }
-        Ok(Some(_)) => {}
-    }
-    let uid = uid.to_string();
-    let original = filter.to_string();
-    task(state, Some(&uid.clone()), "documentDeletion", move |s| {
-        let details =
-            |n: usize| json!({"providedIds": 0, "deletedDocuments": n, "originalFilter": original});
-        let Some(index) = s.indexes.get_mut(&uid) else {
-            let message = format!("Index `{uid}` not found.");
-            return (details(0), task_error("index_not_found", &message));
-        };
-        let ids: Vec<String> = match select(index, &filter) {
-            Ok(docs) => docs.into_iter().map(|(id, _)| id.clone()).collect(),
-            Err(m) => {
-                let message = format!("Index `{uid}`: {m}");
-                return (details(0), task_error("invalid_document_filter", &message));
-            }
-        };
-        for id in &ids {
-            index.documents.remove(id);
-        }
-        (details(ids.len()), None)
-    })
 }
 
 /// The documents of `index` matching `filter` (all for `null`), by id; or the message of an

@@ -6,6 +6,7 @@
 pub mod compare;
 pub mod corpus;
 pub mod data;
+pub mod fake_delete;
 pub mod fake_export_job;
 pub mod fake_export_request;
 pub mod fake_features;
@@ -14,6 +15,7 @@ pub mod fake_keys;
 pub mod fake_meili;
 pub mod fake_multi;
 pub mod fake_node;
+pub mod fake_payload;
 pub mod fake_search;
 pub mod fake_settings;
 pub mod fake_swap;
