@@ -5,25 +5,33 @@
 use crate::support;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::fake_node::FakeNode;
 use support::gateway::{eventually, Extra, GatewayProcess, NodeEntry};
 use support::meili_api::Api;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_mid_write_completes_it_on_every_node_after_restart() {
     let n1 = FakeNode::start("n1", None).await;
     let n2 = FakeNode::start("n2", None).await;
-    // n3 takes connections and never answers: the write to it is in flight when the gateway dies.
+    // n3 passes its health checks but never answers anything else: the write to it is in
+    // flight when the gateway dies (were n3 marked down first, the write would wait as a
+    // hint instead, another path).
     let hole = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let n3_addr = hole.local_addr().unwrap();
+    let written = Arc::new(AtomicBool::new(false));
+    let seen = written.clone();
     let held = tokio::spawn(async move {
-        let mut open = Vec::new();
+        // Dropped with this task (aborted below): every connection closes with it.
+        let mut open = tokio::task::JoinSet::new();
         while let Ok((s, _)) = hole.accept().await {
-            open.push(s);
+            open.spawn(health_only(s, seen.clone()));
         }
     });
     let entries = vec![
@@ -45,7 +53,15 @@ async fn a_gateway_killed_mid_write_completes_it_on_every_node_after_restart() {
     );
     // The client's write is under way (n1, n2 answered, n3 never will) when the gateway dies.
     let _ = tokio::time::timeout(Duration::from_millis(800), write).await;
+    let reached = eventually(Duration::from_secs(10), async || {
+        written.load(Ordering::Relaxed)
+    })
+    .await;
+    assert!(reached, "the write never reached n3\n{}", gw.log());
     assert!(!n1.documents("fresh").is_empty() || !n2.documents("fresh").is_empty());
+    // The gateway dies first: were n3's connections closed while it lived, the write would
+    // fail over to a hint and finish before the kill, another path.
+    gw.kill();
     held.abort();
     let _ = held.await;
     // The address is free once the listener is gone.
@@ -97,4 +113,30 @@ async fn a_gateway_killed_mid_write_completes_it_on_every_node_after_restart() {
         .await
         .json();
     assert_eq!(found["estimatedTotalHits"], 300, "{found}");
+}
+
+/// Answers `GET /health` requests on `conn`; holds the connection, unanswered, at the first
+/// other request (noted in `written`).
+async fn health_only(mut conn: TcpStream, written: Arc<AtomicBool>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let Ok(n) = conn.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        if !buf[..n].starts_with(b"GET /health ") {
+            written.store(true, Ordering::Relaxed);
+            std::future::pending::<()>().await;
+        }
+        let body = r#"{"status":"available"}"#;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if conn.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
 }
