@@ -78,8 +78,20 @@ async fn load(api: &mut Api) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_through_miroir_match_a_single_node() {
+    differential("reads_through_miroir_match_a_single_node", 3).await;
+}
+
+/// Over one node (which holds every shard) searches take the lone path: the node gets the
+/// client's own request, and its answer loses only the gateway's fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_through_miroir_over_one_node_match_a_single_node() {
+    differential("reads_through_miroir_over_one_node_match_a_single_node", 1).await;
+}
+
+/// The differential queries against a reference node and Miroir over `fleet` nodes.
+async fn differential(test: &str, fleet: usize) {
     let Some(bin) = meili::binary() else {
-        meili::skip_notice("reads_through_miroir_match_a_single_node");
+        meili::skip_notice(test);
         return;
     };
     let started = Instant::now();
@@ -87,13 +99,13 @@ async fn reads_through_miroir_match_a_single_node() {
         single,
         nodes,
         gateway: gw,
-    } = ReferenceAndFleet::start(&bin, KEY).await;
+    } = ReferenceAndFleet::start_with(&bin, KEY, fleet).await;
     let mut a = Api::new(single.addr, Some(KEY));
     let mut b = Api::new(gw.addr, Some(KEY));
     let (_, _) = tokio::join!(load(&mut a), load(&mut b));
     eprintln!("loaded in {:?}", started.elapsed());
 
-    if let Ok(dir) = std::env::var("MIROIR_RECORD_FIXTURES") {
+    if let (Ok(dir), 3) = (std::env::var("MIROIR_RECORD_FIXTURES"), fleet) {
         record_fixtures(&mut a, &nodes, std::path::Path::new(&dir)).await;
     }
     let probes = queries();
@@ -168,7 +180,7 @@ async fn reads_through_miroir_match_a_single_node() {
         }
     }
     eprintln!(
-        "differential: {} queries, {} failed, {} answers differed only in the order of {} tied hits ({:?} in all)",
+        "differential over {fleet} node(s): {} queries, {} failed, {} answers differed only in the order of {} tied hits ({:?} in all)",
         probes.len(),
         failures.len(),
         tied_queries,

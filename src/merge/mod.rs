@@ -7,6 +7,7 @@ pub mod facet_search;
 pub mod facets;
 pub mod federated;
 pub mod fields;
+pub mod lone;
 pub mod multi;
 pub mod plan;
 pub mod prometheus;

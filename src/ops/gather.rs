@@ -13,7 +13,7 @@ use crate::respond::Reply;
 use crate::transport::NodeResponse;
 
 /// Attempts at a shard after the first, on other replicas, before the read fails.
-const MAX_FAILOVERS: usize = 2;
+pub(super) const MAX_FAILOVERS: usize = 2;
 
 /// Sends one JSON request per chosen owner and returns the answers, which cover every shard
 /// exactly once, or the reply to give instead (a node's client error verbatim, or `503
@@ -53,7 +53,7 @@ pub(super) async fn gather(
 
 /// A search answer is taken; a client error is everyone's answer; a node error, a timeout
 /// or `503 too_many_search_requests` send the shards elsewhere.
-fn judge(status: u16) -> Verdict {
+pub(super) fn judge(status: u16) -> Verdict {
     match status {
         200 => Verdict::Take,
         s if s < 500 => Verdict::Stop,

@@ -9,10 +9,12 @@ use http::Method;
 use serde_json::{Map, Value};
 
 pub(super) use super::gather::gather;
+use super::gather::MAX_FAILOVERS;
 use super::{answers_len, cpu_bound, relay, unreachable, Request, Services};
-use crate::attempts::Target;
+use crate::attempts::{self, ReadError, Spread, Target};
 use crate::cluster::Cluster;
 use crate::error::MeiliError;
+use crate::merge::lone::without_reserved;
 use crate::merge::{
     merge_facet_search, merge_multi, merge_search, prepare, MergeError, MergeSettings, SearchPlan,
     ShardAnswer,
@@ -126,6 +128,9 @@ fn target_bytes(body: &Map<String, Value>, target: &Target) -> Vec<u8> {
 pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
     let index = req.route.index.clone().unwrap_or_default();
+    if let Some(reply) = lone_search(cluster, services, req, &index).await {
+        return reply;
+    }
     let mut query = if req.method == Method::GET {
         get_params_to_body(req.query)
     } else {
@@ -187,6 +192,50 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
             })
             .collect::<Result<Vec<_>, MergeError>>()?;
         merge_search(&mut shards, plan, started.elapsed().as_millis() as u64)
+    })
+}
+
+/// A search where every node holds every shard: one node gets the client's own request, and
+/// its answer goes back as it is, less the gateway's fields. `None` when another path must
+/// serve it: a body that may name a gateway field (renamed first), facet values to cut to
+/// the client's `maxValuesPerFacet` (the nodes keep more), or a fleet where shards are split.
+async fn lone_search(
+    cluster: &Cluster<'_>,
+    services: &Services,
+    req: &Request<'_>,
+    index: &str,
+) -> Option<Reply> {
+    let shards = cluster.topology.shards as u64;
+    let whole = cluster
+        .topology
+        .owned_counts()
+        .iter()
+        .all(|&c| c as u64 == shards);
+    if req.method != Method::POST
+        || !whole
+        || guard::may_name_a_field(&req.body)
+        || services.tasks.client_facet_values(index).is_some()
+    {
+        return None;
+    }
+    let forward = req.forward();
+    let request = |_: &Target| forward.clone();
+    let spread = Spread {
+        units: 1,
+        by_shard: false,
+        max_failovers: MAX_FAILOVERS,
+        request: &request,
+        judge: super::gather::judge,
+    };
+    Some(match attempts::run(cluster, &spread).await {
+        Ok(answers) => merged(cluster, &[answers.into_iter().next()?.1], |bodies| {
+            without_reserved(bodies[0])
+        }),
+        Err(ReadError::Stopped(_, resp)) => relay(&resp),
+        Err(ReadError::Unavailable { reasons, .. }) => {
+            let all: Vec<u32> = (0..cluster.topology.shards).collect();
+            Reply::error(&MeiliError::shards_unavailable(&all, &reasons))
+        }
     })
 }
 

@@ -169,7 +169,7 @@ impl Drop for MeiliNode {
     }
 }
 
-/// One real node for reference, and Miroir over three real nodes (one group), all with
+/// One real node for reference, and Miroir over real nodes (one group), all with
 /// `master_key`: what the differential tests compare.
 pub struct ReferenceAndFleet {
     pub single: MeiliNode,
@@ -178,11 +178,17 @@ pub struct ReferenceAndFleet {
 }
 
 impl ReferenceAndFleet {
+    /// Miroir over three nodes.
     pub async fn start(bin: &PathBuf, master_key: &str) -> ReferenceAndFleet {
+        Self::start_with(bin, master_key, 3).await
+    }
+
+    /// Miroir over `n` nodes.
+    pub async fn start_with(bin: &PathBuf, master_key: &str, n: usize) -> ReferenceAndFleet {
         use super::gateway::{Extra, GatewayProcess, NodeEntry};
         let single = MeiliNode::start(bin, master_key).await;
         let mut nodes = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..n {
             nodes.push(MeiliNode::start(bin, master_key).await);
         }
         let entries: Vec<NodeEntry> = nodes
