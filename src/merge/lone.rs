@@ -2,61 +2,115 @@
 //! less the gateway's own fields: the node saw the client's own request, so its hits,
 //! window, totals and facets are already the ones a single node gives.
 
-use super::raw::{members_and_end, search_answer_members, skip_ws, write_members_without};
+use super::raw::{skip_ws, string_end, value_end};
 use super::search::MergeError;
 use crate::shard_tag;
 
 /// `answer` without the gateway's fields: in each hit, in each hit's `_formatted`, and in
 /// `facetDistribution` (which names the tag under `facets: ["*"]`). Nothing else is touched;
 /// a document's nested object that happens to use a reserved name keeps it, as it does in
-/// the merges.
+/// the merges. One forward walk; the bytes between the cuts are copied whole.
 pub fn without_reserved(answer: &[u8]) -> Result<Vec<u8>, MergeError> {
     let unexpected = || MergeError("a node's search answer has an unexpected shape".into());
-    let (top, first_hit) = search_answer_members(answer).ok_or_else(unexpected)?;
-    let hits_end = top[0].value.1;
-    let mut out = Vec::with_capacity(answer.len());
-    out.extend_from_slice(&answer[..first_hit]);
-    let mut i = skip_ws(answer, first_hit);
-    let mut first = true;
-    while answer.get(i) == Some(&b'{') {
-        let (members, end) = members_and_end(answer, i);
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        let drop = |key: &[u8]| shard_tag::is_reserved(key);
-        let nested = |key: &[u8]| key == b"_formatted";
-        write_members_without(answer, (i, end), &members, &drop, &nested, &mut out);
-        i = skip_ws(answer, end);
-        if answer.get(i) == Some(&b',') {
-            i = skip_ws(answer, i + 1);
-        }
-    }
-    if i + 1 != hits_end || answer[i] != b']' {
+    let mut splice = Splice {
+        buf: answer,
+        out: Vec::with_capacity(answer.len()),
+        copied: 0,
+    };
+    let root = skip_ws(answer, 0);
+    if answer.get(root) != Some(&b'{') {
         return Err(unexpected());
     }
-    out.push(b']');
-    for m in &top[1..] {
-        out.push(b',');
-        out.extend_from_slice(&answer[m.start..m.value.0]);
-        let key = &answer[m.key.0..m.key.1];
-        if key == b"facetDistribution" && answer.get(m.value.0) == Some(&b'{') {
-            let (facets, end) = members_and_end(answer, m.value.0);
-            let drop = |key: &[u8]| shard_tag::is_reserved(key);
-            write_members_without(
-                answer,
-                (m.value.0, end),
-                &facets,
-                &drop,
-                &|_| false,
-                &mut out,
-            );
-        } else {
-            out.extend_from_slice(&answer[m.value.0..m.value.1]);
+    // Hits seen, all of them objects.
+    let mut hits_ok = false;
+    let end = splice.object(root, &mut |splice, key, value| match key {
+        b"hits" if answer.get(value) == Some(&b'[') => {
+            let mut i = skip_ws(answer, value + 1);
+            while answer.get(i) == Some(&b'{') {
+                i = skip_ws(
+                    answer,
+                    splice.object(i, &mut |splice, key, value| {
+                        (key == b"_formatted" && answer.get(value) == Some(&b'{'))
+                            .then(|| splice.object(value, &mut |_, _, _| None))
+                    }),
+                );
+                if answer.get(i) == Some(&b',') {
+                    i = skip_ws(answer, i + 1);
+                }
+            }
+            hits_ok = answer.get(i) == Some(&b']');
+            hits_ok.then_some(i + 1)
         }
+        b"facetDistribution" if answer.get(value) == Some(&b'{') => {
+            Some(splice.object(value, &mut |_, _, _| None))
+        }
+        _ => None,
+    });
+    if !hits_ok || answer.get(end - 1) != Some(&b'}') {
+        return Err(unexpected());
     }
-    out.push(b'}');
-    Ok(out)
+    splice.out.extend_from_slice(&answer[splice.copied..]);
+    Ok(splice.out)
+}
+
+/// The answer being copied, less the cuts made so far.
+struct Splice<'a> {
+    buf: &'a [u8],
+    out: Vec<u8>,
+    /// Where the bytes not yet copied start.
+    copied: usize,
+}
+
+/// What to do with a member's value: `Some(end)` when the callback walked it itself.
+type Inner<'f, 'a> = dyn FnMut(&mut Splice<'a>, &[u8], usize) -> Option<usize> + 'f;
+
+impl<'a> Splice<'a> {
+    /// Leaves `buf[from..to]` out of the copy.
+    fn cut(&mut self, from: usize, to: usize) {
+        self.out.extend_from_slice(&self.buf[self.copied..from]);
+        self.copied = to;
+    }
+
+    /// Walks the object at `pos` (a `{`), cutting its reserved members (with the comma that
+    /// joined each to the others) and handing the others' values to `inner`; returns the
+    /// object's end (exclusive).
+    fn object(&mut self, pos: usize, inner: &mut Inner<'_, 'a>) -> usize {
+        let buf = self.buf;
+        let mut i = skip_ws(buf, pos + 1);
+        let mut kept_any = false;
+        // The end of the previous member's value: a cut after a kept member starts there.
+        let mut previous_end = pos + 1;
+        while buf.get(i) == Some(&b'"') {
+            let key_end = string_end(buf, i);
+            let value = skip_ws(buf, skip_ws(buf, key_end) + 1);
+            let key = &buf[i + 1..key_end.saturating_sub(1).max(i + 1)];
+            let reserved = shard_tag::is_reserved(key);
+            let end = match reserved {
+                true => value_end(buf, value),
+                false => inner(self, key, value).unwrap_or_else(|| value_end(buf, value)),
+            };
+            let mut next = skip_ws(buf, end);
+            let more = buf.get(next) == Some(&b',');
+            if more {
+                next = skip_ws(buf, next + 1);
+            }
+            if reserved {
+                match kept_any {
+                    true => self.cut(previous_end, end),
+                    false if more => self.cut(i, next),
+                    false => self.cut(i, end),
+                }
+            }
+            kept_any |= !reserved;
+            previous_end = end;
+            if !more {
+                i = next;
+                break;
+            }
+            i = next;
+        }
+        (i + 1).min(buf.len())
+    }
 }
 
 #[cfg(test)]
@@ -65,9 +119,14 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{json, Map, Value};
 
+    /// The answer stripped, written compact as nodes do, and also pretty: both must agree.
     fn stripped(answer: &Value) -> Value {
         let out = without_reserved(answer.to_string().as_bytes()).unwrap();
-        serde_json::from_slice(&out).unwrap()
+        let pretty = serde_json::to_string_pretty(answer).unwrap();
+        let out_pretty = without_reserved(pretty.as_bytes()).unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(out, serde_json::from_slice::<Value>(&out_pretty).unwrap());
+        out
     }
 
     /// What the client must see: `answer` with the reserved members of the hits, their
