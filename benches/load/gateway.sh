@@ -18,7 +18,8 @@
 # scenario's name: `perf record` the gateway during its first gateway run, print the top
 # symbols; PERF_TOP lines; PERF_ARGS: perf's options, -g unless given, e.g. `--call-graph dwarf`
 # for time with callees), STATE_REDIS (a `redis://` URL: the gateways keep their state there,
-# each under a prefix of its own, instead of in their data directory).
+# each under a prefix of its own, instead of in their data directory), MIROIR_BIN (the gateway
+# binary to measure instead of this build's, e.g. an older one for a before/after figure).
 # Needs: wrk (apt-get install wrk), curl, cargo; nginx (apt-get install nginx-light) optional.
 set -euo pipefail
 
@@ -52,7 +53,7 @@ profile_flag=()
 [ "$PROFILE" = release ] && profile_flag=(--release)
 (cd "$ROOT" && cargo build --quiet --locked "${profile_flag[@]}" --bin miroir --example canned_node)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-MIROIR=$TARGET/$PROFILE/miroir
+MIROIR=${MIROIR_BIN:-$TARGET/$PROFILE/miroir}
 CANNED=$TARGET/$PROFILE/examples/canned_node
 
 # shellcheck source=benches/load/common.sh
