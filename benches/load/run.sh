@@ -189,6 +189,19 @@ d=$(median "${direct[@]}")
 printf '  median p50 over %s rounds: direct %s ms' "$ROUNDS" "$d"
 [ -n "$NGINX" ] && awk -v m="$(median "${nginx[@]}")" -v d="$d" 'BEGIN {printf ", nginx %s ms (%.2fx)", m, m / d}'
 awk -v m="$(median "${one[@]}")" -v d="$d" 'BEGIN {printf ", Miroir %s ms (%.2fx)\n", m, m / d}'
+# Each round's targets ran back to back: the ratio within a round is free of the drift
+# between rounds, and the median of those ratios is the steadier figure on a shared machine.
+ratios() { # p50s of a hop, one per round -> median of hop / direct
+    local r=() i=0
+    for m in "$@"; do
+        r+=("$(awk -v m="$m" -v d="${direct[$i]}" 'BEGIN {print m / d}')")
+        i=$((i + 1))
+    done
+    median "${r[@]}"
+}
+printf '  median of the rounds'"'"' ratios:'
+[ -n "$NGINX" ] && awk -v r="$(ratios "${nginx[@]}")" 'BEGIN {printf " nginx %.2fx,", r}'
+awk -v r="$(ratios "${one[@]}")" 'BEGIN {printf " Miroir %.2fx\n", r}'
 printf '  Miroir, 3 nodes   '; measure http://127.0.0.1:17812/indexes/products/search search.lua "$PID_fleet" "$PID_n0" "$PID_n1" "$PID_n2"
 echo "   gateway CPU / node CPU: $GW_TICKS / $NODE_TICKS ticks"
 echo
