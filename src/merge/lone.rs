@@ -11,6 +11,31 @@ use crate::shard_tag;
 /// a document's nested object that happens to use a reserved name keeps it, as it does in
 /// the merges. One forward walk; the bytes between the cuts are copied whole.
 pub fn without_reserved(answer: &[u8]) -> Result<Vec<u8>, MergeError> {
+    strip(answer, |splice, root| splice.search_answer(root))
+}
+
+/// [`without_reserved`] for each result of a plain multi-search answer (`{"results":[...]}`).
+pub fn multi_without_reserved(answer: &[u8]) -> Result<Vec<u8>, MergeError> {
+    strip(answer, |splice, root| {
+        let buf = splice.buf;
+        let mut results_ok = false;
+        let end = splice.object(root, &mut |splice, key, value| {
+            if key != b"results" || buf.get(value) != Some(&b'[') {
+                return None;
+            }
+            let end = splice.elements(value, &mut |splice, i| splice.search_answer(i));
+            results_ok = end.is_some();
+            end
+        });
+        results_ok.then_some(end)
+    })
+}
+
+/// Runs `walk` over the object at the root of `answer` and copies what it did not cut.
+fn strip(
+    answer: &[u8],
+    walk: impl FnOnce(&mut Splice<'_>, usize) -> Option<usize>,
+) -> Result<Vec<u8>, MergeError> {
     let unexpected = || MergeError("a node's search answer has an unexpected shape".into());
     let mut splice = Splice {
         buf: answer,
@@ -21,36 +46,13 @@ pub fn without_reserved(answer: &[u8]) -> Result<Vec<u8>, MergeError> {
     if answer.get(root) != Some(&b'{') {
         return Err(unexpected());
     }
-    // Hits seen, all of them objects.
-    let mut hits_ok = false;
-    let end = splice.object(root, &mut |splice, key, value| match key {
-        b"hits" if answer.get(value) == Some(&b'[') => {
-            let mut i = skip_ws(answer, value + 1);
-            while answer.get(i) == Some(&b'{') {
-                i = skip_ws(
-                    answer,
-                    splice.object(i, &mut |splice, key, value| {
-                        (key == b"_formatted" && answer.get(value) == Some(&b'{'))
-                            .then(|| splice.object(value, &mut |_, _, _| None))
-                    }),
-                );
-                if answer.get(i) == Some(&b',') {
-                    i = skip_ws(answer, i + 1);
-                }
-            }
-            hits_ok = answer.get(i) == Some(&b']');
-            hits_ok.then_some(i + 1)
+    match walk(&mut splice, root) {
+        Some(end) if answer.get(end - 1) == Some(&b'}') => {
+            splice.out.extend_from_slice(&answer[splice.copied..]);
+            Ok(splice.out)
         }
-        b"facetDistribution" if answer.get(value) == Some(&b'{') => {
-            Some(splice.object(value, &mut |_, _, _| None))
-        }
-        _ => None,
-    });
-    if !hits_ok || answer.get(end - 1) != Some(&b'}') {
-        return Err(unexpected());
+        _ => Err(unexpected()),
     }
-    splice.out.extend_from_slice(&answer[splice.copied..]);
-    Ok(splice.out)
 }
 
 /// The answer being copied, less the cuts made so far.
@@ -65,6 +67,50 @@ struct Splice<'a> {
 type Inner<'f, 'a> = dyn FnMut(&mut Splice<'a>, &[u8], usize) -> Option<usize> + 'f;
 
 impl<'a> Splice<'a> {
+    /// Walks the search answer at `pos`: its hits (each with its `_formatted`) and its
+    /// `facetDistribution`. Its end, or `None` when it has no array of hit objects.
+    fn search_answer(&mut self, pos: usize) -> Option<usize> {
+        let buf = self.buf;
+        // Hits seen, all of them objects.
+        let mut hits_ok = false;
+        let end = self.object(pos, &mut |splice, key, value| match key {
+            b"hits" if buf.get(value) == Some(&b'[') => {
+                let end = splice.elements(value, &mut |splice, i| {
+                    let formatted = &mut |splice: &mut Splice<'a>, key: &[u8], value| {
+                        (key == b"_formatted" && buf.get(value) == Some(&b'{'))
+                            .then(|| splice.object(value, &mut |_, _, _| None))
+                    };
+                    (buf.get(i) == Some(&b'{')).then(|| splice.object(i, formatted))
+                });
+                hits_ok = end.is_some();
+                end
+            }
+            b"facetDistribution" if buf.get(value) == Some(&b'{') => {
+                Some(splice.object(value, &mut |_, _, _| None))
+            }
+            _ => None,
+        });
+        hits_ok.then_some(end)
+    }
+
+    /// Walks the array at `pos` (a `[`), each element with `element`; the array's end, or
+    /// `None` when `element` refuses one.
+    fn elements(
+        &mut self,
+        pos: usize,
+        element: &mut dyn FnMut(&mut Splice<'a>, usize) -> Option<usize>,
+    ) -> Option<usize> {
+        let buf = self.buf;
+        let mut i = skip_ws(buf, pos + 1);
+        while buf.get(i).is_some_and(|&b| b != b']') {
+            i = skip_ws(buf, element(self, i)?);
+            if buf.get(i) == Some(&b',') {
+                i = skip_ws(buf, i + 1);
+            }
+        }
+        (buf.get(i) == Some(&b']')).then_some(i + 1)
+    }
+
     /// Leaves `buf[from..to]` out of the copy.
     fn cut(&mut self, from: usize, to: usize) {
         self.out.extend_from_slice(&self.buf[self.copied..from]);
@@ -208,6 +254,14 @@ mod tests {
         for raw in [&b"{\"message\":\"x\"}"[..], b"[]", b"", b"{\"hits\":[1,2]}"] {
             assert!(without_reserved(raw).is_err(), "{raw:?}");
         }
+        for raw in [
+            &b"{\"results\":[{\"message\":\"x\"}]}"[..],
+            b"{\"results\":[1]}",
+            b"{\"hits\":[]}",
+        ] {
+            assert!(multi_without_reserved(raw).is_err(), "{raw:?}");
+        }
+        assert!(multi_without_reserved(b"{\"results\":[]}").is_ok());
     }
 
     fn field() -> impl Strategy<Value = String> {
@@ -262,6 +316,12 @@ mod tests {
             );
             let answer = Value::Object(answer);
             prop_assert_eq!(stripped(&answer), expected(&answer));
+            // The same answers as the results of a plain multi-search.
+            let multi = json!({"results": [answer.clone(), {"hits": []}, answer.clone()]});
+            let out = multi_without_reserved(multi.to_string().as_bytes()).unwrap();
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            let want = json!({"results": [expected(&answer), {"hits": []}, expected(&answer)]});
+            prop_assert_eq!(out, want);
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{answers_len, cpu_bound, relay, unreachable, Request, Services};
 use crate::attempts::{self, ReadError, Spread, Target};
 use crate::cluster::Cluster;
 use crate::error::MeiliError;
-use crate::merge::lone::without_reserved;
+use crate::merge::lone::{multi_without_reserved, without_reserved};
 use crate::merge::{
     merge_facet_search, merge_multi, merge_search, prepare, MergeError, MergeSettings, SearchPlan,
     ShardAnswer,
@@ -205,19 +205,33 @@ async fn lone_search(
     req: &Request<'_>,
     index: &str,
 ) -> Option<Reply> {
+    let lone = req.method == Method::POST
+        && every_node_holds_every_shard(cluster)
+        && !guard::may_name_a_field(&req.body)
+        && services.tasks.client_facet_values(index).is_none();
+    match lone {
+        true => Some(lone_read(cluster, req, without_reserved).await),
+        false => None,
+    }
+}
+
+/// Whether any node's answer covers every shard, whichever node is asked.
+fn every_node_holds_every_shard(cluster: &Cluster<'_>) -> bool {
     let shards = cluster.topology.shards as u64;
-    let whole = cluster
+    cluster
         .topology
         .owned_counts()
         .iter()
-        .all(|&c| c as u64 == shards);
-    if req.method != Method::POST
-        || !whole
-        || guard::may_name_a_field(&req.body)
-        || services.tasks.client_facet_values(index).is_some()
-    {
-        return None;
-    }
+        .all(|&c| c as u64 == shards)
+}
+
+/// The client's own request to one node (another if it fails, as any read), its answer
+/// through `strip` (which takes the gateway's fields out).
+async fn lone_read(
+    cluster: &Cluster<'_>,
+    req: &Request<'_>,
+    strip: impl FnOnce(&[u8]) -> Result<Vec<u8>, MergeError>,
+) -> Reply {
     let forward = req.forward();
     let request = |_: &Target| forward.clone();
     let spread = Spread {
@@ -227,16 +241,21 @@ async fn lone_search(
         request: &request,
         judge: super::gather::judge,
     };
-    Some(match attempts::run(cluster, &spread).await {
-        Ok(answers) => merged(cluster, &[answers.into_iter().next()?.1], |bodies| {
-            without_reserved(bodies[0])
-        }),
+    match attempts::run(cluster, &spread).await {
+        Ok(answers) => merged(
+            cluster,
+            &answers.into_iter().map(|a| a.1).collect::<Vec<_>>(),
+            |bodies| match bodies {
+                [one] => strip(one),
+                _ => Err(MergeError("one node's answer was expected".into())),
+            },
+        ),
         Err(ReadError::Stopped(_, resp)) => relay(&resp),
         Err(ReadError::Unavailable { reasons, .. }) => {
             let all: Vec<u32> = (0..cluster.topology.shards).collect();
             Reply::error(&MeiliError::shards_unavailable(&all, &reasons))
         }
-    })
+    }
 }
 
 /// Runs a merge over the nodes' answers (off the async worker when large), records its
@@ -290,6 +309,20 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
     let Some(Value::Array(queries)) = body.get("queries") else {
         return judge(cluster, req).await;
     };
+    // As a search: one node answers the client's request (its gateway fields renamed, if
+    // any) when every node holds every shard.
+    let index_of = |q: &Value| {
+        q.get("indexUid")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    if every_node_holds_every_shard(cluster)
+        && queries
+            .iter()
+            .all(|q| index_of(q).is_some_and(|i| services.tasks.client_facet_values(&i).is_none()))
+    {
+        return lone_read(cluster, req, multi_without_reserved).await;
+    }
     let mut prepared = Vec::with_capacity(queries.len());
     for q in queries {
         let Some(q) = q.as_object() else {
