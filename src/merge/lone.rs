@@ -149,11 +149,10 @@ impl<'a> Splice<'a> {
             }
             kept_any |= !reserved;
             previous_end = end;
+            i = next;
             if !more {
-                i = next;
                 break;
             }
-            i = next;
         }
         (i + 1).min(buf.len())
     }

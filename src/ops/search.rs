@@ -128,8 +128,8 @@ fn target_bytes(body: &Map<String, Value>, target: &Target) -> Vec<u8> {
 pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
     let index = req.route.index.clone().unwrap_or_default();
-    if let Some(reply) = lone_search(cluster, services, req, &index).await {
-        return reply;
+    if lone_allowed(cluster, services, req, &index) {
+        return lone_read(cluster, req, without_reserved).await;
     }
     let mut query = if req.method == Method::GET {
         get_params_to_body(req.query)
@@ -195,24 +195,20 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
     })
 }
 
-/// A search where every node holds every shard: one node gets the client's own request, and
-/// its answer goes back as it is, less the gateway's fields. `None` when another path must
-/// serve it: a body that may name a gateway field (renamed first), facet values to cut to
-/// the client's `maxValuesPerFacet` (the nodes keep more), or a fleet where shards are split.
-async fn lone_search(
+/// Whether a `POST` read of `index` may take the lone path: every node holds every shard,
+/// so one node gets the client's own request and its answer goes back as it is, less the
+/// gateway's fields. Not for a body that may name a gateway field (renamed first), nor when
+/// facet values must be cut to the client's `maxValuesPerFacet` (the nodes keep more).
+fn lone_allowed(
     cluster: &Cluster<'_>,
     services: &Services,
     req: &Request<'_>,
     index: &str,
-) -> Option<Reply> {
-    let lone = req.method == Method::POST
+) -> bool {
+    req.method == Method::POST
         && every_node_holds_every_shard(cluster)
         && !guard::may_name_a_field(&req.body)
-        && services.tasks.client_facet_values(index).is_none();
-    match lone {
-        true => Some(lone_read(cluster, req, without_reserved).await),
-        false => None,
-    }
+        && services.tasks.client_facet_values(index).is_none()
 }
 
 /// Whether any node's answer covers every shard, whichever node is asked.
@@ -383,6 +379,10 @@ fn rename_in_multi_search(body: &mut Map<String, Value>) -> bool {
 pub async fn facet_search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
     let index = req.route.index.clone().unwrap_or_default();
+    // A facet search's answer names no document field: the lone node's is the answer.
+    if lone_allowed(cluster, services, req, &index) {
+        return lone_read(cluster, req, |answer| Ok(answer.to_vec())).await;
+    }
     let Some(mut body) = req.json_object() else {
         return judge(cluster, req).await;
     };
