@@ -113,8 +113,11 @@ impl<'a> Splice<'a> {
 
     /// Leaves `buf[from..to]` out of the copy.
     fn cut(&mut self, from: usize, to: usize) {
+        // Cuts come in order on any answer; the clamps only keep a malformed one from
+        // panicking (it is refused after the walk).
+        let from = from.clamp(self.copied, self.buf.len());
         self.out.extend_from_slice(&self.buf[self.copied..from]);
-        self.copied = to;
+        self.copied = to.clamp(from, self.buf.len());
     }
 
     /// Walks the object at `pos` (a `{`), cutting its reserved members (with the comma that
@@ -297,6 +300,20 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever bytes a node sends, the walk ends without a panic.
+        #[test]
+        fn any_bytes_are_walked_without_a_panic(raw in prop::collection::vec(prop_oneof![
+            Just(b'{'), Just(b'}'), Just(b'['), Just(b']'), Just(b'"'), Just(b'\\'),
+            Just(b','), Just(b':'), Just(b' '), any::<u8>(),
+        ], 0..64), hits in any::<bool>()) {
+            let mut raw = raw;
+            if hits {
+                raw.splice(0..0, b"{\"hits\":[{\"_miroir_shard\":".iter().copied());
+            }
+            let _ = without_reserved(&raw);
+            let _ = multi_without_reserved(&raw);
+        }
+
         /// Whatever the documents hold, the client gets exactly the node's answer less the
         /// gateway's members of each hit, its `_formatted` and the distribution.
         #[test]

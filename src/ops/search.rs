@@ -307,16 +307,11 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
     };
     // As a search: one node answers the client's request (its gateway fields renamed, if
     // any) when every node holds every shard.
-    let index_of = |q: &Value| {
-        q.get("indexUid")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+    let whole_facets = |q: &Value| {
+        let index = q.get("indexUid").and_then(Value::as_str);
+        index.is_some_and(|i| services.tasks.client_facet_values(i).is_none())
     };
-    if every_node_holds_every_shard(cluster)
-        && queries
-            .iter()
-            .all(|q| index_of(q).is_some_and(|i| services.tasks.client_facet_values(&i).is_none()))
-    {
+    if every_node_holds_every_shard(cluster) && queries.iter().all(whole_facets) {
         return lone_read(cluster, req, multi_without_reserved).await;
     }
     let mut prepared = Vec::with_capacity(queries.len());
