@@ -254,3 +254,65 @@ async fn a_canceled_rebalance_leaves_every_shard_where_it_was() {
     let mut none = Api::new(gw.addr, None);
     assert_eq!(none.get("/_miroir/topology").await.status, 401);
 }
+
+/// A write the old owner has acknowledged but not yet applied when its shard's copy starts
+/// is in the copy: the copy through the gateway reads the source only once its queue has
+/// processed every write sent before the recording began (those are not replayed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_still_queued_on_the_old_owner_reaches_the_new_one() {
+    let nodes = start_nodes(None).await;
+    let env = [("MIROIR_MASTER_KEY", KEY)];
+    let mut config = extra();
+    config.tail.push_str("copy = \"gateway\"\n");
+    let gw = GatewayProcess::start(&entries(&nodes, &[0]), &config, &env).await;
+    let mut api = Api::new(gw.addr, Some(KEY));
+    let docs = |version| -> Vec<u8> {
+        let docs: Vec<_> = (0..300).map(|id| movie(id, version)).collect();
+        serde_json::to_vec(&docs).unwrap()
+    };
+    let path = "/indexes/movies/documents?primaryKey=id";
+    let task = api
+        .write("POST", path, Some("application/json"), &docs(0))
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let TestNode::Fake(n1) = &nodes[0] else {
+        unreachable!("test nodes")
+    };
+    // n1 takes the new version into its queue and answers `enqueued`, as a node busy
+    // indexing does.
+    n1.pause_queue(true);
+    let resp = api
+        .call("POST", path, Some("application/json"), &docs(1))
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let uid = resp.json()["taskUid"].as_u64().unwrap();
+    reload_with(&gw, &nodes, &[0, 1], &config).await;
+    // Long enough for a copy that does not wait for n1's queue to finish and reach the replay.
+    let replaying = try_until_phase(&mut api, "replaying", Duration::from_secs(3)).await;
+    n1.pause_queue(false);
+    settle(&mut api, &gw, Duration::from_secs(60)).await;
+    assert_eq!(api.wait(uid).await["status"], "succeeded");
+    let moved = api.get("/_miroir/rebalance").await.json()["moves"].clone();
+    assert!(
+        moved
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["phase"] == "done"),
+        "{moved}"
+    );
+    let found = browse(&mut api, "movies", "id").await;
+    let stale: Vec<&String> = found
+        .iter()
+        .filter(|(id, doc)| doc["title"] != movie(id.parse().unwrap(), 1)["title"])
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(found.len(), 300);
+    assert!(
+        stale.is_empty(),
+        "{} of 300 documents lost the write (a move reached {:?} before n1 applied it): {:?}",
+        stale.len(),
+        replaying.map(|m| m["shard"].clone()),
+        &stale[..stale.len().min(10)]
+    );
+}

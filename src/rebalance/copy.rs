@@ -189,6 +189,10 @@ pub(super) async fn copy_through_gateway(
     indexes: &[(String, Option<String>)],
     shard: u32,
 ) -> Result<u64, String> {
+    // Writes acknowledged before the recording began are not replayed: the pages must be
+    // read after the source has applied them (an export waits behind them in its queue).
+    src.drain(src.latest_task().await?, Duration::from_secs(3600))
+        .await?;
     let filter = shard_tag::filter(&[shard]);
     let mut copied = 0u64;
     let mut last = None;

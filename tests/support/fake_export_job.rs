@@ -36,7 +36,7 @@ pub fn export(shared: &Arc<Mutex<NodeState>>, req: &Message) -> Answer {
         "error": null, "duration": null, "enqueuedAt": enqueued, "startedAt": null,
         "finishedAt": null,
     }));
-    if state.export_job.is_some() {
+    if state.export_job.is_some() || state.queue_paused {
         state.queue.push_back(Queued::Export { uid, request });
     } else {
         start_export(shared, &mut state, uid, request);
@@ -161,9 +161,9 @@ pub(super) fn finish_export(
     drain(shared, &mut state);
 }
 
-/// Runs the tasks that waited behind an export, up to the next export.
+/// Runs the tasks that waited behind an export (or a paused queue), up to the next export.
 pub(super) fn drain(shared: &Arc<Mutex<NodeState>>, state: &mut NodeState) {
-    while state.export_job.is_none() {
+    while state.export_job.is_none() && !state.queue_paused {
         match state.queue.pop_front() {
             None => return,
             Some(Queued::Task { uid, run }) => run_task(state, uid, run),

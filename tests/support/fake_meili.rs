@@ -31,7 +31,7 @@ pub fn param(req: &Message, name: &str) -> Option<String> {
 }
 
 /// Enqueues and at once runs a task; `run` returns the details and an error, if any. While an
-/// export is processed the task waits behind it, as in Meilisearch's queue.
+/// export is processed (or the queue is paused) the task waits, as in Meilisearch's queue.
 pub(super) fn task(
     state: &mut NodeState,
     index: Option<&str>,
@@ -45,7 +45,7 @@ pub(super) fn task(
         "canceledBy": null, "details": null, "error": null, "duration": null,
         "enqueuedAt": enqueued, "startedAt": null, "finishedAt": null,
     }));
-    if state.export_job.is_some() {
+    if state.export_job.is_some() || state.queue_paused {
         state.queue.push_back(Queued::Task {
             uid,
             run: Box::new(run),

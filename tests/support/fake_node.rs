@@ -47,8 +47,10 @@ pub struct NodeState {
     pub export_retry_for: Option<Duration>,
     /// The export being processed: tasks enqueued meanwhile wait behind it.
     pub export_job: Option<super::fake_export_job::ExportJob>,
-    /// Tasks waiting for the export to end, in order.
+    /// Tasks waiting for the export to end, or for the queue to resume, in order.
     pub queue: VecDeque<super::fake_meili::Queued>,
+    /// When true, tasks are enqueued but not processed, as on a node busy indexing.
+    pub queue_paused: bool,
     /// The experimental features turned on (`PATCH /experimental-features`).
     pub features: std::collections::BTreeSet<String>,
 }
@@ -327,6 +329,16 @@ impl FakeNode {
 
     pub fn master_key(&self) -> Option<&str> {
         self.master_key.as_deref()
+    }
+
+    /// Holds the task queue (tasks are answered `enqueued` and wait), or processes what
+    /// waited, in order.
+    pub fn pause_queue(&self, paused: bool) {
+        let mut state = self.state.lock().unwrap();
+        state.queue_paused = paused;
+        if !paused {
+            super::fake_export_job::drain(&self.state, &mut state);
+        }
     }
 
     /// The documents of `index` on this node.

@@ -168,6 +168,8 @@ pub struct Ledger {
     pub movies: BTreeMap<u64, Option<Value>>,
     pub tasks: Vec<u64>,
     pub refused: Vec<String>,
+    /// Per movie id, the acknowledged writes that touched it, for a failure's message.
+    pub history: BTreeMap<u64, Vec<String>>,
 }
 
 impl Ledger {
@@ -204,57 +206,61 @@ pub async fn writer(
     while !stop.load(Ordering::Relaxed) {
         round += 1;
         let base = (round * 37) % HOT;
-        let (method, path, body, effect): (&str, String, Value, Effect) = match round % 4 {
-            0 | 1 => {
-                let ids: Vec<u64> = (0..10).map(|k| in_lane((base + k * 7) % HOT)).collect();
-                let docs: Vec<Value> = ids.iter().map(|&id| movie(id, round)).collect();
-                let docs2 = docs.clone();
-                (
-                    "POST",
-                    "/indexes/movies/documents".into(),
-                    Value::Array(docs),
-                    Box::new(move |l: &mut Ledger| {
-                        for d in &docs2 {
-                            l.movies.insert(d["id"].as_u64().unwrap(), Some(d.clone()));
-                        }
-                    }),
-                )
-            }
-            2 => {
-                let ids: Vec<u64> = (0..5).map(|k| in_lane((base + k * 11) % HOT)).collect();
-                let docs: Vec<Value> = ids
-                    .iter()
-                    .map(|&id| json!({"id": id, "rating": round}))
-                    .collect();
-                (
-                    "PUT",
-                    "/indexes/movies/documents".into(),
-                    Value::Array(docs),
-                    Box::new(move |l: &mut Ledger| {
-                        for &id in &ids {
-                            let entry = l.movies.entry(id).or_insert(None);
-                            match entry {
-                                Some(doc) => doc["rating"] = json!(round),
-                                None => *entry = Some(json!({"id": id, "rating": round})),
+        let (method, path, body, ids, effect): (&str, String, Value, Vec<u64>, Effect) =
+            match round % 4 {
+                0 | 1 => {
+                    let ids: Vec<u64> = (0..10).map(|k| in_lane((base + k * 7) % HOT)).collect();
+                    let docs: Vec<Value> = ids.iter().map(|&id| movie(id, round)).collect();
+                    let docs2 = docs.clone();
+                    (
+                        "POST",
+                        "/indexes/movies/documents".into(),
+                        Value::Array(docs),
+                        ids,
+                        Box::new(move |l: &mut Ledger| {
+                            for d in &docs2 {
+                                l.movies.insert(d["id"].as_u64().unwrap(), Some(d.clone()));
                             }
-                        }
-                    }),
-                )
-            }
-            _ => {
-                let ids: Vec<u64> = (0..3).map(|k| in_lane((base + k * 13) % HOT)).collect();
-                (
-                    "POST",
-                    "/indexes/movies/documents/delete-batch".into(),
-                    json!(ids),
-                    Box::new(move |l: &mut Ledger| {
-                        for &id in &ids {
-                            l.movies.insert(id, None);
-                        }
-                    }),
-                )
-            }
-        };
+                        }),
+                    )
+                }
+                2 => {
+                    let ids: Vec<u64> = (0..5).map(|k| in_lane((base + k * 11) % HOT)).collect();
+                    let docs: Vec<Value> = ids
+                        .iter()
+                        .map(|&id| json!({"id": id, "rating": round}))
+                        .collect();
+                    (
+                        "PUT",
+                        "/indexes/movies/documents".into(),
+                        Value::Array(docs),
+                        ids.clone(),
+                        Box::new(move |l: &mut Ledger| {
+                            for &id in &ids {
+                                let entry = l.movies.entry(id).or_insert(None);
+                                match entry {
+                                    Some(doc) => doc["rating"] = json!(round),
+                                    None => *entry = Some(json!({"id": id, "rating": round})),
+                                }
+                            }
+                        }),
+                    )
+                }
+                _ => {
+                    let ids: Vec<u64> = (0..3).map(|k| in_lane((base + k * 13) % HOT)).collect();
+                    (
+                        "POST",
+                        "/indexes/movies/documents/delete-batch".into(),
+                        json!(ids),
+                        ids.clone(),
+                        Box::new(move |l: &mut Ledger| {
+                            for &id in &ids {
+                                l.movies.insert(id, None);
+                            }
+                        }),
+                    )
+                }
+            };
         let resp = api
             .call(
                 method,
@@ -264,11 +270,15 @@ pub async fn writer(
             )
             .await;
         if resp.status != 202 {
-            ledger.lock().unwrap().refused.push(format!(
-                "{method} {path}: {} {}",
-                resp.status,
-                resp.text()
-            ));
+            let refused = format!("{method} {path}: {} {}", resp.status, resp.text());
+            {
+                let mut l = ledger.lock().unwrap();
+                for &id in &ids {
+                    let what = format!("refused (round {round}): {refused}");
+                    l.history.entry(id).or_default().push(what);
+                }
+                l.refused.push(refused);
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
@@ -277,6 +287,10 @@ pub async fn writer(
             let mut l = ledger.lock().unwrap();
             effect(&mut l);
             l.tasks.push(uid);
+            for id in ids {
+                let what = format!("task {uid}: {method} {path} (round {round})");
+                l.history.entry(id).or_default().push(what);
+            }
         }
         if round % 5 == 0 {
             let task = api.wait(uid).await;
@@ -465,15 +479,32 @@ pub async fn verify(step: &str, api: &mut Api, nodes: &[TestNode], ledger: &Mute
         .filter(|(k, v)| movies.get(*k).is_some_and(|m| m != *v))
         .map(|(k, _)| k)
         .collect();
+    let differences: Vec<String> = differ
+        .iter()
+        .take(5)
+        .map(|k| {
+            let history = k
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| ledger.lock().unwrap().history.get(&id).cloned())
+                .unwrap_or_default();
+            format!(
+                "{k}: acknowledged {} found {}; its writes:\n  {}",
+                expected[*k],
+                movies[*k],
+                history.join("\n  ")
+            )
+        })
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty() && differ.is_empty(),
-        "{step}: {} missing {:?}, {} extra {:?}, {} differ {:?}",
+        "{step}: {} missing {:?}, {} extra {:?}, {} differ:\n{}",
         missing.len(),
         &missing[..missing.len().min(5)],
         extra.len(),
         &extra[..extra.len().min(5)],
         differ.len(),
-        &differ[..differ.len().min(5)]
+        differences.join("\n")
     );
     let books = browse(api, "books", "isbn").await;
     assert_eq!(books.len() as u64, BOOKS, "{step}: books");
@@ -607,7 +638,11 @@ pub fn extra() -> Extra {
 }
 
 pub async fn reload_to(gw: &GatewayProcess, nodes: &[TestNode], which: &[usize]) {
-    gw.write_config(&entries(nodes, which), &extra());
+    reload_with(gw, nodes, which, &extra()).await;
+}
+
+pub async fn reload_with(gw: &GatewayProcess, nodes: &[TestNode], which: &[usize], config: &Extra) {
+    gw.write_config(&entries(nodes, which), config);
     gw.sighup();
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
