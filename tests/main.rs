@@ -18,6 +18,7 @@ mod gateway_basics;
 mod handoff;
 mod insertion_order;
 mod keys;
+mod lone_path;
 mod node_features;
 mod read_your_writes;
 mod real_aliases;

@@ -128,7 +128,7 @@ fn target_bytes(body: &Map<String, Value>, target: &Target) -> Vec<u8> {
 pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
     let index = req.route.index.clone().unwrap_or_default();
-    if lone_allowed(cluster, services, req, &index) {
+    if lone_allowed(cluster, req) && (!may_ask_for_facets(req) || facets_whole(services, &index)) {
         return lone_read(cluster, req, without_reserved).await;
     }
     let mut query = if req.method == Method::GET {
@@ -195,20 +195,35 @@ pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_
     })
 }
 
-/// Whether a `POST` read of `index` may take the lone path: every node holds every shard,
-/// so one node gets the client's own request and its answer goes back as it is, less the
-/// gateway's fields. Not for a body that may name a gateway field (renamed first), nor when
-/// facet values must be cut to the client's `maxValuesPerFacet` (the nodes keep more).
-fn lone_allowed(
-    cluster: &Cluster<'_>,
-    services: &Services,
-    req: &Request<'_>,
-    index: &str,
-) -> bool {
-    req.method == Method::POST
-        && every_node_holds_every_shard(cluster)
-        && !guard::may_name_a_field(&req.body)
-        && services.tasks.client_facet_values(index).is_none()
+/// Whether a read may take the lone path: every node holds every shard, so one node gets the
+/// client's own request and its answer goes back as it is, less the gateway's fields. Not for
+/// a request that may name a gateway field (renamed first).
+fn lone_allowed(cluster: &Cluster<'_>, req: &Request<'_>) -> bool {
+    let plain = match *req.method {
+        Method::POST => !guard::may_name_a_field(&req.body),
+        Method::GET => !guard::query_may_name_a_field(req.query),
+        _ => false,
+    };
+    plain && every_node_holds_every_shard(cluster)
+}
+
+/// Whether the nodes keep as many facet values as the client of `index` asked for: where
+/// they keep more, a facet answer must be cut to the client's `maxValuesPerFacet`.
+fn facets_whole(services: &Services, index: &str) -> bool {
+    services.tasks.client_facet_values(index).is_none()
+}
+
+/// Whether a search may ask for facets (conservatively: the word appears as a key could).
+fn may_ask_for_facets(req: &Request<'_>) -> bool {
+    match *req.method {
+        Method::GET => {
+            req.query.contains("facets")
+                || (req.query.contains('%')
+                    && crate::query_string::percent_decode(req.query).contains("facets"))
+        }
+        // No `\u` escape here (see `lone_allowed`): a `facets` key is spelled as is.
+        _ => memchr::memmem::find(&req.body, b"\"facets\"").is_some(),
+    }
 }
 
 /// Whether any node's answer covers every shard, whichever node is asked.
@@ -309,7 +324,8 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
     // any) when every node holds every shard.
     let whole_facets = |q: &Value| {
         let index = q.get("indexUid").and_then(Value::as_str);
-        index.is_some_and(|i| services.tasks.client_facet_values(i).is_none())
+        q.get("facets").is_none_or(Value::is_null)
+            || index.is_some_and(|i| facets_whole(services, i))
     };
     if every_node_holds_every_shard(cluster) && queries.iter().all(whole_facets) {
         return lone_read(cluster, req, multi_without_reserved).await;
@@ -375,7 +391,7 @@ pub async fn facet_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
     let started = Instant::now();
     let index = req.route.index.clone().unwrap_or_default();
     // A facet search's answer names no document field: the lone node's is the answer.
-    if lone_allowed(cluster, services, req, &index) {
+    if lone_allowed(cluster, req) && facets_whole(services, &index) {
         return lone_read(cluster, req, |answer| Ok(answer.to_vec())).await;
     }
     let Some(mut body) = req.json_object() else {

@@ -199,6 +199,13 @@ pub fn may_name_a_field(raw: &[u8]) -> bool {
     memchr::memmem::find(raw, b"_miroir_").is_some() || memchr::memmem::find(raw, b"\\u").is_some()
 }
 
+/// [`may_name_a_field`] for a query string: a percent escape could spell a name too.
+pub fn query_may_name_a_field(query: &str) -> bool {
+    const NAME: &str = "_miroir_";
+    query.contains(NAME)
+        || (query.contains('%') && crate::query_string::percent_decode(query).contains(NAME))
+}
+
 /// A node's message about a stand-in, with the client's name for it back.
 pub fn restore(message: &str) -> String {
     RENAMES
@@ -229,6 +236,20 @@ mod tests {
             assert!(may_name_a_field(raw.as_bytes()), "{raw}");
             let query: Map<String, Value> = serde_json::from_str(raw).unwrap();
             assert!(uses_tag(&query), "{raw}");
+        }
+    }
+
+    #[test]
+    fn query_strings_that_cannot_name_a_field_are_told_apart() {
+        for query in ["q=red&limit=20", "q=%E2%9C%93&filter=brand%20%3D%20x", ""] {
+            assert!(!query_may_name_a_field(query), "{query}");
+        }
+        for query in [
+            "filter=_miroir_shard%20%3D%201",
+            "filter=%5Fmiroir_shard%20%3D%201",
+            "attributesToRetrieve=%5f%6d%69%72%6f%69%72%5fshard",
+        ] {
+            assert!(query_may_name_a_field(query), "{query}");
         }
     }
 

@@ -470,6 +470,7 @@ pub fn route(state: &mut NodeState, req: &Message, segs: &[&str]) -> Answer {
             ),
         },
         ("POST", ["indexes", uid, "search"]) => search(state, uid, req),
+        ("GET", ["indexes", uid, "search"]) => super::fake_search::search_get(state, uid, req),
         ("POST", ["multi-search"]) => super::fake_multi::multi_search(state, req, search),
         ("POST", ["swap-indexes"]) => super::fake_swap::swap_indexes(state, req),
         ("DELETE", ["tasks"]) => {

@@ -252,3 +252,70 @@ fn unsortable(index: &Index, fields: &[&str]) -> Option<String> {
     };
     Some(format!("Attribute `{field}` is not sortable. {available}"))
 }
+
+/// `GET /indexes/{uid}/search`: the query string read as Meilisearch reads it (lists split
+/// on commas, numbers and booleans checked, unknown parameters refused), then searched as
+/// the `POST` body it stands for.
+pub(super) fn search_get(state: &mut NodeState, uid: &str, req: &Message) -> Answer {
+    let mut body = Map::new();
+    for part in req.query().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let k = miroir::query_string::percent_decode(k);
+        let v = miroir::query_string::percent_decode(v);
+        let invalid = |expected: &str| {
+            let code = format!("invalid_search_{}", snake(&k));
+            let message =
+                format!("Invalid value in parameter `{k}`: could not parse `{v}` as {expected}");
+            error(400, &code, "invalid_request", &message)
+        };
+        let value = match k.as_str() {
+            "q" | "filter" | "distinct" | "matchingStrategy" | "highlightPreTag"
+            | "highlightPostTag" | "cropMarker" => Value::from(v.clone()),
+            "offset" | "limit" | "page" | "hitsPerPage" | "cropLength" => match v.parse::<u64>() {
+                Ok(n) => Value::from(n),
+                Err(_) => return invalid("a positive integer"),
+            },
+            "attributesToRetrieve"
+            | "attributesToCrop"
+            | "attributesToHighlight"
+            | "facets"
+            | "sort"
+            | "attributesToSearchOn"
+            | "locales" => Value::from(
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            "showMatchesPosition"
+            | "showRankingScore"
+            | "showRankingScoreDetails"
+            | "retrieveVectors" => match v.parse::<bool>() {
+                Ok(b) => Value::from(b),
+                Err(_) => return invalid("a boolean, expected either `true` or `false`"),
+            },
+            _ => {
+                let message =
+                    format!("Unknown parameter `{k}`: expected one of {GET_SEARCH_PARAMETERS}");
+                return error(400, "bad_request", "invalid_request", &message);
+            }
+        };
+        body.insert(k, value);
+    }
+    let mut as_post = req.clone();
+    as_post.body = serde_json::to_vec(&body).unwrap_or_default();
+    search(state, uid, &as_post)
+}
+
+const GET_SEARCH_PARAMETERS: &str = "`q`, `offset`, `limit`, `page`, `hitsPerPage`, `attributesToRetrieve`, `attributesToCrop`, `cropLength`, `cropMarker`, `attributesToHighlight`, `highlightPreTag`, `highlightPostTag`, `showMatchesPosition`, `filter`, `sort`, `distinct`, `facets`, `matchingStrategy`, `attributesToSearchOn`, `rankingScoreThreshold`, `locales`, `hybridEmbedder`, `hybridSemanticRatio`, `vector`, `retrieveVectors`, `personalizeUserContext`, `useNetwork`, `showRankingScore`, `showRankingScoreDetails`, `showPerformanceDetails`";
+
+/// `hitsPerPage` as in an error code: `hits_per_page`.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
