@@ -142,7 +142,7 @@ fn bench(c: &mut Criterion) {
     // The same answer on the lone path (the node got the client's own request): only the
     // gateway's fields are cut out.
     g.bench_function("miroir 1 shard x 20 hits, lone path, 15 KB", |b| {
-        b.iter(|| without_reserved(black_box(lone)).unwrap())
+        b.iter(|| without_reserved(black_box(lone), None).unwrap())
     });
     g.finish();
 }

@@ -7,11 +7,16 @@ use super::search::MergeError;
 use crate::shard_tag;
 
 /// `answer` without the gateway's fields: in each hit, in each hit's `_formatted`, and in
-/// `facetDistribution` (which names the tag under `facets: ["*"]`). Nothing else is touched;
-/// a document's nested object that happens to use a reserved name keeps it, as it does in
-/// the merges. One forward walk; the bytes between the cuts are copied whole.
-pub fn without_reserved(answer: &[u8]) -> Result<Vec<u8>, MergeError> {
-    strip(answer, |splice, root| splice.search_answer(root))
+/// `facetDistribution` (which names the tag under `facets: ["*"]`), whose facets also keep
+/// at most `max_values` values each when given (the client's `maxValuesPerFacet`, where the
+/// nodes keep more: a node lists a facet's values in its order, so the first ones are those
+/// it would give with the client's setting). Nothing else is touched; a document's nested
+/// object that happens to use a reserved name keeps it, as it does in the merges. One
+/// forward walk; the bytes between the cuts are copied whole.
+pub fn without_reserved(answer: &[u8], max_values: Option<usize>) -> Result<Vec<u8>, MergeError> {
+    strip(answer, |splice, root| {
+        splice.search_answer(root, max_values)
+    })
 }
 
 /// [`without_reserved`] for each result of a plain multi-search answer (`{"results":[...]}`).
@@ -23,7 +28,7 @@ pub fn multi_without_reserved(answer: &[u8]) -> Result<Vec<u8>, MergeError> {
             if key != b"results" || buf.get(value) != Some(&b'[') {
                 return None;
             }
-            let end = splice.elements(value, &mut |splice, i| splice.search_answer(i));
+            let end = splice.elements(value, &mut |splice, i| splice.search_answer(i, None));
             results_ok = end.is_some();
             end
         });
@@ -68,8 +73,9 @@ type Inner<'f, 'a> = dyn FnMut(&mut Splice<'a>, &[u8], usize) -> Option<usize> +
 
 impl<'a> Splice<'a> {
     /// Walks the search answer at `pos`: its hits (each with its `_formatted`) and its
-    /// `facetDistribution`. Its end, or `None` when it has no array of hit objects.
-    fn search_answer(&mut self, pos: usize) -> Option<usize> {
+    /// `facetDistribution` (each facet cut to `max_values`). Its end, or `None` when it has
+    /// no array of hit objects.
+    fn search_answer(&mut self, pos: usize, max_values: Option<usize>) -> Option<usize> {
         let buf = self.buf;
         // Hits seen, all of them objects.
         let mut hits_ok = false;
@@ -86,7 +92,16 @@ impl<'a> Splice<'a> {
                 end
             }
             b"facetDistribution" if buf.get(value) == Some(&b'{') => {
-                Some(splice.object(value, &mut |_, _, _| None))
+                let facet = &mut |splice: &mut Splice<'a>, _: &[u8], value| {
+                    let max = max_values.filter(|_| buf.get(value) == Some(&b'{'))?;
+                    let mut seen = 0;
+                    let beyond = &mut |_: &[u8]| {
+                        seen += 1;
+                        seen > max
+                    };
+                    Some(splice.object_dropping(value, beyond, &mut |_, _, _| None))
+                };
+                Some(splice.object(value, facet))
             }
             _ => None,
         });
@@ -124,6 +139,16 @@ impl<'a> Splice<'a> {
     /// joined each to the others) and handing the others' values to `inner`; returns the
     /// object's end (exclusive).
     fn object(&mut self, pos: usize, inner: &mut Inner<'_, 'a>) -> usize {
+        self.object_dropping(pos, &mut |key| shard_tag::is_reserved(key), inner)
+    }
+
+    /// [`Splice::object`], cutting the members whose key `drop` says (asked in order).
+    fn object_dropping(
+        &mut self,
+        pos: usize,
+        drop: &mut dyn FnMut(&[u8]) -> bool,
+        inner: &mut Inner<'_, 'a>,
+    ) -> usize {
         let buf = self.buf;
         let mut i = skip_ws(buf, pos + 1);
         let mut kept_any = false;
@@ -133,7 +158,7 @@ impl<'a> Splice<'a> {
             let key_end = string_end(buf, i);
             let value = skip_ws(buf, skip_ws(buf, key_end) + 1);
             let key = &buf[i + 1..key_end.saturating_sub(1).max(i + 1)];
-            let reserved = shard_tag::is_reserved(key);
+            let reserved = drop(key);
             let end = match reserved {
                 true => value_end(buf, value),
                 false => inner(self, key, value).unwrap_or_else(|| value_end(buf, value)),
@@ -169,9 +194,14 @@ mod tests {
 
     /// The answer stripped, written compact as nodes do, and also pretty: both must agree.
     fn stripped(answer: &Value) -> Value {
-        let out = without_reserved(answer.to_string().as_bytes()).unwrap();
+        stripped_to(answer, None)
+    }
+
+    /// [`stripped`], each facet cut to `max` values.
+    fn stripped_to(answer: &Value, max: Option<usize>) -> Value {
+        let out = without_reserved(answer.to_string().as_bytes(), max).unwrap();
         let pretty = serde_json::to_string_pretty(answer).unwrap();
-        let out_pretty = without_reserved(pretty.as_bytes()).unwrap();
+        let out_pretty = without_reserved(pretty.as_bytes(), max).unwrap();
         let out: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(out, serde_json::from_slice::<Value>(&out_pretty).unwrap());
         out
@@ -180,6 +210,11 @@ mod tests {
     /// What the client must see: `answer` with the reserved members of the hits, their
     /// `_formatted` and `facetDistribution` removed, built with serde_json.
     fn expected(answer: &Value) -> Value {
+        expected_to(answer, None)
+    }
+
+    /// [`expected`], with each facet's first `max` values.
+    fn expected_to(answer: &Value, max: Option<usize>) -> Value {
         let clean = |o: &Map<String, Value>| -> Map<String, Value> {
             o.iter()
                 .filter(|(k, _)| !shard_tag::is_reserved(k.as_bytes()))
@@ -202,7 +237,13 @@ mod tests {
             .collect();
         out.insert("hits".into(), Value::Array(hits));
         if let Some(Value::Object(d)) = answer.get("facetDistribution") {
-            out.insert("facetDistribution".into(), Value::Object(clean(d)));
+            let mut d = clean(d);
+            for values in d.values_mut() {
+                if let (Value::Object(v), Some(max)) = (values, max) {
+                    *v = std::mem::take(v).into_iter().take(max).collect();
+                }
+            }
+            out.insert("facetDistribution".into(), Value::Object(d));
         }
         Value::Object(out)
     }
@@ -237,16 +278,32 @@ mod tests {
     }
 
     #[test]
+    fn facets_are_cut_to_the_clients_values_in_the_nodes_order() {
+        let raw = r#"{"hits":[],"facetDistribution":{"_miroir_shard":{"!!!!":3},"country":{"Denmark":310,"Australia":309,"Brazil":308},"size":{"0":75},"none":{}},"facetStats":{"size":{"min":0,"max":39}}}"#;
+        let out = without_reserved(raw.as_bytes(), Some(2)).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"hits":[],"facetDistribution":{"country":{"Denmark":310,"Australia":309},"size":{"0":75},"none":{}},"facetStats":{"size":{"min":0,"max":39}}}"#
+        );
+        let out = without_reserved(raw.as_bytes(), Some(0)).unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            out["facetDistribution"],
+            json!({"country": {}, "size": {}, "none": {}})
+        );
+    }
+
+    #[test]
     fn field_order_and_bytes_of_kept_members_are_the_nodes() {
         let raw = r#"{"hits":[{"id":1,"_miroir_shard":"!!!!","t":"a\"b"},{"_miroir_shard":"!!!%"}],"query":"","limit":20,"offset":0,"estimatedTotalHits":2,"requestUid":"x"}"#;
-        let out = without_reserved(raw.as_bytes()).unwrap();
+        let out = without_reserved(raw.as_bytes(), None).unwrap();
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             r#"{"hits":[{"id":1,"t":"a\"b"},{}],"query":"","limit":20,"offset":0,"estimatedTotalHits":2,"requestUid":"x"}"#
         );
         let empty = r#"{"hits":[],"query":"","processingTimeMs":0,"limit":20,"offset":0,"estimatedTotalHits":0}"#;
         assert_eq!(
-            without_reserved(empty.as_bytes()).unwrap(),
+            without_reserved(empty.as_bytes(), None).unwrap(),
             empty.as_bytes()
         );
     }
@@ -254,7 +311,7 @@ mod tests {
     #[test]
     fn an_answer_of_another_shape_is_refused() {
         for raw in [&b"{\"message\":\"x\"}"[..], b"[]", b"", b"{\"hits\":[1,2]}"] {
-            assert!(without_reserved(raw).is_err(), "{raw:?}");
+            assert!(without_reserved(raw, None).is_err(), "{raw:?}");
         }
         for raw in [
             &b"{\"results\":[{\"message\":\"x\"}]}"[..],
@@ -310,7 +367,8 @@ mod tests {
             if hits {
                 raw.splice(0..0, b"{\"hits\":[{\"_miroir_shard\":".iter().copied());
             }
-            let _ = without_reserved(&raw);
+            let _ = without_reserved(&raw, None);
+            let _ = without_reserved(&raw, Some(1));
             let _ = multi_without_reserved(&raw);
         }
 
@@ -321,6 +379,7 @@ mod tests {
             hits in prop::collection::vec(hit(), 0..6),
             facets in prop::collection::vec((field(), value()), 0..4),
             total in any::<u32>(),
+            max in prop::option::of(0usize..4),
         ) {
             let mut answer = Map::new();
             answer.insert("hits".into(), Value::Array(hits));
@@ -331,7 +390,7 @@ mod tests {
                 Value::Object(facets.into_iter().collect()),
             );
             let answer = Value::Object(answer);
-            prop_assert_eq!(stripped(&answer), expected(&answer));
+            prop_assert_eq!(stripped_to(&answer, max), expected_to(&answer, max));
             // The same answers as the results of a plain multi-search.
             let multi = json!({"results": [answer.clone(), {"hits": []}, answer.clone()]});
             let out = multi_without_reserved(multi.to_string().as_bytes()).unwrap();

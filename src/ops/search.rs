@@ -128,8 +128,14 @@ fn target_bytes(body: &Map<String, Value>, target: &Target) -> Vec<u8> {
 pub async fn search(cluster: &Cluster<'_>, services: &Services, req: &Request<'_>) -> Reply {
     let started = Instant::now();
     let index = req.route.index.clone().unwrap_or_default();
-    if lone_allowed(cluster, req) && (!may_ask_for_facets(req) || facets_whole(services, &index)) {
-        return lone_read(cluster, req, without_reserved).await;
+    if lone_allowed(cluster, req) {
+        // Facets the nodes keep deeper are cut to the client's `maxValuesPerFacet`.
+        let max_values = match may_ask_for_facets(req) {
+            true => services.tasks.client_facet_values(&index),
+            false => None,
+        };
+        let max_values = max_values.map(|v| usize::try_from(v).unwrap_or(usize::MAX));
+        return lone_read(cluster, req, |answer| without_reserved(answer, max_values)).await;
     }
     let mut query = if req.method == Method::GET {
         get_params_to_body(req.query)
