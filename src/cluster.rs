@@ -130,23 +130,38 @@ impl<'a> Cluster<'a> {
     /// its hedge delay gets the next asked as well). For reads and validation probes only
     /// (two nodes may get it).
     pub async fn send_any(&self, req: &NodeRequest) -> Result<(NodeIdx, NodeResponse), NodeError> {
-        let request = |_: &Target| req.clone();
-        let spread = Spread {
-            units: 1,
-            by_shard: false,
-            max_failovers: self.topology.nodes.len(),
-            request: &request,
-            judge: |_| Verdict::Take,
-        };
-        match attempts::run(self, &spread).await {
-            Ok(mut answers) => answers
-                .pop()
-                .ok_or_else(|| NodeError::Connect("no node answered".into())),
+        let failovers = self.topology.nodes.len();
+        match self.read_one(req, failovers, |_| Verdict::Take).await {
+            Ok(answer) => Ok(answer),
             Err(ReadError::Stopped(node, resp)) => Ok((node, *resp)),
             Err(ReadError::Unavailable { last, .. }) => {
                 Err(last.unwrap_or_else(|| NodeError::Connect("no node in the topology".into())))
             }
         }
+    }
+
+    /// `req` as a one-unit read of [`attempts`]: to one node in [`Self::preferred_nodes`]
+    /// order, its answer judged by `judge`, at most `max_failovers` other nodes after it.
+    pub async fn read_one(
+        &self,
+        req: &NodeRequest,
+        max_failovers: usize,
+        judge: fn(u16) -> Verdict,
+    ) -> Result<(NodeIdx, NodeResponse), ReadError> {
+        let request = |_: &Target| req.clone();
+        let spread = Spread {
+            units: 1,
+            by_shard: false,
+            max_failovers,
+            request: &request,
+            judge,
+        };
+        let mut answers = attempts::run(self, &spread).await?;
+        answers.pop().ok_or_else(|| ReadError::Unavailable {
+            units: vec![0],
+            reasons: vec!["no node answered".into()],
+            last: None,
+        })
     }
 
     /// A request carrying the gateway's own key.

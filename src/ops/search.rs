@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 pub(super) use super::gather::gather;
 use super::gather::MAX_FAILOVERS;
 use super::{answers_len, cpu_bound, relay, unreachable, Request, Services};
-use crate::attempts::{self, ReadError, Spread, Target};
+use crate::attempts::{ReadError, Target};
 use crate::cluster::Cluster;
 use crate::error::MeiliError;
 use crate::merge::lone::{multi_without_reserved, without_reserved};
@@ -249,24 +249,14 @@ async fn lone_read(
     req: &Request<'_>,
     strip: impl FnOnce(&[u8]) -> Result<Vec<u8>, MergeError>,
 ) -> Reply {
-    let forward = req.forward();
-    let request = |_: &Target| forward.clone();
-    let spread = Spread {
-        units: 1,
-        by_shard: false,
-        max_failovers: MAX_FAILOVERS,
-        request: &request,
-        judge: super::gather::judge,
-    };
-    match attempts::run(cluster, &spread).await {
-        Ok(answers) => merged(
-            cluster,
-            &answers.into_iter().map(|a| a.1).collect::<Vec<_>>(),
-            |bodies| match bodies {
-                [one] => strip(one),
-                _ => Err(MergeError("one node's answer was expected".into())),
-            },
-        ),
+    let answer = cluster
+        .read_one(&req.forward(), MAX_FAILOVERS, super::gather::judge)
+        .await;
+    match answer {
+        Ok((_, answer)) => merged(cluster, &[answer], |bodies| match bodies {
+            [one] => strip(one),
+            _ => Err(MergeError("one node's answer was expected".into())),
+        }),
         Err(ReadError::Stopped(_, resp)) => relay(&resp),
         Err(ReadError::Unavailable { reasons, .. }) => {
             let all: Vec<u32> = (0..cluster.topology.shards).collect();
