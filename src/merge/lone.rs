@@ -19,8 +19,12 @@ pub fn without_reserved(answer: &[u8], max_values: Option<usize>) -> Result<Vec<
     })
 }
 
-/// [`without_reserved`] for each result of a plain multi-search answer (`{"results":[...]}`).
-pub fn multi_without_reserved(answer: &[u8]) -> Result<Vec<u8>, MergeError> {
+/// [`without_reserved`] for each result of a plain multi-search answer (`{"results":[...]}`),
+/// the `n`th cut to `max_values[n]`.
+pub fn multi_without_reserved(
+    answer: &[u8],
+    max_values: &[Option<usize>],
+) -> Result<Vec<u8>, MergeError> {
     strip(answer, |splice, root| {
         let buf = splice.buf;
         let mut results_ok = false;
@@ -28,7 +32,12 @@ pub fn multi_without_reserved(answer: &[u8]) -> Result<Vec<u8>, MergeError> {
             if key != b"results" || buf.get(value) != Some(&b'[') {
                 return None;
             }
-            let end = splice.elements(value, &mut |splice, i| splice.search_answer(i, None));
+            let mut n = 0;
+            let end = splice.elements(value, &mut |splice, i| {
+                let max = max_values.get(n).copied().flatten();
+                n += 1;
+                splice.search_answer(i, max)
+            });
             results_ok = end.is_some();
             end
         });
@@ -318,9 +327,9 @@ mod tests {
             b"{\"results\":[1]}",
             b"{\"hits\":[]}",
         ] {
-            assert!(multi_without_reserved(raw).is_err(), "{raw:?}");
+            assert!(multi_without_reserved(raw, &[]).is_err(), "{raw:?}");
         }
-        assert!(multi_without_reserved(b"{\"results\":[]}").is_ok());
+        assert!(multi_without_reserved(b"{\"results\":[]}", &[]).is_ok());
     }
 
     fn field() -> impl Strategy<Value = String> {
@@ -369,7 +378,7 @@ mod tests {
             }
             let _ = without_reserved(&raw, None);
             let _ = without_reserved(&raw, Some(1));
-            let _ = multi_without_reserved(&raw);
+            let _ = multi_without_reserved(&raw, &[Some(0)]);
         }
 
         /// Whatever the documents hold, the client gets exactly the node's answer less the
@@ -393,9 +402,10 @@ mod tests {
             prop_assert_eq!(stripped_to(&answer, max), expected_to(&answer, max));
             // The same answers as the results of a plain multi-search.
             let multi = json!({"results": [answer.clone(), {"hits": []}, answer.clone()]});
-            let out = multi_without_reserved(multi.to_string().as_bytes()).unwrap();
+            let cuts = [max, Some(0), None];
+            let out = multi_without_reserved(multi.to_string().as_bytes(), &cuts).unwrap();
             let out: Value = serde_json::from_slice(&out).unwrap();
-            let want = json!({"results": [expected(&answer), {"hits": []}, expected(&answer)]});
+            let want = json!({"results": [expected_to(&answer, max), {"hits": []}, expected(&answer)]});
             prop_assert_eq!(out, want);
         }
     }

@@ -318,13 +318,23 @@ pub async fn multi_search(cluster: &Cluster<'_>, services: &Services, req: &Requ
     };
     // As a search: one node answers the client's request (its gateway fields renamed, if
     // any) when every node holds every shard.
-    let whole_facets = |q: &Value| {
-        let index = q.get("indexUid").and_then(Value::as_str);
-        q.get("facets").is_none_or(Value::is_null)
-            || index.is_some_and(|i| facets_whole(services, i))
-    };
-    if every_node_holds_every_shard(cluster) && queries.iter().all(whole_facets) {
-        return lone_read(cluster, req, multi_without_reserved).await;
+    if every_node_holds_every_shard(cluster) {
+        // Each query's facets cut to its index's `maxValuesPerFacet` where the nodes keep more.
+        let max_values: Vec<Option<usize>> = queries
+            .iter()
+            .map(|q| {
+                let index = q.get("indexUid").and_then(Value::as_str)?;
+                if q.get("facets").is_none_or(Value::is_null) {
+                    return None;
+                }
+                let v = services.tasks.client_facet_values(index)?;
+                Some(usize::try_from(v).unwrap_or(usize::MAX))
+            })
+            .collect();
+        return lone_read(cluster, req, |answer| {
+            multi_without_reserved(answer, &max_values)
+        })
+        .await;
     }
     let mut prepared = Vec::with_capacity(queries.len());
     for q in queries {
