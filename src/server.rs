@@ -33,7 +33,7 @@ use crate::rebalance::{self, state::State, Rebalancer};
 use crate::reload::{ReloadService, Reloader};
 use crate::state::redis::RedisStore;
 use crate::state::StateStore;
-use crate::tasks::{refresh, TaskService};
+use crate::tasks::{refresh, Finished, TaskService};
 use crate::topology::TopologyStore;
 use crate::webhooks::Webhooks;
 
@@ -377,7 +377,7 @@ impl BackgroundService for KeySyncService {
 /// Calls the webhooks as gateway tasks finish ([`crate::webhooks::run`]).
 struct WebhookService {
     webhooks: Arc<Webhooks>,
-    finished: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>>>,
+    finished: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Finished>>>,
 }
 
 #[async_trait]

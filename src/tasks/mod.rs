@@ -36,6 +36,15 @@ pub type Opener = Box<dyn Fn() -> Result<Arc<dyn StateStore>, StoreError> + Send
 /// added to the client's request: they are not shown.
 pub const HIDDEN_DETAILS: &str = "_miroir_hidden";
 
+/// A task that finished, for the webhooks: its view, and the webhooks there were just before
+/// it was stored finished (`None`: not known, those there when it is sent). A webhook made
+/// once a client could see the task finished is not called for it, as on a node, which
+/// reads its webhooks when its batch ends.
+pub struct Finished {
+    pub view: Value,
+    pub hooks: Option<Vec<uuid::Uuid>>,
+}
+
 /// The task store plus the set of tasks not final yet.
 ///
 /// The store file can be held by the previous process during a graceful upgrade (it
@@ -50,8 +59,8 @@ pub struct TaskService {
     /// Told of every task progress before it is stored, so no client sees a write done and
     /// then a cached answer from before it.
     cache: std::sync::Arc<SearchCache>,
-    /// Given the view of every task that finishes (the webhooks' calls).
-    finished: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
+    /// Told of every task that finishes (the webhooks' calls).
+    finished: Option<tokio::sync::mpsc::UnboundedSender<Finished>>,
     /// Tasks kept at most ([`prune`]).
     max_tasks: u64,
     /// This gateway, as a lease holder of a shared store.
@@ -122,10 +131,10 @@ impl TaskService {
         self
     }
 
-    /// Sends the view of every task that finishes to `finished`.
+    /// Tells `finished` of every task that finishes.
     pub fn with_finished(
         mut self,
-        finished: tokio::sync::mpsc::UnboundedSender<Value>,
+        finished: tokio::sync::mpsc::UnboundedSender<Finished>,
     ) -> TaskService {
         self.finished = Some(finished);
         self
@@ -394,6 +403,12 @@ impl TaskService {
         self.store()?.webhooks()
     }
 
+    /// The webhooks there are now; `None` if the store does not say.
+    fn webhook_uuids(&self) -> Option<Vec<uuid::Uuid>> {
+        let hooks = self.webhooks().ok()?;
+        Some(hooks.iter().filter_map(|(u, _)| u.parse().ok()).collect())
+    }
+
     /// Stores (or, with `None`, deletes) the webhook `uuid`.
     pub fn set_webhook(&self, uuid: &str, json: Option<&[u8]>) -> Result<(), StoreError> {
         self.store()?.set_webhook(uuid, json)
@@ -455,10 +470,14 @@ impl TaskService {
                 .collect();
             let view = aggregate::aggregate(t, &views);
             let mut finished_here = false;
+            let mut hooks = None;
             if t.view.as_ref() != Some(&view) {
                 // A task of no single index (a swap, ...) may change any.
                 self.cache.invalidate(t.index_uid.as_deref());
                 t.view = Some(view);
+                if t.is_final() && self.finished.is_some() {
+                    hooks = self.webhook_uuids();
+                }
                 match self.store().and_then(|s| s.update(t)) {
                     Ok(done) => finished_here = done,
                     Err(e) => log::error!("{e}"),
@@ -470,7 +489,8 @@ impl TaskService {
             // Told once: a task finishes once, whichever refresh (or gateway) stored it.
             if finished_here {
                 if let (Some(finished), Some(view)) = (&self.finished, &t.view) {
-                    let _ = finished.send(view.clone());
+                    let view = view.clone();
+                    let _ = finished.send(Finished { view, hooks });
                 }
             }
         }

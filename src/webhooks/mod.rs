@@ -14,7 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
-use crate::tasks::{StoreError, TaskService};
+use crate::tasks::{Finished, StoreError, TaskService};
 use model::Webhook;
 
 /// How long one call may take, as on a node.
@@ -67,8 +67,9 @@ impl Webhooks {
         self.tasks.set_webhook(&uuid.to_string(), json.as_deref())
     }
 
-    /// Calls every webhook with `views` (tasks that finished), off the async threads.
-    pub fn notify(self: &Arc<Self>, views: Vec<Value>) {
+    /// Calls every webhook with the tasks that finished since it was made, off the async
+    /// threads.
+    pub fn notify(self: &Arc<Self>, finished: Vec<Finished>) {
         let webhooks = match self.list() {
             Ok(w) if !w.is_empty() => w,
             Ok(_) => return,
@@ -77,19 +78,30 @@ impl Webhooks {
                 return;
             }
         };
-        let mut ndjson = Vec::new();
-        for view in &views {
-            let _ = serde_json::to_writer(&mut ndjson, view);
-            ndjson.push(b'\n');
-        }
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        let body = match gz.write_all(&ndjson).and_then(|_| gz.finish()) {
-            Ok(b) => b,
-            Err(e) => {
-                log::error!("webhooks: {e}");
-                return;
+        // One payload per set of tasks: usually every webhook gets them all.
+        let mut payloads: Vec<(Vec<usize>, Arc<Vec<u8>>)> = Vec::new();
+        let mut calls = Vec::new();
+        for (uuid, hook) in webhooks {
+            let tasks = called_with(&finished, &uuid);
+            if tasks.is_empty() {
+                continue;
             }
-        };
+            let body = match payloads.iter().find(|(t, _)| *t == tasks) {
+                Some((_, body)) => body.clone(),
+                None => match payload(tasks.iter().map(|&i| &finished[i].view)) {
+                    Ok(body) => {
+                        let body = Arc::new(body);
+                        payloads.push((tasks, body.clone()));
+                        body
+                    }
+                    Err(e) => {
+                        log::error!("webhooks: {e}");
+                        return;
+                    }
+                },
+            };
+            calls.push((uuid, hook, body));
+        }
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -97,7 +109,7 @@ impl Webhooks {
                 .http_status_as_error(false)
                 .build()
                 .into();
-            for (uuid, hook) in webhooks {
+            for (uuid, hook, body) in calls {
                 let mut request = agent
                     .post(&hook.url)
                     .header("Content-Encoding", "gzip")
@@ -122,10 +134,30 @@ impl Webhooks {
     }
 }
 
+/// The tasks (positions in `finished`) webhook `uuid` is called with: those that finished
+/// once it existed.
+fn called_with(finished: &[Finished], uuid: &Uuid) -> Vec<usize> {
+    (0..finished.len())
+        .filter(|&i| finished[i].hooks.as_ref().is_none_or(|h| h.contains(uuid)))
+        .collect()
+}
+
+/// The payload a node sends: the tasks' views as gzipped NDJSON.
+fn payload<'v>(views: impl Iterator<Item = &'v Value>) -> std::io::Result<Vec<u8>> {
+    let mut ndjson = Vec::new();
+    for view in views {
+        serde_json::to_writer(&mut ndjson, view)?;
+        ndjson.push(b'\n');
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&ndjson)?;
+    gz.finish()
+}
+
 /// Calls the webhooks with the tasks that finish, gathered while a call is on its way.
 pub async fn run(
     webhooks: Arc<Webhooks>,
-    mut finished: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    mut finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
 ) {
     while let Some(first) = finished.recv().await {
         let mut views = vec![first];
@@ -133,5 +165,41 @@ pub async fn run(
             views.push(more);
         }
         webhooks.notify(views);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_webhook_is_called_only_with_tasks_that_finished_once_it_existed() {
+        let (old, new) = (Uuid::now_v7(), Uuid::now_v7());
+        let task = |uid: u64, hooks: Option<Vec<Uuid>>| Finished {
+            view: json!({"uid": uid}),
+            hooks,
+        };
+        let finished = [
+            task(1, Some(vec![])),
+            task(2, Some(vec![old])),
+            task(3, Some(vec![old, new])),
+            task(4, None),
+        ];
+        assert_eq!(called_with(&finished, &old), [1, 2, 3]);
+        assert_eq!(called_with(&finished, &new), [2, 3]);
+        // The payload holds those views, one NDJSON line each.
+        let body = payload(
+            called_with(&finished, &new)
+                .iter()
+                .map(|&i| &finished[i].view),
+        );
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&body.unwrap()[..]),
+            &mut text,
+        )
+        .unwrap();
+        assert_eq!(text, "{\"uid\":3}\n{\"uid\":4}\n");
     }
 }

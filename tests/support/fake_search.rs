@@ -293,6 +293,8 @@ pub(super) fn search_get(state: &mut NodeState, uid: &str, req: &Message) -> Ans
                 Ok(b) => Value::from(b),
                 Err(_) => return invalid("a boolean, expected either `true` or `false`"),
             },
+            // Also `rankingScoreThreshold`, vectors, hybrid search and the network, which a
+            // node accepts: the test node does not serve them (no test sends them).
             _ => {
                 let message =
                     format!("Unknown parameter `{k}`: expected one of {GET_SEARCH_PARAMETERS}");
