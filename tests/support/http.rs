@@ -181,6 +181,19 @@ impl Client {
         req.push_str("\r\n");
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
+        // A kept-alive connection the server has closed meanwhile (its idle timeout) is
+        // replaced before use, as HTTP clients' pools do: a request written into it would get
+        // no answer.
+        if let Some(conn) = &self.conn {
+            let open = conn.buffer().is_empty()
+                && matches!(
+                    conn.get_ref().try_read(&mut [0u8; 1]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                );
+            if !open {
+                self.conn = None;
+            }
+        }
         let reused = self.conn.is_some();
         let fut = async {
             if self.conn.is_none() {
